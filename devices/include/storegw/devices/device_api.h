@@ -1,0 +1,113 @@
+// The in-store device API: POST /v1/events, GET /v1/stock..., /healthz,
+// /readyz, served over HTTP/1.1 on the configured listen address.
+//
+// Threads: Start() spawns the server's own threads; every public method may
+// be called from any thread. Handlers call into storage::Journal, which is
+// thread-safe and answers only after the commit is durable. The Journal must
+// outlive the DeviceApi (Stop() or the destructor returns only when no
+// handler uses it any more).
+//
+// The HTTP contract (status codes, bodies, field paths, auth) is described in
+// devices/API.md.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "storegw/status.h"
+#include "storegw/storage/journal.h"
+
+namespace storegw::devices {
+
+struct ApiOptions {
+  // "HOST:PORT"; IPv6 as "[::1]:8080". Port 0 picks a free port (tests).
+  std::string listen = "127.0.0.1:8080";
+  // One "DEVICE_ID TOKEN" pair a line, '#' comments. Empty: no auth, and
+  // only loopback listen addresses are accepted by Start().
+  std::filesystem::path device_tokens_file;
+  // Bodies above this answer 413 and change nothing.
+  size_t max_body_bytes = 4u << 20;
+  // Worker threads (each keep-alive connection holds one while open).
+  int threads = 32;
+  // Seconds a client should wait after a 503 (journal full, stopping).
+  int retry_after_s = 5;
+  // An idle keep-alive connection is closed after this many seconds. Short on
+  // purpose: an idle connection holds a worker thread, and Stop() waits for
+  // idle connections to time out (so this bounds how long Stop() takes).
+  int keep_alive_timeout_s = 2;
+  // A request whose headers or body do not arrive within this many seconds
+  // (or whose response cannot be written) is dropped.
+  int io_timeout_s = 5;
+};
+
+// A parsed listen address. `host` has no brackets ("::1").
+struct ListenAddress {
+  std::string host;
+  uint16_t port = 0;
+  bool loopback = false;  // 127.0.0.0/8, ::1, ::ffff:127.x.x.x or "localhost"
+};
+// "HOST:PORT" or "[IPV6]:PORT"; port 0..65535. Errors name what is wrong.
+Result<ListenAddress> ParseListenAddress(const std::string& listen);
+
+// Reads and checks a device tokens file the way Start() does (for
+// `storegw config check`). Returns the number of devices it names. Errors
+// name the file and line, never a token.
+Result<size_t> CheckDeviceTokensFile(const std::filesystem::path& file);
+
+// A request/response pair for routes the gateway adds (status page,
+// /v1/status, /metrics): keeps httplib out of every header.
+struct HttpRequest {
+  std::string method;
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> query;  // decoded
+  std::string authorization;                               // header value
+  std::string body;
+};
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+// Called for any request the device API does not own; nullopt -> 404.
+using ExtraHandler = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
+
+struct ApiCounters {
+  uint64_t requests = 0;
+  uint64_t events_accepted = 0;   // newly journaled
+  uint64_t events_duplicate = 0;
+  uint64_t rejected_invalid = 0;  // 400
+  uint64_t rejected_auth = 0;     // 401/403
+  uint64_t rejected_too_large = 0;
+  uint64_t rejected_media_type = 0;
+  uint64_t rejected_unavailable = 0;  // 503
+  uint64_t errors_internal = 0;       // 500: the journal failed (I/O error, ...)
+};
+
+class DeviceApi {
+ public:
+  // Binds and starts serving. Errors name the problem: bad listen address,
+  // address in use, a non-loopback address without a tokens file, an
+  // unreadable or malformed tokens file (line number; never the token).
+  static Result<std::unique_ptr<DeviceApi>> Start(const ApiOptions& options,
+                                                  storage::Journal& journal,
+                                                  ExtraHandler extra = {});
+  virtual ~DeviceApi() = default;
+
+  virtual uint16_t port() const = 0;
+  // From now on POST /v1/events answers 503 + Retry-After and /readyz 503;
+  // requests already inside the journal finish normally.
+  virtual void BeginShutdown() = 0;
+  // Stops listening and returns when every handler has returned.
+  virtual void Stop() = 0;
+  virtual void SetReady(bool ready) = 0;
+  virtual ApiCounters counters() const = 0;
+};
+
+}  // namespace storegw::devices

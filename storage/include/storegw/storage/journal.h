@@ -1,0 +1,223 @@
+// The durable event journal and the stock ledger of one store gateway.
+//
+// One SQLite file (`<data_dir>/journal.db`) in WAL mode with
+// synchronous=FULL holds every event the gateway ever acknowledged (until
+// retention prunes delivered ones), the stock ledger, the ack watermark and
+// the journal's identity (epoch, store and gateway ids).
+//
+// Threads: Journal is thread-safe. All writes go through one writer thread
+// that owns the write connection and does group commit: it takes every
+// pending request, applies them in one transaction, commits once (fsync of
+// the WAL), then answers each caller. Append() returns only after that
+// commit is durable. Reads (OnHand, ReadEvents, Stats) use a pool of
+// read-only connections and never wait for the writer.
+//
+// Failure: every call returns a Status/Result. Invalid input changes
+// nothing. A full journal (max_bytes) or a full disk answers
+// kResourceExhausted and changes nothing; undelivered events are never
+// dropped to make room.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storegw/status.h"
+#include "storegw/v1/storegw.pb.h"
+
+namespace storegw::storage {
+
+namespace v1 = ::storegw::v1;
+
+// What Open() does with a journal file that fails its integrity check.
+enum class OnCorrupt {
+  // Move journal.db (and -wal, -shm) aside as journal.db.corrupt-<UTC time>,
+  // then create a fresh journal with a new epoch. The store keeps selling;
+  // the moved file is kept for recovery. Reported through
+  // Journal::open_report().
+  kMoveAsideAndCreate,
+  // Move the file aside and fail with kCorruption.
+  kMoveAsideAndFail,
+};
+
+struct JournalOptions {
+  // Directory of journal.db; created (0700) when missing.
+  std::filesystem::path data_dir = "./storegw-data";
+  // Identity written into a new journal. Opening an existing journal with a
+  // different store_id or gateway_id fails (kFailedPrecondition): a journal
+  // never changes identity.
+  std::string store_id = "store-0001";
+  std::string gateway_id = "gw-01";
+  // Cap of the database (pages in use). At or over it, Append() answers
+  // kResourceExhausted. Default 1 GiB.
+  uint64_t max_bytes = 1ull << 30;
+  // Delivered events older than this (by recorded_at) are pruned.
+  std::chrono::seconds retention = std::chrono::hours(24 * 7);
+  // How often the writer prunes and checkpoints when idle.
+  std::chrono::milliseconds maintenance_interval{1000};
+  // Upper bound of events written in one group commit.
+  size_t max_group_events = 20000;
+  OnCorrupt on_corrupt = OnCorrupt::kMoveAsideAndCreate;
+  // Number of read-only connections in the reader pool.
+  int reader_connections = 4;
+  // Clock for recorded_at (microseconds since the Unix epoch). Tests replace
+  // it; default is the system clock.
+  std::function<int64_t()> now_us;
+};
+
+// Per-event answer of Append(), in request order.
+struct AppendResult {
+  std::string event_id;
+  uint64_t seq = 0;
+  bool duplicate = false;  // event_id was journaled before; nothing changed
+};
+
+// Outcome of ApplySnapshot().
+struct SnapshotResult {
+  enum class Outcome { kApplied, kStale, kRejected };
+  Outcome outcome = Outcome::kApplied;
+  uint64_t seq = 0;          // seq of the journaled snapshot (or alert) event
+  size_t skus_applied = 0;   // lines rebased
+  size_t skus_stale = 0;     // lines older than the sku's current base
+  std::string reason;        // for kStale / kRejected
+};
+
+struct StockRow {
+  std::string sku;
+  int64_t on_hand = 0;
+  int64_t base_qty = 0;      // from the newest snapshot (or fold at pruning)
+  uint64_t as_of_seq = 0;    // base_qty is correct as of this seq
+  uint64_t hq_version = 0;
+};
+
+struct JournalStats {
+  uint64_t epoch = 0;
+  uint64_t first_seq = 0;        // oldest retained seq (0 if empty)
+  uint64_t last_seq = 0;         // newest seq (0 if empty)
+  uint64_t watermark = 0;        // every seq <= watermark is delivered
+  uint64_t backlog_events = 0;   // last_seq - watermark
+  uint64_t backlog_bytes = 0;    // stored bytes of undelivered events
+  int64_t oldest_undelivered_recorded_at = 0;  // us, 0 when no backlog
+  uint64_t journal_bytes = 0;    // pages in use * page size
+  uint64_t max_bytes = 0;
+  bool full = false;             // Append() is refusing
+  uint64_t events_appended = 0;  // since open, not counting duplicates
+  uint64_t duplicates = 0;       // since open
+  uint64_t commits = 0;          // group commits since open
+};
+
+// What Open() found and did, for the log and the status page.
+struct OpenReport {
+  bool created = false;            // a new journal (new epoch) was created
+  int migrated_from = 0;           // schema version before migration (0: none)
+  std::string corrupt_moved_to;    // non-empty: a corrupt file was moved here
+  std::string corrupt_reason;
+};
+
+class Journal {
+ public:
+  // Opens (or creates) <data_dir>/journal.db: checks the header and runs a
+  // quick integrity check, migrates the schema, starts the writer thread.
+  // Errors: kFailedPrecondition for a journal of a newer schema version or
+  // another store/gateway (the file is left untouched), kCorruption (see
+  // OnCorrupt), kIoError.
+  static Result<std::unique_ptr<Journal>> Open(const JournalOptions& options);
+
+  // Stops the writer after committing what is pending. Idempotent.
+  ~Journal();
+  void Close();
+
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // Journals `events` atomically: all of them or none. Validates each
+  // (ValidateDeviceEvent); the first invalid event fails the whole call with
+  // kInvalidArgument whose field is prefixed "events[i]." Events whose
+  // event_id is already journaled (or repeated earlier in the same call) are
+  // answered with their original seq and duplicate=true and change nothing.
+  // Returns after the commit is durable. kResourceExhausted when the journal
+  // is full or the disk is; kUnavailable after Close().
+  Result<std::vector<AppendResult>> Append(std::vector<v1::Event> events);
+
+  // Applies an HQ stock snapshot through the writer (DESIGN.md section 4) and
+  // journals it as a `stock_snapshot` event. A snapshot for another epoch or
+  // store, or with as_of_seq beyond last_seq, is rejected and an alert
+  // (SNAPSHOT_REJECTED) is journaled. Lines older than a sku's current base
+  // are ignored (stale).
+  Result<SnapshotResult> ApplySnapshot(const v1::StockSnapshot& snapshot);
+
+  // Marks every seq <= `seq` delivered. Never moves the watermark back and
+  // never past last_seq. Cheap: folded into the next commit; persisted within
+  // maintenance_interval. Losing the newest update in a crash only causes a
+  // resend.
+  Status Ack(uint64_t seq);
+
+  // Runs one retention pass now (tests; the writer also does it on its own).
+  // Returns the number of events pruned.
+  Result<uint64_t> PruneNow();
+
+  // Read side (reader pool, never blocks the writer).
+  Result<StockRow> Stock(const std::string& sku);  // kNotFound if never seen
+  Result<std::vector<StockRow>> StockByPrefix(const std::string& prefix, size_t limit);
+  // Events with seq >= from_seq in seq order, at most max_events and about
+  // max_bytes of stored event bytes (at least one event if any).
+  Result<std::vector<v1::JournaledEvent>> ReadEvents(uint64_t from_seq, size_t max_events,
+                                                     size_t max_bytes);
+  // Open alerts (oversell not yet cleared, recent others), newest first.
+  Result<std::vector<v1::StatusAlert>> OpenAlerts(size_t limit);
+
+  uint64_t epoch() const;
+  const std::string& store_id() const;
+  const std::string& gateway_id() const;
+  const OpenReport& open_report() const;
+  JournalStats Stats() const;  // cheap: from the writer's counters
+  std::filesystem::path path() const;
+
+ private:
+  struct Impl;
+  explicit Journal(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Checks one device-submitted event (no alert or gateway-only bodies).
+// On failure, kInvalidArgument with the field path relative to the event,
+// e.g. "event_id", "sale.lines[0].qty", "sale.lines[1].currency".
+Status ValidateDeviceEvent(const v1::Event& event);
+
+// Stock delta(s) of one event body, by sku, in line order; a sku may repeat.
+// Counts are absolute and not included (the ledger computes their delta).
+std::vector<std::pair<std::string, int64_t>> StockDeltas(const v1::Event& event);
+
+// ------------------------------------------------------------ offline tools
+
+struct VerifyReport {
+  uint64_t events = 0;
+  uint64_t first_seq = 0, last_seq = 0, watermark = 0;
+  uint64_t skus = 0;
+  bool full_replay = false;  // true when the journal starts at seq 1 and the
+                             // whole ledger was recomputed from the events
+};
+
+// `storegw journal verify`: integrity_check, seq density, every retained
+// event decodes, ledger deltas match the events, and for each sku
+// on_hand == base_qty + sum(deltas with seq > as_of_seq); when nothing was
+// pruned, the ledger recomputed from all events equals the stored one.
+// Opens read-only; works while a daemon writes. kCorruption with the first
+// problem found.
+Result<VerifyReport> VerifyJournal(const std::filesystem::path& data_dir,
+                                   const std::function<void(uint64_t done, uint64_t total)>&
+                                       progress = {});
+
+// `storegw journal export`: calls `sink` with each JournaledEvent in seq
+// order from a read-only snapshot of the journal; works while a daemon
+// writes. Stops early with the sink's non-ok Status.
+Status ExportJournal(const std::filesystem::path& data_dir,
+                     const std::function<Status(const v1::JournaledEvent&)>& sink,
+                     const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+
+}  // namespace storegw::storage

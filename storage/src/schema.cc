@@ -1,0 +1,80 @@
+#include "schema.h"
+
+#include <string>
+
+namespace storegw::storage {
+namespace {
+
+// Migration N brings the schema from version N to N+1. Never edit a shipped
+// migration: add a new one (and a golden file of the old schema in tests/).
+constexpr const char* kMigrations[] = {
+    // 0 -> 1: the first schema.
+    R"sql(
+    CREATE TABLE meta(
+      key   TEXT PRIMARY KEY,
+      value TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    -- One row per journaled event. seq is dense and never reused: rows leave
+    -- only from the low end, by retention, after delivery.
+    CREATE TABLE events(
+      seq         INTEGER PRIMARY KEY,
+      event_id    TEXT NOT NULL UNIQUE,
+      recorded_at INTEGER NOT NULL,   -- gateway clock at commit, us since epoch
+      cum_bytes   INTEGER NOT NULL,   -- sum of length(body) over seq' <= seq
+      count_delta INTEGER,            -- count events: the delta that set on_hand
+      body        BLOB NOT NULL       -- serialized storegw.v1.Event
+    );
+
+    -- The stock ledger: on_hand = base_qty + sum of deltas with seq > as_of_seq.
+    CREATE TABLE stock(
+      sku         TEXT PRIMARY KEY,
+      on_hand     INTEGER NOT NULL,
+      base_qty    INTEGER NOT NULL,
+      as_of_seq   INTEGER NOT NULL,
+      hq_version  INTEGER NOT NULL,
+      oversold    INTEGER NOT NULL,   -- 1 while an oversell alert is open
+      updated_seq INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    -- Alerts the gateway raised (each is also a journaled `alert` event).
+    CREATE TABLE alerts(
+      seq         INTEGER PRIMARY KEY,
+      kind        INTEGER NOT NULL,
+      sku         TEXT NOT NULL,
+      on_hand     INTEGER NOT NULL,
+      message     TEXT NOT NULL,
+      raised_at   INTEGER NOT NULL,
+      cleared_seq INTEGER
+    );
+    CREATE INDEX alerts_open ON alerts(sku, kind) WHERE cleared_seq IS NULL;
+    )sql",
+};
+
+static_assert(std::size(kMigrations) == kSchemaVersion);
+
+}  // namespace
+
+Status MigrateSchema(sql::Db& db, int from) {
+  if (from >= kSchemaVersion) return {};
+  if (from == 0) {
+    // Must be set before the first table exists; lets retention give pages
+    // back to the filesystem a little at a time.
+    if (Status s = db.Exec("PRAGMA auto_vacuum=INCREMENTAL"); !s.ok()) return s;
+  }
+  if (Status s = db.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  for (int v = from; v < kSchemaVersion; ++v) {
+    if (Status s = db.Exec(kMigrations[v]); !s.ok()) {
+      (void)db.Exec("ROLLBACK");
+      return Status(s.code(), "schema migration " + std::to_string(v) + " -> " +
+                                  std::to_string(v + 1) + " failed: " + s.message());
+    }
+  }
+  if (Status s = db.Exec("PRAGMA user_version=" + std::to_string(kSchemaVersion)); !s.ok()) {
+    (void)db.Exec("ROLLBACK");
+    return s;
+  }
+  return db.Exec("COMMIT");
+}
+
+}  // namespace storegw::storage

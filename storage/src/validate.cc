@@ -1,0 +1,187 @@
+// Validation of device events and the stock deltas of each body type.
+#include <string>
+
+#include "storegw/storage/journal.h"
+
+namespace storegw::storage {
+namespace {
+
+// Quantities are bounded so that sums over years of events cannot overflow
+// int64 (10^12 base units is a million tonnes in grams).
+constexpr int64_t kMaxQty = 1'000'000'000'000;
+constexpr size_t kMaxLines = 1000;
+
+bool PrintableAscii(const std::string& s) {
+  for (unsigned char c : s) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+Status CheckId(const std::string& field, const std::string& v, size_t max_len) {
+  if (v.empty()) return Status::InvalidArgument(field, "is required");
+  if (v.size() > max_len) {
+    return Status::InvalidArgument(field, "is longer than " + std::to_string(max_len) +
+                                              " characters");
+  }
+  if (!PrintableAscii(v)) {
+    return Status::InvalidArgument(field, "must be printable ASCII without spaces");
+  }
+  return {};
+}
+
+Status CheckSku(const std::string& field, const std::string& sku) { return CheckId(field, sku, 64); }
+
+Status CheckQty(const std::string& field, int64_t qty, bool allow_zero, bool allow_negative) {
+  if (qty == 0 && !allow_zero) return Status::InvalidArgument(field, "must not be 0");
+  if (qty < 0 && !allow_negative) return Status::InvalidArgument(field, "must be > 0");
+  if (qty > kMaxQty || qty < -kMaxQty) {
+    return Status::InvalidArgument(field, "is out of range (|qty| <= 10^12)");
+  }
+  return {};
+}
+
+Status CheckCurrency(const std::string& field, const std::string& c) {
+  if (c.size() != 3 || !(c[0] >= 'A' && c[0] <= 'Z') || !(c[1] >= 'A' && c[1] <= 'Z') ||
+      !(c[2] >= 'A' && c[2] <= 'Z')) {
+    return Status::InvalidArgument(field, "must be an ISO 4217 code of three capital letters, "
+                                          "e.g. \"EUR\"");
+  }
+  return {};
+}
+
+template <typename Lines>
+Status CheckLineCount(const std::string& field, const Lines& lines) {
+  if (lines.empty()) return Status::InvalidArgument(field, "needs at least one line");
+  if (static_cast<size_t>(lines.size()) > kMaxLines) {
+    return Status::InvalidArgument(field, "has more than 1000 lines");
+  }
+  return {};
+}
+
+std::string At(const std::string& field, int i) { return field + "[" + std::to_string(i) + "]"; }
+
+Status CheckSaleLines(const std::string& body,
+                      const google::protobuf::RepeatedPtrField<v1::SaleLine>& lines) {
+  const std::string f = body + ".lines";
+  if (Status s = CheckLineCount(f, lines); !s.ok()) return s;
+  for (int i = 0; i < lines.size(); ++i) {
+    const auto& l = lines[i];
+    const std::string p = At(f, i);
+    if (Status s = CheckSku(p + ".sku", l.sku()); !s.ok()) return s;
+    if (Status s = CheckQty(p + ".qty", l.qty(), false, false); !s.ok()) return s;
+    if (l.unit_price() < 0) return Status::InvalidArgument(p + ".unit_price", "must be >= 0");
+    if (Status s = CheckCurrency(p + ".currency", l.currency()); !s.ok()) return s;
+  }
+  return {};
+}
+
+Status CheckStockLines(const std::string& body,
+                       const google::protobuf::RepeatedPtrField<v1::StockLine>& lines) {
+  const std::string f = body + ".lines";
+  if (Status s = CheckLineCount(f, lines); !s.ok()) return s;
+  for (int i = 0; i < lines.size(); ++i) {
+    const std::string p = At(f, i);
+    if (Status s = CheckSku(p + ".sku", lines[i].sku()); !s.ok()) return s;
+    if (Status s = CheckQty(p + ".qty", lines[i].qty(), false, false); !s.ok()) return s;
+  }
+  return {};
+}
+
+}  // namespace
+
+Status ValidateDeviceEvent(const v1::Event& e) {
+  if (Status s = CheckId("event_id", e.event_id(), 128); !s.ok()) return s;
+  if (e.event_id().rfind("gw:", 0) == 0) {
+    return Status::InvalidArgument("event_id", "must not start with \"gw:\" (reserved for "
+                                               "events the gateway writes itself)");
+  }
+  if (Status s = CheckId("device_id", e.device_id(), 64); !s.ok()) return s;
+  switch (e.body_case()) {
+    case v1::Event::BODY_NOT_SET:
+      return Status::InvalidArgument(
+          "body", "is missing: set exactly one of sale, sale_return, receipt, adjustment, "
+                  "count, transfer, reservation, pickup, sensor");
+    case v1::Event::kSale:
+      return CheckSaleLines("sale", e.sale().lines());
+    case v1::Event::kSaleReturn:
+      return CheckSaleLines("sale_return", e.sale_return().lines());
+    case v1::Event::kReceipt:
+      return CheckStockLines("receipt", e.receipt().lines());
+    case v1::Event::kAdjustment: {
+      const auto& lines = e.adjustment().lines();
+      if (Status s = CheckLineCount("adjustment.lines", lines); !s.ok()) return s;
+      for (int i = 0; i < lines.size(); ++i) {
+        const std::string p = At("adjustment.lines", i);
+        if (Status s = CheckSku(p + ".sku", lines[i].sku()); !s.ok()) return s;
+        if (Status s = CheckQty(p + ".qty", lines[i].qty(), false, true); !s.ok()) return s;
+        if (lines[i].reason().empty()) {
+          return Status::InvalidArgument(p + ".reason",
+                                         "is required (e.g. \"shrink\", \"damage\", \"waste\")");
+        }
+      }
+      return {};
+    }
+    case v1::Event::kCount:
+      if (Status s = CheckSku("count.sku", e.count().sku()); !s.ok()) return s;
+      if (e.count().qty() < 0) return Status::InvalidArgument("count.qty", "must be >= 0");
+      return CheckQty("count.qty", e.count().qty(), true, false);
+    case v1::Event::kTransfer: {
+      const auto& t = e.transfer();
+      if (t.direction() != v1::Transfer::OUT && t.direction() != v1::Transfer::IN) {
+        return Status::InvalidArgument("transfer.direction", "must be OUT or IN");
+      }
+      if (Status s = CheckId("transfer.other_store_id", t.other_store_id(), 64); !s.ok()) return s;
+      return CheckStockLines("transfer", t.lines());
+    }
+    case v1::Event::kReservation:
+      if (Status s = CheckId("reservation.order_id", e.reservation().order_id(), 128); !s.ok()) {
+        return s;
+      }
+      return CheckStockLines("reservation", e.reservation().lines());
+    case v1::Event::kPickup:
+      if (Status s = CheckId("pickup.order_id", e.pickup().order_id(), 128); !s.ok()) return s;
+      return CheckStockLines("pickup", e.pickup().lines());
+    case v1::Event::kSensor:
+      if (Status s = CheckId("sensor.sensor_id", e.sensor().sensor_id(), 64); !s.ok()) return s;
+      return CheckId("sensor.metric", e.sensor().metric(), 64);
+    case v1::Event::kAlert:
+      return Status::InvalidArgument("alert", "is written only by the gateway itself");
+    case v1::Event::kStockSnapshot:
+      return Status::InvalidArgument("stock_snapshot", "is written only by the gateway itself");
+    case v1::Event::kPriceUpdate:
+      return Status::InvalidArgument("price_update", "is written only by the gateway itself");
+  }
+  return Status::InvalidArgument("body", "is of an unknown type");
+}
+
+std::vector<std::pair<std::string, int64_t>> StockDeltas(const v1::Event& e) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  switch (e.body_case()) {
+    case v1::Event::kSale:
+      for (const auto& l : e.sale().lines()) out.emplace_back(l.sku(), -l.qty());
+      break;
+    case v1::Event::kSaleReturn:
+      for (const auto& l : e.sale_return().lines()) out.emplace_back(l.sku(), l.qty());
+      break;
+    case v1::Event::kReceipt:
+      for (const auto& l : e.receipt().lines()) out.emplace_back(l.sku(), l.qty());
+      break;
+    case v1::Event::kAdjustment:
+      for (const auto& l : e.adjustment().lines()) out.emplace_back(l.sku(), l.qty());
+      break;
+    case v1::Event::kTransfer: {
+      const int64_t sign = e.transfer().direction() == v1::Transfer::OUT ? -1 : 1;
+      for (const auto& l : e.transfer().lines()) out.emplace_back(l.sku(), sign * l.qty());
+      break;
+    }
+    case v1::Event::kPickup:
+      for (const auto& l : e.pickup().lines()) out.emplace_back(l.sku(), -l.qty());
+      break;
+    default:
+      break;  // count (absolute), reservation, sensor, alert, snapshot, price: no delta
+  }
+  return out;
+}
+
+}  // namespace storegw::storage
