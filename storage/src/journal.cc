@@ -146,7 +146,8 @@ struct Journal::Impl {
   // ---- writer-thread state (and Open/Close, before/after the thread runs)
   sql::Db wdb;
   sql::Stmt ins_event, find_event, get_stock, put_stock, ins_alert, clear_alert, set_meta,
-      cum_before, recorded_at_of, scan_deltas, prune_scan, prune_delete, prune_alerts;
+      cum_before, scan_deltas, prune_scan, prune_delete, prune_alerts, q_page_count, q_freelist,
+      q_page_size, q_first;
   uint64_t next_seq = 1;
   uint64_t last_cum = 0;            // cum_bytes of the newest event
   uint64_t persisted_watermark = 0;
@@ -181,6 +182,10 @@ struct Journal::Impl {
   std::atomic<int64_t> a_oldest{0};
   std::atomic<bool> a_full{false};
 
+  // Signalled after each commit that added events (WaitForSeqAbove).
+  std::mutex seq_mu;
+  std::condition_variable seq_cv;
+
   int64_t Now() const { return opt.now_us ? opt.now_us() : internal::SystemNowUs(); }
 
   // ------------------------------------------------------------ open
@@ -200,17 +205,8 @@ struct Journal::Impl {
       return s;
     };
     if (Status s = wdb.Exec("PRAGMA busy_timeout=10000"); !s.ok()) return fail(s);
-    auto mode = wdb.QueryText("PRAGMA journal_mode=WAL");
-    if (!mode.ok()) return fail(mode.status());
-    if (*mode != "wal") return fail(Status::IoError("journal: cannot switch " + path.string() +
-                                                    " to WAL mode (got " + *mode + ")"));
-    // FULL: the WAL is fsynced at every commit, so an acknowledged event
-    // survives power loss, not just a process crash.
-    for (const char* pragma :
-         {"PRAGMA synchronous=FULL", "PRAGMA secure_delete=OFF", "PRAGMA cache_size=-8192",
-          "PRAGMA journal_size_limit=67108864", "PRAGMA temp_store=MEMORY"}) {
-      if (Status s = wdb.Exec(pragma); !s.ok()) return fail(s);
-    }
+    // Every check runs before anything is written, so that a file we move
+    // aside as corrupt is byte-identical to what we found.
     // Quick integrity check: b-tree structure and page accounting, not the
     // index contents (journal verify does the full check).
     auto qc = wdb.QueryText("PRAGMA quick_check");
@@ -236,16 +232,29 @@ struct Journal::Impl {
                                        " is a database without a storegw schema version"));
       }
     }
+    auto mode = wdb.QueryText("PRAGMA journal_mode=WAL");
+    if (!mode.ok()) return fail(mode.status());
+    if (*mode != "wal") return fail(Status::IoError("journal: cannot switch " + path.string() +
+                                                    " to WAL mode (got " + *mode + ")"));
+    // FULL: the WAL is fsynced at every commit, so an acknowledged event
+    // survives power loss, not just a process crash.
+    for (const char* pragma :
+         {"PRAGMA synchronous=FULL", "PRAGMA secure_delete=OFF", "PRAGMA cache_size=-8192",
+          "PRAGMA journal_size_limit=67108864", "PRAGMA temp_store=MEMORY"}) {
+      if (Status s = wdb.Exec(pragma); !s.ok()) return fail(s);
+    }
     if (*version < kSchemaVersion) {
-      if (Status s = MigrateSchema(wdb, static_cast<int>(*version)); !s.ok()) return fail(s);
-      if (*version == 0) {
+      const bool fresh = *version == 0;
+      std::function<Status()> identity;
+      if (fresh) identity = [this] { return WriteIdentity(); };
+      if (Status s = MigrateSchema(wdb, static_cast<int>(*version), identity); !s.ok()) {
+        return fail(s);
+      }
+      if (fresh) {
         report.created = true;
       } else {
         report.migrated_from = static_cast<int>(*version);
       }
-    }
-    if (report.created) {
-      if (Status s = CreateIdentity(); !s.ok()) return fail(s);
     }
     if (Status s = LoadIdentity(); !s.ok()) {
       if (s.code() == StatusCode::kFailedPrecondition) {
@@ -257,7 +266,8 @@ struct Journal::Impl {
     return {};
   }
 
-  Status CreateIdentity() {
+  // Runs inside the schema-creating transaction (MigrateSchema).
+  Status WriteIdentity() {
     epoch = RandomEpoch();
     sql::Stmt s;
     if (Status st = s.Prepare(wdb.get(), "INSERT INTO meta(key, value) VALUES(?, ?)"); !st.ok()) {
@@ -270,17 +280,13 @@ struct Journal::Impl {
         {"created_at", std::to_string(Now())},
         {"watermark", "0"},
     };
-    if (Status st = wdb.Exec("BEGIN IMMEDIATE"); !st.ok()) return st;
     for (const auto& [k, v] : rows) {
       s.Bind(1, std::string_view(k)).Bind(2, v);
       int rc = s.Step();
       s.Reset();
-      if (rc != SQLITE_DONE) {
-        (void)wdb.Exec("ROLLBACK");
-        return wdb.Error(rc, "journal: write identity");
-      }
+      if (rc != SQLITE_DONE) return wdb.Error(rc, "journal: write identity");
     }
-    return wdb.Exec("COMMIT");
+    return {};
   }
 
   Status LoadIdentity() {
@@ -352,7 +358,10 @@ struct Journal::Impl {
          "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET "
          "value = excluded.value"},
         {&cum_before, "SELECT cum_bytes - length(body), recorded_at FROM events WHERE seq = ?"},
-        {&recorded_at_of, "SELECT recorded_at FROM events WHERE seq = ?"},
+        {&q_page_count, "PRAGMA page_count"},
+        {&q_freelist, "PRAGMA freelist_count"},
+        {&q_page_size, "PRAGMA page_size"},
+        {&q_first, "SELECT coalesce(min(seq), 0) FROM events"},
         {&scan_deltas, "SELECT body, count_delta FROM events WHERE seq > ? AND seq < ? ORDER BY seq"},
         {&prune_scan,
          "SELECT seq, recorded_at, body, count_delta FROM events WHERE seq <= ? ORDER BY seq "
@@ -787,15 +796,18 @@ struct Journal::Impl {
   }
 
   uint64_t UsedBytes() {
-    auto pages = wdb.QueryInt("PRAGMA page_count");
-    auto free_pages = wdb.QueryInt("PRAGMA freelist_count");
-    auto page_size = wdb.QueryInt("PRAGMA page_size");
-    if (!pages.ok() || !free_pages.ok() || !page_size.ok()) return a_journal_bytes.load();
-    return static_cast<uint64_t>((*pages - *free_pages) * *page_size);
+    int64_t v[3];
+    sql::Stmt* stmts[3] = {&q_page_count, &q_freelist, &q_page_size};
+    for (int i = 0; i < 3; ++i) {
+      sql::ResetGuard g(*stmts[i]);
+      if (stmts[i]->Step() != SQLITE_ROW) return a_journal_bytes.load();
+      v[i] = stmts[i]->Int(0);
+    }
+    return static_cast<uint64_t>((v[0] - v[1]) * v[2]);
   }
 
   // Refreshes what Stats() shows; called by the writer after each change.
-  void Publish(bool sizes) {
+  void Publish(bool sizes, bool pruned = false) {
     const uint64_t last = next_seq - 1;
     const uint64_t wm = std::min(acked.load(), last);
     if (wm != stats_watermark || a_watermark.load() != wm || a_oldest.load() == 0) {
@@ -815,10 +827,10 @@ struct Journal::Impl {
     a_watermark = wm;
     a_last = last;
     a_backlog_bytes = last_cum >= wm_base_cum ? last_cum - wm_base_cum : 0;
-    if (sizes) {
-      a_journal_bytes = UsedBytes();
-      auto first = wdb.QueryInt("SELECT coalesce(min(seq), 0) FROM events");
-      if (first.ok()) a_first = static_cast<uint64_t>(*first);
+    if (sizes) a_journal_bytes = UsedBytes();
+    if (pruned) {
+      sql::ResetGuard g(q_first);
+      if (q_first.Step() == SQLITE_ROW) a_first = static_cast<uint64_t>(q_first.Int(0));
     }
     a_full = disk_full || a_journal_bytes.load() >= opt.max_bytes;
   }
@@ -852,7 +864,6 @@ struct Journal::Impl {
     }
     if (st.ok()) st = FlushStock();
     if (st.ok()) st = PersistWatermarkInTxn();
-    if (st.ok() && next_seq != seq0) st = PersistCountersInTxn();
     if (st.ok()) st = wdb.Exec("COMMIT");
     if (!st.ok()) {
       Rollback(seq0, cum0);
@@ -864,12 +875,17 @@ struct Journal::Impl {
     } else {
       persisted_watermark = acked.load() > persisted_watermark ? acked.load() : persisted_watermark;
       disk_full = false;
+      if (a_first.load() == 0 && next_seq != seq0) a_first = seq0;
       a_appended += appended;
       a_dups += dups;
       ++a_commits;
     }
     dirty.clear();
     Publish(true);
+    if (next_seq != seq0) {
+      { std::lock_guard lk(seq_mu); }
+      seq_cv.notify_all();
+    }
     for (Request* r : group) r->done.set_value();
   }
 
@@ -883,6 +899,9 @@ struct Journal::Impl {
     Status st = pruned.ok() ? Status() : pruned.status();
     if (st.ok()) st = FlushStock();
     if (st.ok()) st = PersistWatermarkInTxn();
+    // Only pruning removes rows, so the high-water marks need to be on disk
+    // only when it does (in the same transaction as the delete).
+    if (st.ok() && *pruned > 0) st = PersistCountersInTxn();
     if (st.ok()) st = wdb.Exec("COMMIT");
     dirty.clear();
     if (!st.ok()) {
@@ -891,7 +910,7 @@ struct Journal::Impl {
     }
     persisted_watermark = std::max(persisted_watermark, wm);
     if (*pruned > 0) disk_full = false;
-    Publish(*pruned > 0);
+    Publish(*pruned > 0, *pruned > 0);
     return *pruned;
   }
 
@@ -1018,7 +1037,9 @@ Result<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& options) {
   if (impl->opt.reader_connections < 1) impl->opt.reader_connections = 1;
   if (impl->opt.max_group_events < 1) impl->opt.max_group_events = 1;
   std::error_code ec;
-  fs::create_directories(options.data_dir, ec);
+  // The journal holds the store's sales: a new data_dir is private (0700).
+  const bool made = fs::create_directories(options.data_dir, ec);
+  if (!ec && made) fs::permissions(options.data_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
   if (ec) {
     return Status::IoError("journal: cannot create data_dir " + options.data_dir.string() + ": " +
                            ec.message());
@@ -1042,7 +1063,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& options) {
   if (Status p = impl->Prepare(); !p.ok()) return p;
 
   sqlite3_wal_hook(impl->wdb.get(), &Impl::WalHook, impl.get());
-  impl->Publish(true);
+  impl->Publish(true, true);
   Impl* raw = impl.get();
   impl->writer = std::thread([raw] { raw->WriterLoop(); });
   impl->checkpointer = std::thread([raw] { raw->CheckpointLoop(); });
@@ -1073,8 +1094,22 @@ void Journal::Close() {
   (void)impl_->wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
   sqlite3_wal_hook(impl_->wdb.get(), nullptr, nullptr);
   impl_->wdb.Close();
-  std::lock_guard lk(impl_->mu);
-  impl_->closed = true;
+  {
+    std::lock_guard lk(impl_->mu);
+    impl_->closed = true;
+  }
+  { std::lock_guard lk(impl_->seq_mu); }
+  impl_->seq_cv.notify_all();
+}
+
+uint64_t Journal::WaitForSeqAbove(uint64_t seq, std::chrono::milliseconds timeout) {
+  std::unique_lock lk(impl_->seq_mu);
+  impl_->seq_cv.wait_for(lk, timeout, [&] {
+    if (impl_->a_last.load() > seq) return true;
+    std::lock_guard qlk(impl_->mu);
+    return impl_->stopping || impl_->closed;
+  });
+  return impl_->a_last.load();
 }
 
 Result<std::vector<AppendResult>> Journal::Append(std::vector<v1::Event> events) {

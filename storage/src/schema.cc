@@ -55,19 +55,23 @@ static_assert(std::size(kMigrations) == kSchemaVersion);
 
 }  // namespace
 
-Status MigrateSchema(sql::Db& db, int from) {
+Status MigrateSchema(sql::Db& db, int from, const std::function<Status()>& in_txn) {
   if (from >= kSchemaVersion) return {};
-  if (from == 0) {
-    // Must be set before the first table exists; lets retention give pages
-    // back to the filesystem a little at a time.
-    if (Status s = db.Exec("PRAGMA auto_vacuum=INCREMENTAL"); !s.ok()) return s;
-  }
+  // No auto_vacuum: pages freed by retention stay in the file and are
+  // reused by new events, which is what a journal of steady size wants (and
+  // what lets ingest resume on a full disk once pruning frees pages).
   if (Status s = db.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   for (int v = from; v < kSchemaVersion; ++v) {
     if (Status s = db.Exec(kMigrations[v]); !s.ok()) {
       (void)db.Exec("ROLLBACK");
       return Status(s.code(), "schema migration " + std::to_string(v) + " -> " +
                                   std::to_string(v + 1) + " failed: " + s.message());
+    }
+  }
+  if (in_txn) {
+    if (Status s = in_txn(); !s.ok()) {
+      (void)db.Exec("ROLLBACK");
+      return s;
     }
   }
   if (Status s = db.Exec("PRAGMA user_version=" + std::to_string(kSchemaVersion)); !s.ok()) {

@@ -2,6 +2,8 @@
 // SQLite's `PRAGMA user_version` (0 = empty file).
 #pragma once
 
+#include <functional>
+
 #include "sqlite_util.h"
 
 namespace storegw::storage {
@@ -11,7 +13,9 @@ namespace storegw::storage {
 inline constexpr int kSchemaVersion = 1;
 
 // Brings `db` from `from` (0 for a new file) to kSchemaVersion in one
-// transaction. On failure nothing changes.
-Status MigrateSchema(sql::Db& db, int from);
+// transaction. `in_txn`, when set, runs inside that same transaction after
+// the migrations (a new journal writes its identity there, so a crash can
+// never leave a schema without an identity). On failure nothing changes.
+Status MigrateSchema(sql::Db& db, int from, const std::function<Status()>& in_txn = {});
 
 }  // namespace storegw::storage

@@ -171,6 +171,11 @@ class Journal {
   // Open alerts (oversell not yet cleared, recent others), newest first.
   Result<std::vector<v1::StatusAlert>> OpenAlerts(size_t limit);
 
+  // Blocks until last_seq > `seq`, the timeout passes or the journal
+  // closes; returns last_seq. Lets the uplink send live events right
+  // behind the backlog without polling.
+  uint64_t WaitForSeqAbove(uint64_t seq, std::chrono::milliseconds timeout);
+
   uint64_t epoch() const;
   const std::string& store_id() const;
   const std::string& gateway_id() const;
