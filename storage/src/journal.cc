@@ -256,6 +256,7 @@ struct Journal::Impl {
         report.migrated_from = static_cast<int>(*version);
       }
     }
+    if (Status s = FinishUnidentified(); !s.ok()) return fail(s);
     if (Status s = LoadIdentity(); !s.ok()) {
       if (s.code() == StatusCode::kFailedPrecondition) {
         wdb.Close();
@@ -264,6 +265,29 @@ struct Journal::Impl {
       return fail(s);
     }
     return {};
+  }
+
+  // A journal with the schema but no identity and no events (cut off by a
+  // crash in a release that created them in two steps) is finished, not
+  // declared corrupt: nothing was ever acknowledged from it.
+  Status FinishUnidentified() {
+    auto has_epoch = wdb.QueryInt("SELECT count(*) FROM meta WHERE key = 'epoch'");
+    if (!has_epoch.ok()) return has_epoch.status();
+    if (*has_epoch != 0) return {};
+    auto events = wdb.QueryInt("SELECT count(*) FROM events");
+    if (!events.ok()) return events.status();
+    if (*events != 0) return {};  // LoadIdentity reports the missing epoch
+    if (Status s = wdb.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    if (Status s = wdb.Exec("DELETE FROM meta"); !s.ok()) {
+      (void)wdb.Exec("ROLLBACK");
+      return s;
+    }
+    if (Status s = WriteIdentity(); !s.ok()) {
+      (void)wdb.Exec("ROLLBACK");
+      return s;
+    }
+    report.created = true;
+    return wdb.Exec("COMMIT");
   }
 
   // Runs inside the schema-creating transaction (MigrateSchema).
