@@ -12,7 +12,10 @@
 // The in-memory counters (next seq, cumulative bytes) are rolled back with a
 // failed transaction, so a seq is never handed out twice nor skipped.
 #include <sqlite3.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -137,8 +140,13 @@ struct Reader {
 }  // namespace
 
 struct Journal::Impl {
+  ~Impl() {
+    if (lock_fd >= 0) ::close(lock_fd);  // releases the writer lock
+  }
+
   JournalOptions opt;
   fs::path path;
+  int lock_fd = -1;  // <data_dir>/journal.lock, flock'ed for our lifetime
   OpenReport report;
   uint64_t epoch = 0;
   std::string store_id, gateway_id;
@@ -1069,6 +1077,30 @@ Result<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& options) {
                            ec.message());
   }
   impl->path = options.data_dir / internal::kJournalFile;
+
+  // One writer per journal: a second storegw on the same data_dir would
+  // hand out the same seqs. flock is released by the kernel if we die.
+  const fs::path lock_path = options.data_dir / "journal.lock";
+  impl->lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (impl->lock_fd < 0) {
+    return Status::IoError("journal: cannot open " + lock_path.string() + ": " +
+                           std::strerror(errno));
+  }
+  if (::flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    ssize_t n = ::pread(impl->lock_fd, buf, sizeof buf - 1, 0);
+    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    return Status::Unavailable("journal: " + impl->path.string() +
+                               " is in use by another storegw (pid " + holder +
+                               "); only one writer may hold a journal");
+  }
+  {
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(impl->lock_fd, 0) == 0) {
+      (void)!::pwrite(impl->lock_fd, pid.data(), pid.size(), 0);
+    }
+  }
 
   bool corrupt = false;
   Status s = impl->OpenFile(corrupt);
