@@ -1150,6 +1150,10 @@ void Journal::Close() {
   (void)impl_->wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
   sqlite3_wal_hook(impl_->wdb.get(), nullptr, nullptr);
   impl_->wdb.Close();
+  if (impl_->lock_fd >= 0) {
+    ::close(impl_->lock_fd);  // the journal may be opened again from now on
+    impl_->lock_fd = -1;
+  }
   {
     std::lock_guard lk(impl_->mu);
     impl_->closed = true;
