@@ -1,0 +1,777 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <variant>
+
+#include <toml++/toml.h>
+
+namespace storegw::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+
+// ------------------------------------------------------------ the key table
+
+// How a key's value is written in TOML and checked.
+enum class Kind {
+  kString,    // free text (may be empty)
+  kId,        // 1..64 of [A-Za-z0-9._-]
+  kPath,      // a file or directory path; `required` says if empty is allowed
+  kEnum,      // one of `choices`
+  kListen,    // HOST:PORT
+  kUrl,       // scheme://rest
+  kTopic,     // MQTT topic prefix
+  kClientId,  // MQTT client id, empty allowed
+  kInt,       // TOML integer within [min, max]
+  kSize,      // TOML integer, bytes, within [min, max]
+  kDuration,  // TOML string "5s", within [min, max] milliseconds
+};
+
+using StrRef = std::string& (*)(Config&);
+using IntRef = int& (*)(Config&);
+using SizeRef = uint64_t& (*)(Config&);
+using DurRef = Millis& (*)(Config&);
+using FieldRef = std::variant<StrRef, IntRef, SizeRef, DurRef>;
+
+struct KeySpec {
+  std::string_view name;  // dotted: "uplink.tls.ca_file"
+  Kind kind;
+  FieldRef field;
+  int64_t min = 0;  // kInt, kSize; milliseconds for kDuration
+  int64_t max = 0;
+  std::vector<std::string_view> choices = {};  // kEnum
+  bool required = false;                       // kPath: empty is an error
+  bool secret = false;                         // never printed or echoed
+};
+
+#define FIELD(path)          \
+  +[](Config & c) -> auto& { \
+    return c.path;           \
+  }
+
+constexpr int64_t kKiB = 1024;
+constexpr int64_t kMiB = 1024 * kKiB;
+constexpr int64_t kGiB = 1024 * kMiB;
+constexpr int64_t kSec = 1000;
+constexpr int64_t kDay = 86400 * kSec;
+
+// The one table of keys, in the order `config check` prints them. The
+// defaults live in Config's member initializers; the meaning of each key is
+// documented in config.h and packaging/storegw.toml.
+const std::vector<KeySpec>& Keys() {
+  static const std::vector<KeySpec> keys = {
+      {.name = "gateway.store_id", .kind = Kind::kId, .field = FIELD(gateway.store_id)},
+      {.name = "gateway.gateway_id", .kind = Kind::kId, .field = FIELD(gateway.gateway_id)},
+      {.name = "gateway.data_dir",
+       .kind = Kind::kPath,
+       .field = FIELD(gateway.data_dir),
+       .required = true},
+
+      {.name = "http.listen", .kind = Kind::kListen, .field = FIELD(http.listen)},
+      {.name = "http.device_tokens_file",
+       .kind = Kind::kPath,
+       .field = FIELD(http.device_tokens_file)},
+      {.name = "http.max_body_bytes",
+       .kind = Kind::kSize,
+       .field = FIELD(http.max_body_bytes),
+       .min = kKiB,
+       .max = kGiB},
+      {.name = "http.threads",
+       .kind = Kind::kInt,
+       .field = FIELD(http.threads),
+       .min = 1,
+       .max = 1024},
+
+      {.name = "journal.max_bytes",
+       .kind = Kind::kSize,
+       .field = FIELD(journal.max_bytes),
+       .min = 64 * kKiB,
+       .max = int64_t{1} << 50},
+      {.name = "journal.retention",
+       .kind = Kind::kDuration,
+       .field = FIELD(journal.retention),
+       .min = 0,
+       .max = 3650 * kDay},
+
+      {.name = "uplink.transport",
+       .kind = Kind::kEnum,
+       .field = FIELD(uplink.transport),
+       .choices = {"mqtt", "https", "none"}},
+      {.name = "uplink.url", .kind = Kind::kUrl, .field = FIELD(uplink.url)},
+      {.name = "uplink.topic_prefix", .kind = Kind::kTopic, .field = FIELD(uplink.topic_prefix)},
+      {.name = "uplink.ack",
+       .kind = Kind::kEnum,
+       .field = FIELD(uplink.ack),
+       .choices = {"broker", "hq"}},
+      {.name = "uplink.max_inflight",
+       .kind = Kind::kInt,
+       .field = FIELD(uplink.max_inflight),
+       .min = 1,
+       .max = 100},
+      {.name = "uplink.batch_events",
+       .kind = Kind::kInt,
+       .field = FIELD(uplink.batch_events),
+       .min = 1,
+       .max = 100000},
+      {.name = "uplink.max_message_bytes",
+       .kind = Kind::kSize,
+       .field = FIELD(uplink.max_message_bytes),
+       .min = kKiB,
+       .max = 256 * kMiB},
+      {.name = "uplink.backoff_initial",
+       .kind = Kind::kDuration,
+       .field = FIELD(uplink.backoff_initial),
+       .min = 1,
+       .max = 3600 * kSec},
+      {.name = "uplink.backoff_max",
+       .kind = Kind::kDuration,
+       .field = FIELD(uplink.backoff_max),
+       .min = 1,
+       .max = 7 * kDay},
+      {.name = "uplink.hq_ack_timeout",
+       .kind = Kind::kDuration,
+       .field = FIELD(uplink.hq_ack_timeout),
+       .min = kSec,
+       .max = kDay},
+      {.name = "uplink.client_id", .kind = Kind::kClientId, .field = FIELD(uplink.client_id)},
+      {.name = "uplink.username", .kind = Kind::kString, .field = FIELD(uplink.username)},
+      {.name = "uplink.password",
+       .kind = Kind::kString,
+       .field = FIELD(uplink.password),
+       .secret = true},
+      {.name = "uplink.tls.ca_file", .kind = Kind::kPath, .field = FIELD(uplink.tls.ca_file)},
+      {.name = "uplink.tls.cert_file", .kind = Kind::kPath, .field = FIELD(uplink.tls.cert_file)},
+      {.name = "uplink.tls.key_file", .kind = Kind::kPath, .field = FIELD(uplink.tls.key_file)},
+
+      {.name = "log.level",
+       .kind = Kind::kEnum,
+       .field = FIELD(log.level),
+       .choices = {"trace", "debug", "info", "warn", "error", "critical", "off"}},
+  };
+  return keys;
+}
+
+#undef FIELD
+
+const KeySpec* FindKey(std::string_view name) {
+  for (const auto& k : Keys()) {
+    if (k.name == name) return &k;
+  }
+  return nullptr;
+}
+
+std::string_view SectionOf(std::string_view key) {
+  auto dot = key.rfind('.');
+  return dot == std::string_view::npos ? std::string_view{} : key.substr(0, dot);
+}
+
+// Every table name that may appear: "gateway", "uplink", "uplink.tls", ...
+bool IsSection(std::string_view name) {
+  for (const auto& k : Keys()) {
+    std::string_view s = SectionOf(k.name);
+    while (!s.empty()) {
+      if (s == name) return true;
+      s = SectionOf(s);
+    }
+  }
+  return false;
+}
+
+// ------------------------------------------------------------ small helpers
+
+std::string Quote(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04X", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string_view TypeName(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a floating-point number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    default:
+      return "nothing";
+  }
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// " (did you mean 'uplink.batch_events'?)" for a near miss, else "". A key
+// put in the wrong section is matched by its last part.
+std::string Suggest(std::string_view unknown, bool is_section = false) {
+  std::vector<std::string> names;
+  for (const auto& k : Keys()) {
+    if (!is_section) {
+      names.emplace_back(k.name);
+    } else {
+      for (std::string_view s = SectionOf(k.name); !s.empty(); s = SectionOf(s)) {
+        names.emplace_back(s);
+      }
+    }
+  }
+  auto leaf = [](std::string_view n) {
+    auto dot = n.rfind('.');
+    return dot == std::string_view::npos ? n : n.substr(dot + 1);
+  };
+  std::string best;
+  size_t best_d = 4;
+  for (const auto& n : names) {
+    size_t d = EditDistance(unknown, n);
+    if (!is_section && leaf(unknown) == leaf(n)) d = std::min<size_t>(d, 1);
+    if (d < best_d) {
+      best_d = d;
+      best = n;
+    }
+  }
+  return best.empty() ? "" : " (did you mean '" + best + "'?)";
+}
+
+bool IsIdChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+// The value as it may appear in a message: quoted, shortened, or hidden.
+std::string Shown(const KeySpec& spec, std::string_view v) {
+  if (spec.secret) return "(hidden)";
+  if (v.size() > 80) return Quote(v.substr(0, 80)) + "...";
+  return Quote(v);
+}
+
+// Checks a string value of a string kind; "" when fine, else the reason.
+std::string CheckString(const KeySpec& spec, std::string_view v) {
+  switch (spec.kind) {
+    case Kind::kId: {
+      if (v.empty() || v.size() > 64 || !std::all_of(v.begin(), v.end(), IsIdChar)) {
+        return "must be 1 to 64 characters of A-Z a-z 0-9 . _ -, got " + Shown(spec, v);
+      }
+      return "";
+    }
+    case Kind::kPath:
+      if (spec.required && v.empty()) return "must not be empty";
+      if (v.find('\0') != std::string_view::npos) return "contains a NUL character";
+      return "";
+    case Kind::kEnum: {
+      for (auto c : spec.choices) {
+        if (v == c) return "";
+      }
+      std::string list;
+      for (size_t i = 0; i < spec.choices.size(); ++i) {
+        list += (i == 0 ? "" : i + 1 == spec.choices.size() ? " or " : ", ");
+        list += Quote(spec.choices[i]);
+      }
+      return "must be " + list + ", got " + Shown(spec, v);
+    }
+    case Kind::kListen: {
+      auto hp = ParseListen(v);
+      return hp.ok() ? "" : hp.status().message();
+    }
+    case Kind::kUrl: {
+      auto pos = v.find("://");
+      if (pos == std::string_view::npos || pos == 0 || pos + 3 >= v.size()) {
+        return "expected a URL like \"tcp://host:1883\", \"ssl://host:8883\" or "
+               "\"https://host/path\", got " +
+               Shown(spec, v);
+      }
+      return "";
+    }
+    case Kind::kTopic:
+      if (v.empty() || v.size() > 128 || v.front() == '/' || v.back() == '/' ||
+          v.find_first_of("+#") != std::string_view::npos ||
+          v.find("//") != std::string_view::npos) {
+        return "must be 1 to 128 characters, without '+', '#', empty levels or a leading or "
+               "trailing '/', got " +
+               Shown(spec, v);
+      }
+      return "";
+    case Kind::kClientId:
+      if (v.size() > 128 ||
+          !std::all_of(v.begin(), v.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
+        return "must be at most 128 printable ASCII characters without spaces, got " +
+               Shown(spec, v);
+      }
+      return "";
+    case Kind::kString:
+      return "";
+    default:
+      return "internal: not a string kind";
+  }
+}
+
+using Value = std::variant<std::string, int64_t>;
+
+// Checks `value` against `spec` and stores it; "" on success, else the
+// reason (without the key name).
+std::string Apply(const KeySpec& spec, const Value& value, Config& config) {
+  const std::string* s = std::get_if<std::string>(&value);
+  const int64_t* i = std::get_if<int64_t>(&value);
+  switch (spec.kind) {
+    case Kind::kInt:
+    case Kind::kSize: {
+      if (!i) {
+        return std::string(spec.kind == Kind::kSize
+                               ? "expected an integer number of bytes (e.g. 1048576)"
+                               : "expected an integer") +
+               ", got the string " + Shown(spec, *s);
+      }
+      if (*i < spec.min || *i > spec.max) {
+        return "must be between " + std::to_string(spec.min) + " and " + std::to_string(spec.max) +
+               (spec.kind == Kind::kSize ? " bytes" : "") + ", got " + std::to_string(*i);
+      }
+      if (spec.kind == Kind::kInt) {
+        std::get<IntRef>(spec.field)(config) = static_cast<int>(*i);
+      } else {
+        std::get<SizeRef>(spec.field)(config) = static_cast<uint64_t>(*i);
+      }
+      return "";
+    }
+    case Kind::kDuration: {
+      if (!s) {
+        return "expected a duration string with a unit (e.g. \"5s\"), got the integer " +
+               std::to_string(*i);
+      }
+      auto d = ParseDuration(*s);
+      if (!d.ok()) return d.status().message();
+      if (d->count() < spec.min || d->count() > spec.max) {
+        return "must be between " + FormatDuration(Millis(spec.min)) + " and " +
+               FormatDuration(Millis(spec.max)) + ", got " + Quote(*s);
+      }
+      std::get<DurRef>(spec.field)(config) = *d;
+      return "";
+    }
+    default: {
+      if (!s) {
+        return "expected a string, got " +
+               (spec.secret ? std::string("an integer") : "the integer " + std::to_string(*i));
+      }
+      std::string why = CheckString(spec, *s);
+      if (!why.empty()) return why;
+      std::get<StrRef>(spec.field)(config) = *s;
+      return "";
+    }
+  }
+}
+
+std::string Where(std::string_view source, const toml::source_region& src) {
+  std::string out(source);
+  if (src.begin.line > 0) out += ":" + std::to_string(src.begin.line);
+  return out;
+}
+
+// A problem and the line it is on (0: unknown), to report in file order.
+using Problem = std::pair<uint32_t, std::string>;
+
+// Walks one table; `prefix` is its dotted name ("" for the root).
+void Walk(const toml::table& table, const std::string& prefix, std::string_view source,
+          Config& config, std::vector<Problem>& out) {
+  for (const auto& [key, node] : table) {
+    std::string name =
+        prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+    const toml::source_region& src = key.source().begin.line > 0 ? key.source() : node.source();
+    std::string where = Where(source, src);
+    auto problems_push = [&](std::string msg) { out.emplace_back(src.begin.line, std::move(msg)); };
+    if (const KeySpec* spec = FindKey(name)) {
+      Value v;
+      if (auto str = node.as_string()) {
+        v = str->get();
+      } else if (auto integer = node.as_integer()) {
+        v = integer->get();
+      } else {
+        std::string want = (spec->kind == Kind::kInt || spec->kind == Kind::kSize) ? "an integer"
+                           : spec->kind == Kind::kDuration ? "a duration string (e.g. \"5s\")"
+                                                           : "a string";
+        problems_push(where + ": " + name + ": expected " + want + ", got " +
+                      std::string(TypeName(node)));
+        continue;
+      }
+      std::string why = Apply(*spec, v, config);
+      if (!why.empty()) problems_push(where + ": " + name + ": " + why);
+    } else if (IsSection(name)) {
+      if (const toml::table* sub = node.as_table()) {
+        Walk(*sub, name, source, config, out);
+      } else {
+        problems_push(where + ": " + name + ": expected a table ([" + name + "]), got " +
+                      std::string(TypeName(node)));
+      }
+    } else if (node.is_table()) {
+      problems_push(where + ": unknown section '" + name + "'" + Suggest(name, true));
+    } else {
+      problems_push(where + ": unknown key '" + name + "'" + Suggest(name));
+    }
+  }
+}
+
+Status Problems(const std::vector<std::string>& problems) {
+  std::string msg = problems.front();
+  if (problems.size() > 1) {
+    msg += " (and " + std::to_string(problems.size() - 1) + " more problem" +
+           (problems.size() > 2 ? "s" : "") + ")";
+  }
+  return Status::InvalidArgument("", msg);
+}
+
+std::string_view Scheme(std::string_view url) {
+  auto pos = url.find("://");
+  return pos == std::string_view::npos ? std::string_view{} : url.substr(0, pos);
+}
+
+void CrossChecks(const Config& c, std::string_view source, std::vector<std::string>& problems) {
+  std::string where(source);
+  if (c.uplink.backoff_initial > c.uplink.backoff_max) {
+    problems.push_back(
+        where + ": uplink.backoff_initial: " + Quote(FormatDuration(c.uplink.backoff_initial)) +
+        " is longer than uplink.backoff_max " + Quote(FormatDuration(c.uplink.backoff_max)));
+  }
+  if (c.uplink.tls.cert_file.empty() != c.uplink.tls.key_file.empty()) {
+    problems.push_back(
+        where + ": " +
+        (c.uplink.tls.cert_file.empty() ? "uplink.tls.cert_file" : "uplink.tls.key_file") +
+        ": must be set together with " +
+        (c.uplink.tls.cert_file.empty() ? "uplink.tls.key_file" : "uplink.tls.cert_file") +
+        " (a client certificate needs its key)");
+  }
+  std::string_view scheme = Scheme(c.uplink.url);
+  bool tls = scheme == "ssl" || scheme == "mqtts" || scheme == "wss" || scheme == "https";
+  if (c.uplink.transport == "mqtt" && scheme != "tcp" && scheme != "mqtt" && scheme != "ssl" &&
+      scheme != "mqtts" && scheme != "ws" && scheme != "wss") {
+    problems.push_back(where + ": uplink.url: " + Quote(c.uplink.url) +
+                       " is not an MQTT URL (tcp://, ssl://, mqtt://, mqtts://, ws://, wss://) "
+                       "but uplink.transport is \"mqtt\"");
+  }
+  if (c.uplink.transport == "https" && scheme != "https" && scheme != "http") {
+    problems.push_back(where + ": uplink.url: " + Quote(c.uplink.url) +
+                       " is not an https:// URL but uplink.transport is \"https\"");
+  }
+  if (c.uplink.transport != "none" && !tls &&
+      (!c.uplink.tls.ca_file.empty() || !c.uplink.tls.cert_file.empty())) {
+    problems.push_back(where + ": uplink.tls: TLS files are set but uplink.url " +
+                       Quote(c.uplink.url) +
+                       " is not a TLS URL (use ssl://, mqtts:// or https://): the link would "
+                       "be plain text");
+  }
+  if (auto hp = ParseListen(c.http.listen); hp.ok()) {
+    if (!IsLoopbackHost(hp->host) && c.http.device_tokens_file.empty()) {
+      problems.push_back(where + ": http.listen: " + Quote(c.http.listen) +
+                         " is not a loopback address, so http.device_tokens_file must be set "
+                         "(without device tokens any machine on the network could post events)");
+    }
+  }
+}
+
+Status CheckReadable(std::string_view key, const std::string& path, bool want_dir = false) {
+  if (path.empty()) return Status::Ok();
+  std::error_code ec;
+  auto st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st)) {
+    return Status::NotFound(std::string(key) + ": " + path + ": no such file");
+  }
+  if (want_dir) return Status::Ok();
+  if (std::filesystem::is_directory(st)) {
+    return Status::InvalidArgument(std::string(key),
+                                   std::string(key) + ": " + path + " is a directory, not a file");
+  }
+  std::ifstream in(path);
+  if (!in) {
+    return Status::PermissionDenied(std::string(key) + ": " + path +
+                                    ": cannot be read (check its permissions)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+// ------------------------------------------------------------ public
+
+Result<Millis> ParseDuration(std::string_view text) {
+  auto bad = [&] {
+    return Status::InvalidArgument(
+        "",
+        "expected a duration with a unit, e.g. \"250ms\", \"5s\", \"10m\", \"2h\" or \"7d\", "
+        "got " +
+            Quote(text));
+  };
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits == text.size()) return bad();
+  int64_t n = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + digits, n);
+  std::string_view unit = text.substr(digits);
+  int64_t scale = 0;
+  if (unit == "ms")
+    scale = 1;
+  else if (unit == "s")
+    scale = kSec;
+  else if (unit == "m")
+    scale = 60 * kSec;
+  else if (unit == "h")
+    scale = 3600 * kSec;
+  else if (unit == "d")
+    scale = kDay;
+  else
+    return bad();
+  if (ec == std::errc::result_out_of_range || n > std::numeric_limits<int64_t>::max() / scale) {
+    return Status::InvalidArgument("", "duration " + Quote(text) + " is too large");
+  }
+  (void)ptr;
+  return Millis(n * scale);
+}
+
+std::string FormatDuration(Millis d) {
+  int64_t ms = d.count();
+  if (ms == 0) return "0s";
+  struct Unit {
+    int64_t scale;
+    const char* name;
+  };
+  for (Unit u : {Unit{kDay, "d"}, Unit{3600 * kSec, "h"}, Unit{60 * kSec, "m"}, Unit{kSec, "s"}}) {
+    if (ms % u.scale == 0) return std::to_string(ms / u.scale) + u.name;
+  }
+  return std::to_string(ms) + "ms";
+}
+
+Result<HostPort> ParseListen(std::string_view text) {
+  auto bad = [&](std::string why) {
+    return Status::InvalidArgument("", "expected HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)" +
+                                           why + ", got " + Quote(text));
+  };
+  HostPort hp;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return bad("");
+    }
+    hp.host = std::string(text.substr(1, close - 1));
+    port = text.substr(close + 2);
+    in6_addr a6;
+    if (inet_pton(AF_INET6, hp.host.c_str(), &a6) != 1) return bad(": not an IPv6 address");
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return bad("");
+    hp.host = std::string(text.substr(0, colon));
+    port = text.substr(colon + 1);
+    if (hp.host.find(':') != std::string::npos) return bad(": write IPv6 addresses in brackets");
+    if (hp.host.empty()) return bad(": the host is missing");
+    if (!std::all_of(hp.host.begin(), hp.host.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '-';
+        })) {
+      return bad(": not a host name or address");
+    }
+  }
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return bad(": the port must be a number");
+  }
+  unsigned long p = std::stoul(std::string(port));
+  if (p > 65535) return bad(": the port must be at most 65535");
+  hp.port = static_cast<uint16_t>(p);
+  return hp;
+}
+
+bool IsLoopbackHost(std::string_view host) {
+  if (host == "localhost") return true;
+  std::string h(host);
+  in_addr a4;
+  if (inet_pton(AF_INET, h.c_str(), &a4) == 1) {
+    return (ntohl(a4.s_addr) >> 24) == 127;
+  }
+  in6_addr a6;
+  if (inet_pton(AF_INET6, h.c_str(), &a6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+Status ValidateConfig(const Config& config, std::string_view source_name) {
+  std::vector<std::string> problems;
+  CrossChecks(config, source_name, problems);
+  return problems.empty() ? Status::Ok() : Problems(problems);
+}
+
+Result<Config> ParseConfig(std::string_view text, std::string_view source_name,
+                           std::vector<std::string>* problems_out) {
+  std::vector<std::string> problems;
+  Config config;
+  try {
+    toml::table root = toml::parse(text, source_name);
+    std::vector<Problem> found;
+    Walk(root, "", source_name, config, found);
+    // toml++ iterates keys sorted by name; report them in file order.
+    std::stable_sort(found.begin(), found.end(),
+                     [](const Problem& a, const Problem& b) { return a.first < b.first; });
+    for (auto& p : found) problems.push_back(std::move(p.second));
+  } catch (const toml::parse_error& e) {
+    std::string where(source_name);
+    if (e.source().begin.line > 0) {
+      where += ":" + std::to_string(e.source().begin.line) + ":" +
+               std::to_string(e.source().begin.column);
+    }
+    problems.push_back(where + ": not valid TOML: " + std::string(e.description()));
+  }
+  if (problems.empty()) CrossChecks(config, source_name, problems);
+  if (problems_out) *problems_out = problems;
+  if (!problems.empty()) return Problems(problems);
+  return config;
+}
+
+Result<Config> LoadConfigFile(const std::filesystem::path& path,
+                              std::vector<std::string>* problems) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    Status s = Status::InvalidArgument("", path.string() + ": is a directory, not a config file");
+    if (problems) *problems = {s.message()};
+    return s;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    Status s = std::filesystem::exists(path, ec)
+                   ? Status::PermissionDenied(
+                         path.string() + ": cannot read the config file (check its permissions)")
+                   : Status::NotFound(path.string() + ": no such config file");
+    if (problems) *problems = {s.message()};
+    return s;
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return ParseConfig(buf.str(), path.string(), problems);
+}
+
+Status SetConfigValue(Config& config, std::string_view key, std::string_view value,
+                      std::string_view source_name) {
+  const KeySpec* spec = FindKey(key);
+  if (!spec) {
+    return Status::InvalidArgument(
+        "", std::string(source_name) + ": unknown key '" + std::string(key) + "'" + Suggest(key));
+  }
+  Value v = std::string(value);
+  if (spec->kind == Kind::kInt || spec->kind == Kind::kSize) {
+    int64_t n = 0;
+    auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec == std::errc() && ptr == value.data() + value.size()) v = n;
+  }
+  Config updated = config;
+  std::string why = Apply(*spec, v, updated);
+  if (!why.empty()) {
+    return Status::InvalidArgument("",
+                                   std::string(source_name) + ": " + std::string(key) + ": " + why);
+  }
+  Status s = ValidateConfig(updated, source_name);
+  if (!s.ok()) return s;
+  config = std::move(updated);
+  return Status::Ok();
+}
+
+Status CheckConfigFiles(const Config& config) {
+  for (auto [key, path] : {std::pair<std::string_view, const std::string*>{
+                               "http.device_tokens_file", &config.http.device_tokens_file},
+                           {"uplink.tls.ca_file", &config.uplink.tls.ca_file},
+                           {"uplink.tls.cert_file", &config.uplink.tls.cert_file},
+                           {"uplink.tls.key_file", &config.uplink.tls.key_file}}) {
+    Status s = CheckReadable(key, *path);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+std::string ConfigToToml(const Config& config) {
+  Config copy = config;  // the accessors take a mutable Config
+  std::string out;
+  std::string_view section = "\x01";
+  for (const auto& k : Keys()) {
+    std::string_view sec = SectionOf(k.name);
+    if (sec != section) {
+      if (!out.empty()) out += "\n";
+      out += "[" + std::string(sec) + "]\n";
+      section = sec;
+    }
+    out += std::string(k.name.substr(sec.size() + 1)) + " = ";
+    std::visit(
+        [&](auto ref) {
+          auto& v = ref(copy);
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            out += (k.secret && !v.empty()) ? Quote("***") : Quote(v);
+          } else if constexpr (std::is_same_v<T, Millis>) {
+            out += Quote(FormatDuration(v));
+          } else {
+            out += std::to_string(v);
+          }
+        },
+        k.field);
+    out += "\n";
+  }
+  return out;
+}
+
+std::vector<std::string> ConfigKeys() {
+  std::vector<std::string> out;
+  for (const auto& k : Keys()) out.emplace_back(k.name);
+  return out;
+}
+
+}  // namespace storegw::gateway

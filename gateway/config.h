@@ -1,0 +1,130 @@
+// storegw's configuration: one TOML file (/etc/storegw/storegw.toml when
+// packaged), every key optional with the default written here.
+//
+// Config is a plain struct; config.cc holds the one table of keys that knows
+// each key's TOML name, type, default, range and meaning. Loading rejects an
+// unknown key or a bad value with a message that names the file, the line
+// (when the TOML parser knows it) and the key:
+//   "storegw.toml:12: unknown key 'uplink.batchevents'"
+//   "storegw.toml:3: http.listen: expected HOST:PORT (e.g. 127.0.0.1:8080), got \"8080\""
+//
+// Durations are TOML strings with a unit: "250ms", "5s", "10m", "2h", "7d".
+// Sizes are TOML integers in bytes.
+//
+// Thread-safety: plain values; load once at start-up, then share read-only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storegw/status.h"
+
+namespace storegw::gateway {
+
+using Millis = std::chrono::milliseconds;
+
+struct Config {
+  struct Gateway {
+    // Identity of this store and of this box in it; written into a new
+    // journal and into every event sent upstream. 1..64 of [A-Za-z0-9._-].
+    std::string store_id = "store-0001";
+    std::string gateway_id = "gw-01";
+    // Directory of journal.db. Relative paths are relative to the working
+    // directory (systemd: the unit's WorkingDirectory).
+    std::string data_dir = "./storegw-data";
+  } gateway;
+
+  struct Http {
+    // Device API address "HOST:PORT" ("[::1]:8080" for IPv6; port 0 picks a
+    // free port). A non-loopback address needs device_tokens_file.
+    std::string listen = "127.0.0.1:8080";
+    // "DEVICE_ID TOKEN" per line, '#' comments. Empty: no device auth.
+    std::string device_tokens_file;
+    uint64_t max_body_bytes = 4u << 20;  // larger bodies answer 413
+    int threads = 32;  // server worker threads; each keep-alive connection holds one
+  } http;
+
+  struct Journal {
+    uint64_t max_bytes = 1ull << 30;                // at or over it, ingest answers 503
+    Millis retention = std::chrono::hours(24 * 7);  // how long delivered events are kept
+  } journal;
+
+  struct Uplink {
+    std::string transport = "mqtt";  // "mqtt" | "https" | "none"
+    std::string url = "tcp://127.0.0.1:1883";
+    std::string topic_prefix = "retail/v1";
+    std::string ack = "broker";               // "broker" | "hq"
+    int max_inflight = 8;                     // batches sent and not yet acknowledged
+    int batch_events = 500;                   // events per batch, at most
+    uint64_t max_message_bytes = 256u << 10;  // bytes per batch message, at most
+    Millis backoff_initial = std::chrono::seconds(1);
+    Millis backoff_max = std::chrono::seconds(60);
+    Millis hq_ack_timeout = std::chrono::seconds(30);
+    std::string client_id;  // MQTT client id; empty: "storegw-<store_id>-<gateway_id>"
+    std::string username;   // broker (MQTT) or HTTP basic-auth user; empty: none
+    std::string password;   // secret: printed as "***", never logged
+    struct Tls {
+      std::string ca_file;    // empty: the system trust store
+      std::string cert_file;  // client certificate (mutual TLS), with key_file
+      std::string key_file;
+    } tls;
+  } uplink;
+
+  struct Log {
+    std::string level = "info";  // trace, debug, info, warn, error, critical, off
+  } log;
+};
+
+// Parses `text` (the content of the file called `source_name`, which is
+// only used in messages). On failure the Status message is the first
+// problem, followed by "(and N more problems)" when there are more;
+// `problems`, when given, receives every problem, one message each.
+Result<Config> ParseConfig(std::string_view text, std::string_view source_name,
+                           std::vector<std::string>* problems = nullptr);
+
+// Reads and parses a file. A missing or unreadable file is an error naming it.
+Result<Config> LoadConfigFile(const std::filesystem::path& path,
+                              std::vector<std::string>* problems = nullptr);
+
+// Sets one key from a command-line override (`--listen ADDR` is
+// SetConfigValue(c, "http.listen", ADDR, "--listen")), with the same checks
+// as the file, then re-runs the checks across keys.
+Status SetConfigValue(Config& config, std::string_view key, std::string_view value,
+                      std::string_view source_name);
+
+// Checks that span keys (backoff_initial <= backoff_max, cert/key pairs,
+// a non-loopback listen address needs a tokens file, the uplink URL scheme
+// matches the transport). ParseConfig already calls it.
+Status ValidateConfig(const Config& config, std::string_view source_name);
+
+// Checks that every file the config names exists and is readable (tokens
+// file, TLS files). Separate from parsing so unit tests and tools can parse
+// a config written for another machine.
+Status CheckConfigFiles(const Config& config);
+
+// The effective config as TOML, every key, in the table's order; secret
+// values print as "***".
+std::string ConfigToToml(const Config& config);
+
+// Every key's dotted name, in table order ("gateway.store_id", ...).
+std::vector<std::string> ConfigKeys();
+
+// "250ms", "5s", "10m", "2h", "7d": a non-negative integer and one unit.
+Result<Millis> ParseDuration(std::string_view text);
+// The shortest exact form: 604800000ms -> "7d", 1500ms -> "1500ms".
+std::string FormatDuration(Millis d);
+
+// "HOST:PORT" or "[V6]:PORT" split; false when malformed.
+struct HostPort {
+  std::string host;  // without brackets
+  uint16_t port = 0;
+};
+Result<HostPort> ParseListen(std::string_view text);
+// 127.0.0.0/8, ::1, "localhost".
+bool IsLoopbackHost(std::string_view host);
+
+}  // namespace storegw::gateway

@@ -1,0 +1,90 @@
+#include "status.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include "version.h"
+
+namespace storegw::gateway {
+namespace {
+
+constexpr size_t kMaxAlerts = 50;
+constexpr auto kRateWindow = std::chrono::seconds(60);
+
+int64_t SystemNowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+StatusReporter::StatusReporter(storage::Journal& journal, const Config& config,
+                               std::function<int64_t()> now_us)
+    : journal_(journal),
+      transport_(config.uplink.transport),
+      now_us_(now_us ? std::move(now_us) : SystemNowUs) {}
+
+void StatusReporter::Sample() {
+  auto now = std::chrono::steady_clock::now();
+  uint64_t appended = journal_.Stats().events_appended;
+  std::lock_guard lock(mu_);
+  samples_.emplace_back(now, appended);
+  while (samples_.size() > 2 && now - samples_.front().first > kRateWindow) samples_.pop_front();
+}
+
+double StatusReporter::IngestRate() {
+  std::lock_guard lock(mu_);
+  if (samples_.size() < 2) return 0;
+  const auto& [t0, n0] = samples_.front();
+  const auto& [t1, n1] = samples_.back();
+  double secs = std::chrono::duration<double>(t1 - t0).count();
+  return secs > 0 ? static_cast<double>(n1 - n0) / secs : 0;
+}
+
+v1::GatewayStatus StatusReporter::Build() {
+  storage::JournalStats st = journal_.Stats();
+  int64_t now = now_us_();
+  v1::GatewayStatus s;
+  s.set_store_id(journal_.store_id());
+  s.set_gateway_id(journal_.gateway_id());
+  s.set_epoch(st.epoch);
+  s.set_last_seq(st.last_seq);
+  s.set_watermark(st.watermark);
+  s.set_backlog_events(st.backlog_events);
+  s.set_backlog_bytes(st.backlog_bytes);
+  if (st.oldest_undelivered_recorded_at > 0 && now > st.oldest_undelivered_recorded_at) {
+    s.set_oldest_undelivered_age_s(
+        static_cast<uint64_t>((now - st.oldest_undelivered_recorded_at) / 1000000));
+  }
+  // No uplink exists in this build: say so rather than pretend.
+  s.set_link("down");
+  s.set_last_error(transport_ == "none"
+                       ? "uplink disabled (uplink.transport = \"none\"); events stay in the journal"
+                       : "uplink not available in this build; events stay in the journal");
+  s.set_journal_bytes(st.journal_bytes);
+  s.set_journal_max_bytes(st.max_bytes);
+  s.set_journal_full(st.full);
+  if (auto alerts = journal_.OpenAlerts(kMaxAlerts); alerts.ok()) {
+    for (auto& a : *alerts) *s.add_alerts() = std::move(a);
+  } else {
+    s.set_last_error("status: reading alerts failed: " + alerts.status().message());
+  }
+  s.set_online(true);
+  s.set_updated_at(now);
+  s.set_ingest_rate(IngestRate());
+  s.set_version(kVersion);
+  return s;
+}
+
+std::string StatusReporter::Json() {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  opts.always_print_primitive_fields = true;
+  std::string out;
+  auto st = google::protobuf::util::MessageToJsonString(Build(), &out, opts);
+  if (!st.ok())
+    return "{\"error\":{\"code\":\"internal\",\"message\":\"status: JSON encoding failed\"}}";
+  return out;
+}
+
+}  // namespace storegw::gateway

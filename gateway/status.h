@@ -1,0 +1,53 @@
+// The gateway's status document (storegw.v1.GatewayStatus): what
+// GET /v1/status answers now, and what the status page and the retained
+// MQTT status topic will show once they exist.
+//
+// Threads: Sample() is called by the main loop about once a second;
+// Build() and Json() may be called from any thread (HTTP workers) at the
+// same time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "config.h"
+#include "storegw/storage/journal.h"
+#include "storegw/v1/storegw.pb.h"
+
+namespace storegw::gateway {
+
+class StatusReporter {
+ public:
+  // `journal` must outlive the reporter. `now_us` (microseconds since the
+  // Unix epoch) is replaceable for tests.
+  StatusReporter(storage::Journal& journal, const Config& config,
+                 std::function<int64_t()> now_us = {});
+
+  // Records the journal's append counter for the ingest rate.
+  void Sample();
+
+  // The current status. There is no uplink yet: link is "down" and
+  // last_error says why.
+  v1::GatewayStatus Build();
+
+  // Build() as proto3 JSON with field names as in the .proto (snake_case)
+  // and zero values printed.
+  std::string Json();
+
+ private:
+  double IngestRate();
+
+  storage::Journal& journal_;
+  const std::string transport_;
+  std::function<int64_t()> now_us_;
+  std::mutex mu_;
+  // (steady time, events_appended) over the last minute. Guarded by mu_.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> samples_;
+};
+
+}  // namespace storegw::gateway

@@ -1,0 +1,151 @@
+// Black-box tests of the storegw command line (no daemon): version, usage
+// errors, `config check`, and the offline journal tools on a missing journal.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "config.h"
+#include "test_util.h"
+
+using namespace storegw::test;
+
+namespace {
+
+std::string Packaged() {
+  return std::string(STOREGW_TEST_SOURCE_DIR) + "/../packaging/storegw.toml";
+}
+
+}  // namespace
+
+TEST_CASE("gateway cli: version prints the project version") {
+  RunResult r = Run(StoregwArgs({"version"}));
+  CHECK(r.exit.ok());
+  CHECK(r.out == std::string("storegw ") + STOREGW_PROJECT_VERSION + "\n");
+  r = Run(StoregwArgs({"--version"}));
+  CHECK(r.exit.ok());
+  CHECK(r.out.find(std::string("storegw ") + STOREGW_PROJECT_VERSION) != std::string::npos);
+}
+
+TEST_CASE("gateway cli: unknown subcommands and flags are usage errors (exit 2)") {
+  const std::vector<std::vector<std::string>> bad = {
+      {},
+      {"frobnicate"},
+      {"run", "--bogus"},
+      {"run", "extra-arg"},
+      {"journal"},
+      {"journal", "rewrite"},
+      {"journal", "export", "--data-dir"},
+      {"config"},
+      {"config", "check"},  // --config is required
+      {"simulate", "--lanes", "0"},
+      {"simulate", "--duration", "5"},  // a duration needs a unit
+      {"simulate", "--rate", "fast"},
+      {"version", "--verbose"},
+  };
+  for (const auto& args : bad) {
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    INFO("storegw " << joined);
+    RunResult r = Run(StoregwArgs(args));
+    CHECK(r.exit.exited);
+    CHECK(r.exit.code == 2);
+    CHECK(!r.err.empty());
+  }
+  RunResult help = Run(StoregwArgs({"--help"}));
+  CHECK(help.exit.ok());
+  for (const char* sub : {"run", "config", "journal", "simulate", "version"}) {
+    CHECK_MESSAGE(help.out.find(sub) != std::string::npos, sub);
+  }
+}
+
+TEST_CASE("gateway cli: config check accepts a good file and prints the effective config") {
+  RunResult r = Run(StoregwArgs({"config", "check", "--config", Packaged()}));
+  CHECK_MESSAGE(r.exit.ok(), r.err);
+  // stdout is TOML that parses back to the defaults.
+  auto printed = storegw::gateway::ParseConfig(r.out, "stdout");
+  REQUIRE_MESSAGE(printed.ok(), printed.status().message());
+  CHECK(storegw::gateway::ConfigToToml(*printed) ==
+        storegw::gateway::ConfigToToml(storegw::gateway::Config{}));
+  CHECK(r.err.find("is valid") != std::string::npos);
+
+  TempDir dir;
+  WriteFile(dir / "tokens", "# devices\ntill-01 tok-aaaaaaaaaaaaaaaaaaaaaaaa\n");
+  WriteFile(dir / "gw.toml",
+            "[gateway]\nstore_id = \"store-7\"\n[http]\nlisten = \"0.0.0.0:8080\"\n"
+            "device_tokens_file = \"" +
+                (dir / "tokens").string() +
+                "\"\n[uplink]\nusername = \"store7\"\npassword = \"hunter2-secret\"\n"
+                "[journal]\nretention = \"48h\"\n");
+  r = Run(StoregwArgs({"config", "check", "--config", (dir / "gw.toml").string()}));
+  CHECK_MESSAGE(r.exit.ok(), r.err);
+  CHECK(r.out.find("store_id = \"store-7\"") != std::string::npos);
+  CHECK(r.out.find("retention = \"2d\"") != std::string::npos);
+  CHECK(r.out.find("password = \"***\"") != std::string::npos);
+  CHECK(r.out.find("username = \"store7\"") != std::string::npos);
+  CHECK(r.out.find("hunter2-secret") == std::string::npos);
+  CHECK(r.err.find("hunter2-secret") == std::string::npos);
+  CHECK(r.out.find("tok-aaaa") == std::string::npos);
+  CHECK(r.err.find("tok-aaaa") == std::string::npos);
+}
+
+TEST_CASE("gateway cli: config check rejects bad files naming key and file (exit 1)") {
+  TempDir dir;
+  struct Case {
+    std::string toml;
+    std::vector<std::string> says;
+  };
+  const std::string file = (dir / "storegw.toml").string();
+  const Case cases[] = {
+      {"[uplink]\nbatchevents = 5\n", {file + ":2: unknown key 'uplink.batchevents'"}},
+      {"[http]\nlisten = \"8080\"\n", {file + ":2: http.listen: expected HOST:PORT"}},
+      {"[journal]\nretention = \"7 days\"\n", {file + ":2: journal.retention: "}},
+      {"[http]\nthreads = 0\n[log]\nlevel = \"loud\"\n",
+       {file + ":2: http.threads: ", file + ":4: log.level: "}},
+      {"[gateway\n", {file + ":1:", "not valid TOML"}},
+      {"[http]\nlisten = \"0.0.0.0:9000\"\n",
+       {file + ": http.listen: ", "http.device_tokens_file must be set"}},
+      {"[http]\ndevice_tokens_file = \"" + (dir / "absent").string() + "\"\n",
+       {"http.device_tokens_file: " + (dir / "absent").string() + ": no such file"}},
+      {"[uplink]\npassword = 31337\n", {"uplink.password: expected a string, got an integer"}},
+  };
+  for (const Case& c : cases) {
+    INFO("config:\n" << c.toml);
+    WriteFile(file, c.toml);
+    RunResult r = Run(StoregwArgs({"config", "check", "--config", file}));
+    CHECK(r.exit.exited);
+    CHECK(r.exit.code == 1);
+    CHECK(r.out.empty());
+    for (const auto& s : c.says) CHECK_MESSAGE(r.err.find(s) != std::string::npos, r.err);
+    CHECK(r.err.find("31337") == std::string::npos);
+  }
+  // A malformed tokens file is checked the way the daemon reads it, and the
+  // token never shows.
+  WriteFile(dir / "tokens", "till-01\n");
+  WriteFile(file, "[http]\ndevice_tokens_file = \"" + (dir / "tokens").string() + "\"\n");
+  RunResult r = Run(StoregwArgs({"config", "check", "--config", file}));
+  CHECK(r.exit.code == 1);
+  CHECK(r.err.find("http.device_tokens_file") != std::string::npos);
+
+  r = Run(StoregwArgs({"config", "check", "--config", (dir / "nope.toml").string()}));
+  CHECK(r.exit.code == 1);
+  CHECK(r.err.find((dir / "nope.toml").string() + ": no such config file") != std::string::npos);
+}
+
+TEST_CASE("gateway cli: journal tools on a directory without a journal fail with the reason") {
+  TempDir dir;
+  RunResult r = Run(StoregwArgs({"journal", "export", "--data-dir", dir.path().string()}));
+  CHECK(r.exit.code == 1);
+  CHECK(r.err.find("no journal at " + (dir / "journal.db").string()) != std::string::npos);
+  r = Run(StoregwArgs({"journal", "verify", "--data-dir", dir.path().string()}));
+  CHECK(r.exit.code == 1);
+  CHECK(r.err.find("journal verify: FAILED") != std::string::npos);
+  // A file that is not a journal.
+  WriteFile(dir / "journal.db", std::string(8192, 'x'));
+  r = Run(StoregwArgs({"journal", "verify", "--data-dir", dir.path().string()}));
+  CHECK(r.exit.code == 1);
+  CHECK(r.err.find("journal verify: FAILED") != std::string::npos);
+  r = Run(StoregwArgs({"journal", "export", "--data-dir", dir.path().string()}));
+  CHECK(r.exit.code == 1);
+  // The offline tools never move or change the file.
+  CHECK(ReadFile(dir / "journal.db") == std::string(8192, 'x'));
+}

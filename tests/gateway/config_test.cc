@@ -1,0 +1,517 @@
+// Unit tests of the config loader (gateway/config.h): defaults, every key,
+// every bad value and unknown key named with key and file, duration, size
+// and listen-address parsing, and the packaged default config file.
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "test_util.h"
+
+using namespace storegw::gateway;
+using namespace std::chrono_literals;
+using storegw::Status;
+using storegw::test::TempDir;
+
+namespace {
+
+const char kFile[] = "storegw.toml";
+
+std::string ErrorOf(std::string_view toml) {
+  auto r = ParseConfig(toml, kFile);
+  REQUIRE_MESSAGE(!r.ok(), "expected an error for:\n" << toml);
+  return r.status().message();
+}
+
+// A config that sets every key to something other than its default.
+const char kEveryKey[] = R"(
+[gateway]
+store_id = "store-42"
+gateway_id = "gw_B.2"
+data_dir = "/var/lib/storegw"
+
+[http]
+listen = "[::1]:9090"
+device_tokens_file = "/etc/storegw/devices.tokens"
+max_body_bytes = 1048576
+threads = 64
+
+[journal]
+max_bytes = 536870912
+retention = "36h"
+
+[uplink]
+transport = "https"
+url = "https://hq.example/ingest"
+topic_prefix = "chain/v2"
+ack = "hq"
+max_inflight = 4
+batch_events = 1000
+max_message_bytes = 1048576
+backoff_initial = "250ms"
+backoff_max = "5m"
+hq_ack_timeout = "45s"
+client_id = "storegw-custom"
+username = "store42"
+password = "s3cret-pa55"
+
+[uplink.tls]
+ca_file = "/etc/storegw/ca.pem"
+cert_file = "/etc/storegw/client.pem"
+key_file = "/etc/storegw/client.key"
+
+[log]
+level = "debug"
+)";
+
+// "key = value" line of `key` in ConfigToToml(c).
+std::string TomlLine(const Config& c, const std::string& dotted) {
+  std::string section = dotted.substr(0, dotted.rfind('.'));
+  std::string leaf = dotted.substr(dotted.rfind('.') + 1);
+  std::istringstream in(ConfigToToml(c));
+  std::string line, current;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.front() == '[') current = line.substr(1, line.size() - 2);
+    if (current == section && line.rfind(leaf + " = ", 0) == 0) return line;
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("gateway config: an empty file gives the embedded defaults of DESIGN.md section 7") {
+  auto r = ParseConfig("", kFile);
+  REQUIRE(r.ok());
+  const Config& c = *r;
+  CHECK(c.gateway.store_id == "store-0001");
+  CHECK(c.gateway.gateway_id == "gw-01");
+  CHECK(c.gateway.data_dir == "./storegw-data");
+  CHECK(c.http.listen == "127.0.0.1:8080");
+  CHECK(c.http.device_tokens_file.empty());
+  CHECK(c.http.max_body_bytes == 4u << 20);
+  CHECK(c.http.threads == 32);
+  CHECK(c.journal.max_bytes == 1ull << 30);
+  CHECK(c.journal.retention == 7 * 24h);
+  CHECK(c.uplink.transport == "mqtt");
+  CHECK(c.uplink.url == "tcp://127.0.0.1:1883");
+  CHECK(c.uplink.topic_prefix == "retail/v1");
+  CHECK(c.uplink.ack == "broker");
+  CHECK(c.uplink.max_inflight == 8);
+  CHECK(c.uplink.batch_events == 500);
+  CHECK(c.uplink.max_message_bytes == 256u << 10);
+  CHECK(c.uplink.backoff_initial == 1s);
+  CHECK(c.uplink.backoff_max == 60s);
+  CHECK(c.uplink.hq_ack_timeout == 30s);
+  CHECK(c.uplink.client_id.empty());
+  CHECK(c.uplink.tls.ca_file.empty());
+  CHECK(c.log.level == "info");
+  CHECK(ConfigToToml(c) == ConfigToToml(Config{}));
+  // Empty sections and comments change nothing.
+  auto r2 = ParseConfig("# nothing\n[gateway]\n[uplink.tls]\n", kFile);
+  REQUIRE(r2.ok());
+  CHECK(ConfigToToml(*r2) == ConfigToToml(Config{}));
+}
+
+TEST_CASE("gateway config: every key is parsed") {
+  auto r = ParseConfig(kEveryKey, kFile);
+  REQUIRE_MESSAGE(r.ok(), r.status().message());
+  const Config& c = *r;
+  CHECK(c.gateway.store_id == "store-42");
+  CHECK(c.gateway.gateway_id == "gw_B.2");
+  CHECK(c.gateway.data_dir == "/var/lib/storegw");
+  CHECK(c.http.listen == "[::1]:9090");
+  CHECK(c.http.device_tokens_file == "/etc/storegw/devices.tokens");
+  CHECK(c.http.max_body_bytes == 1048576);
+  CHECK(c.http.threads == 64);
+  CHECK(c.journal.max_bytes == 536870912);
+  CHECK(c.journal.retention == 36h);
+  CHECK(c.uplink.transport == "https");
+  CHECK(c.uplink.url == "https://hq.example/ingest");
+  CHECK(c.uplink.topic_prefix == "chain/v2");
+  CHECK(c.uplink.ack == "hq");
+  CHECK(c.uplink.max_inflight == 4);
+  CHECK(c.uplink.batch_events == 1000);
+  CHECK(c.uplink.max_message_bytes == 1048576);
+  CHECK(c.uplink.backoff_initial == 250ms);
+  CHECK(c.uplink.backoff_max == 5min);
+  CHECK(c.uplink.hq_ack_timeout == 45s);
+  CHECK(c.uplink.client_id == "storegw-custom");
+  CHECK(c.uplink.username == "store42");
+  CHECK(c.uplink.password == "s3cret-pa55");
+  CHECK(c.uplink.tls.ca_file == "/etc/storegw/ca.pem");
+  CHECK(c.uplink.tls.cert_file == "/etc/storegw/client.pem");
+  CHECK(c.uplink.tls.key_file == "/etc/storegw/client.key");
+  CHECK(c.log.level == "debug");
+
+  // The test above covers the whole key table: every key differs from its
+  // default here, so a key added to the table without a test shows up.
+  for (const std::string& key : ConfigKeys()) {
+    INFO("key " << key);
+    CHECK(TomlLine(c, key) != "");
+    CHECK(TomlLine(c, key) != TomlLine(Config{}, key));
+  }
+}
+
+TEST_CASE(
+    "gateway config: the effective config prints as TOML that parses back, with secrets masked") {
+  auto r = ParseConfig(kEveryKey, kFile);
+  REQUIRE(r.ok());
+  std::string printed = ConfigToToml(*r);
+  CHECK(printed.find("s3cret-pa55") == std::string::npos);
+  CHECK(printed.find("password = \"***\"") != std::string::npos);
+  // Paths of key files are not secrets.
+  CHECK(printed.find("key_file = \"/etc/storegw/client.key\"") != std::string::npos);
+  CHECK(printed.find("retention = \"36h\"") != std::string::npos);
+  CHECK(printed.find("backoff_initial = \"250ms\"") != std::string::npos);
+  auto back = ParseConfig(printed, "printed");
+  REQUIRE_MESSAGE(back.ok(), back.status().message());
+  CHECK(ConfigToToml(*back) == printed);
+  CHECK(back->uplink.password == "***");  // masked on print, so not the secret
+  // An empty password prints empty, not as a mask.
+  CHECK(ConfigToToml(Config{}).find("password = \"\"") != std::string::npos);
+  // Strings with quotes and backslashes survive.
+  Config odd;
+  odd.gateway.data_dir = "C:\\data \"x\"\tz";
+  auto odd_back = ParseConfig(ConfigToToml(odd), "odd");
+  REQUIRE(odd_back.ok());
+  CHECK(odd_back->gateway.data_dir == odd.gateway.data_dir);
+}
+
+TEST_CASE("gateway config: unknown keys and sections are rejected by name, with file and line") {
+  CHECK(ErrorOf("[uplink]\nbatchevents = 5\n") ==
+        "storegw.toml:2: unknown key 'uplink.batchevents' (did you mean 'uplink.batch_events'?)");
+  CHECK(ErrorOf("store_id = \"x\"\n") ==
+        "storegw.toml:1: unknown key 'store_id' (did you mean 'gateway.store_id'?)");
+  CHECK(ErrorOf("\n\n[uplnk]\nurl = \"tcp://x:1\"\n") ==
+        "storegw.toml:3: unknown section 'uplnk' (did you mean 'uplink'?)");
+  CHECK(ErrorOf("[http]\nlisten = \"127.0.0.1:1\"\nfrobnicate = true\n") ==
+        "storegw.toml:3: unknown key 'http.frobnicate'");
+  // Dotted keys and inline tables are TOML too.
+  CHECK(ErrorOf("uplink.tls.ca = \"x\"\n").find("unknown key 'uplink.tls.ca'") !=
+        std::string::npos);
+  CHECK(ErrorOf("log = { level = \"info\", colour = true }\n").find("unknown key 'log.colour'") !=
+        std::string::npos);
+  // A known section with a value instead of a table.
+  CHECK(ErrorOf("gateway = 5\n") ==
+        "storegw.toml:1: gateway: expected a table ([gateway]), got an integer");
+}
+
+TEST_CASE("gateway config: each bad value names the key, the file and the line") {
+  struct Case {
+    std::string toml;
+    std::string key;
+    std::string says;
+  };
+  const Case cases[] = {
+      {"[gateway]\nstore_id = \"\"", "gateway.store_id", "1 to 64 characters"},
+      {"[gateway]\nstore_id = \"store 1\"", "gateway.store_id", "\"store 1\""},
+      {"[gateway]\ngateway_id = \"gw/1\"", "gateway.gateway_id", "A-Z a-z 0-9 . _ -"},
+      {"[gateway]\ngateway_id = \"" + std::string(65, 'g') + "\"", "gateway.gateway_id", "1 to 64"},
+      {"[gateway]\ndata_dir = \"\"", "gateway.data_dir", "must not be empty"},
+      {"[gateway]\ndata_dir = 7", "gateway.data_dir", "expected a string, got the integer 7"},
+      {"[http]\nlisten = \"8080\"", "http.listen", "expected HOST:PORT"},
+      {"[http]\nlisten = \"127.0.0.1:99999\"", "http.listen", "at most 65535"},
+      {"[http]\nlisten = \"127.0.0.1:http\"", "http.listen", "must be a number"},
+      {"[http]\nlisten = \"::1:8080\"", "http.listen", "IPv6 addresses in brackets"},
+      {"[http]\nlisten = \"[::1:8080\"", "http.listen", "expected HOST:PORT"},
+      {"[http]\nlisten = \"[127.0.0.1]:8080\"", "http.listen", "not an IPv6 address"},
+      {"[http]\nlisten = \":8080\"", "http.listen", "host is missing"},
+      {"[http]\nmax_body_bytes = -1", "http.max_body_bytes", "between 1024 and"},
+      {"[http]\nmax_body_bytes = \"4MB\"", "http.max_body_bytes", "integer number of bytes"},
+      {"[http]\nmax_body_bytes = 1023", "http.max_body_bytes", "got 1023"},
+      {"[http]\nthreads = 0", "http.threads", "between 1 and 1024"},
+      {"[http]\nthreads = 1.5", "http.threads", "expected an integer, got a floating-point"},
+      {"[http]\nthreads = true", "http.threads", "got a boolean"},
+      {"[journal]\nmax_bytes = 65535", "journal.max_bytes", "between 65536 and"},
+      {"[journal]\nretention = \"7\"", "journal.retention", "with a unit"},
+      {"[journal]\nretention = 7", "journal.retention", "got the integer 7"},
+      {"[journal]\nretention = \"7days\"", "journal.retention", "\"7days\""},
+      {"[journal]\nretention = \"3651d\"", "journal.retention", "between 0s and 3650d"},
+      {"[uplink]\ntransport = \"amqp\"", "uplink.transport",
+       "must be \"mqtt\", \"https\" or \"none\", got \"amqp\""},
+      {"[uplink]\nurl = \"localhost\"", "uplink.url", "expected a URL"},
+      {"[uplink]\ntopic_prefix = \"a/#\"", "uplink.topic_prefix", "'#'"},
+      {"[uplink]\ntopic_prefix = \"/retail\"", "uplink.topic_prefix", "leading or trailing"},
+      {"[uplink]\ntopic_prefix = \"\"", "uplink.topic_prefix", "1 to 128"},
+      {"[uplink]\nack = \"both\"", "uplink.ack", "must be \"broker\" or \"hq\""},
+      {"[uplink]\nmax_inflight = 0", "uplink.max_inflight", "between 1 and 100"},
+      {"[uplink]\nmax_inflight = 101", "uplink.max_inflight", "got 101"},
+      {"[uplink]\nbatch_events = 0", "uplink.batch_events", "between 1 and 100000"},
+      {"[uplink]\nmax_message_bytes = 100", "uplink.max_message_bytes", "between 1024 and"},
+      {"[uplink]\nbackoff_initial = \"0ms\"", "uplink.backoff_initial", "between 1ms and 1h"},
+      {"[uplink]\nbackoff_max = \"fast\"", "uplink.backoff_max", "with a unit"},
+      {"[uplink]\nhq_ack_timeout = \"500ms\"", "uplink.hq_ack_timeout", "between 1s and 1d"},
+      {"[uplink]\nclient_id = \"my client\"", "uplink.client_id", "without spaces"},
+      {"[uplink.tls]\nca_file = 5", "uplink.tls.ca_file", "expected a string"},
+      {"[uplink.tls]\nkey_file = [\"a\"]", "uplink.tls.key_file", "got an array"},
+      {"[log]\nlevel = \"verbose\"", "log.level", "\"trace\", \"debug\", \"info\""},
+      {"[log]\nlevel = \"INFO\"", "log.level", "got \"INFO\""},
+  };
+  for (const Case& c : cases) {
+    INFO("config:\n" << c.toml);
+    std::vector<std::string> problems;
+    auto r = ParseConfig(c.toml, kFile, &problems);
+    REQUIRE(!r.ok());
+    REQUIRE(problems.size() == 1);
+    CHECK(r.status().message() == problems[0]);
+    CHECK(r.status().message().rfind(std::string("storegw.toml:2: ") + c.key + ": ", 0) == 0);
+    CHECK_MESSAGE(r.status().message().find(c.says) != std::string::npos, r.status().message());
+  }
+}
+
+TEST_CASE("gateway config: checks across keys name the key and the file") {
+  struct Case {
+    const char* toml;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"[uplink]\nbackoff_initial = \"2m\"\nbackoff_max = \"1m\"",
+       "storegw.toml: uplink.backoff_initial: \"2m\" is longer than uplink.backoff_max \"1m\""},
+      {"[uplink]\nurl = \"ssl://hq:8883\"\n[uplink.tls]\ncert_file = \"c.pem\"",
+       "storegw.toml: uplink.tls.key_file: must be set together with uplink.tls.cert_file"},
+      {"[uplink]\nurl = \"ssl://hq:8883\"\n[uplink.tls]\nkey_file = \"k.pem\"",
+       "storegw.toml: uplink.tls.cert_file: must be set together with uplink.tls.key_file"},
+      {"[uplink]\ntransport = \"https\"",
+       "storegw.toml: uplink.url: \"tcp://127.0.0.1:1883\" is not an https:// URL"},
+      {"[uplink]\nurl = \"https://hq/x\"",
+       "storegw.toml: uplink.url: \"https://hq/x\" is not an "
+       "MQTT URL"},
+      {"[uplink.tls]\nca_file = \"ca.pem\"",
+       "storegw.toml: uplink.tls: TLS files are set but uplink.url \"tcp://127.0.0.1:1883\" is not "
+       "a TLS URL"},
+      {"[http]\nlisten = \"0.0.0.0:8080\"",
+       "storegw.toml: http.listen: \"0.0.0.0:8080\" is not a loopback address, so "
+       "http.device_tokens_file must be set"},
+      {"[http]\nlisten = \"[::]:8080\"", "http.device_tokens_file must be set"},
+  };
+  for (const Case& c : cases) {
+    INFO("config:\n" << c.toml);
+    auto r = ParseConfig(c.toml, kFile);
+    REQUIRE(!r.ok());
+    CHECK_MESSAGE(r.status().message().find(c.says) != std::string::npos, r.status().message());
+  }
+  // The same combinations are fine once completed.
+  CHECK(ParseConfig("[http]\nlisten = \"0.0.0.0:8080\"\ndevice_tokens_file = \"/t\"", kFile).ok());
+  CHECK(ParseConfig("[uplink]\ntransport = \"none\"\nurl = \"https://hq/x\"", kFile).ok());
+  CHECK(ParseConfig("[uplink]\nurl = \"mqtts://hq:8883\"\n[uplink.tls]\nca_file = \"ca\"\n"
+                    "cert_file = \"c\"\nkey_file = \"k\"",
+                    kFile)
+            .ok());
+  CHECK(ParseConfig("[http]\nlisten = \"localhost:0\"", kFile).ok());
+}
+
+TEST_CASE("gateway config: every problem is reported - the status carries the first and a count") {
+  std::vector<std::string> problems;
+  auto r = ParseConfig("[http]\nthreads = 0\nlisten = \"x\"\n[nope]\n", kFile, &problems);
+  REQUIRE(!r.ok());
+  REQUIRE(problems.size() == 3);
+  CHECK(problems[0].find("http.threads") != std::string::npos);
+  CHECK(problems[1].find("http.listen") != std::string::npos);
+  CHECK(problems[2].find("unknown section 'nope'") != std::string::npos);
+  CHECK(r.status().message() == problems[0] + " (and 2 more problems)");
+}
+
+TEST_CASE("gateway config: TOML syntax errors name the file, line and column") {
+  std::string e = ErrorOf("[gateway]\nstore_id = \"unterminated\n");
+  CHECK(e.rfind("storegw.toml:2:", 0) == 0);
+  CHECK(e.find("not valid TOML") != std::string::npos);
+  // An integer beyond int64 is a syntax error in TOML.
+  e = ErrorOf("[journal]\nmax_bytes = 9223372036854775808\n");
+  CHECK(e.rfind("storegw.toml:2:", 0) == 0);
+  // A duplicated key too.
+  e = ErrorOf("[log]\nlevel = \"info\"\nlevel = \"debug\"\n");
+  CHECK(e.rfind("storegw.toml:3:", 0) == 0);
+}
+
+TEST_CASE("gateway config: secrets never appear in error messages") {
+  std::vector<std::string> problems;
+  auto r = ParseConfig("[uplink]\npassword = 12345678\n", kFile, &problems);
+  REQUIRE(!r.ok());
+  CHECK(r.status().message() ==
+        "storegw.toml:2: uplink.password: expected a string, got an integer");
+  CHECK(r.status().message().find("12345678") == std::string::npos);
+}
+
+TEST_CASE("gateway config: durations: a whole number and one unit") {
+  CHECK(ParseDuration("0s").value() == 0ms);
+  CHECK(ParseDuration("0ms").value() == 0ms);
+  CHECK(ParseDuration("250ms").value() == 250ms);
+  CHECK(ParseDuration("5s").value() == 5s);
+  CHECK(ParseDuration("10m").value() == 10min);
+  CHECK(ParseDuration("2h").value() == 2h);
+  CHECK(ParseDuration("7d").value() == 7 * 24h);
+  CHECK(ParseDuration("007s").value() == 7s);
+  CHECK(ParseDuration("9223372036854775807ms").value().count() == INT64_MAX);
+  CHECK(ParseDuration("106751991167d").ok());
+  for (const char* bad : {"", "s", "5", "5S", "5 s", " 5s", "5s ", "-5s", "+5s", "1.5s", "5sec",
+                          "5us", "5ns", "1h30m", "ms", "5ms5", "١s"}) {
+    INFO("'" << bad << "'");
+    auto r = ParseDuration(bad);
+    REQUIRE(!r.ok());
+    CHECK(r.status().message().find("with a unit") != std::string::npos);
+  }
+  for (const char* huge : {"9223372036854775808ms", "106751991168d", "99999999999999999999s"}) {
+    INFO(huge);
+    auto r = ParseDuration(huge);
+    REQUIRE(!r.ok());
+    CHECK(r.status().message().find("too large") != std::string::npos);
+  }
+  CHECK(FormatDuration(0ms) == "0s");
+  CHECK(FormatDuration(1500ms) == "1500ms");
+  CHECK(FormatDuration(90s) == "90s");
+  CHECK(FormatDuration(60s) == "1m");
+  CHECK(FormatDuration(36h) == "36h");
+  CHECK(FormatDuration(7 * 24h) == "7d");
+  for (const char* s : {"1ms", "999ms", "1s", "59s", "61m", "25h", "3650d"}) {
+    CHECK(FormatDuration(ParseDuration(s).value()) == s);
+  }
+}
+
+TEST_CASE("gateway config: sizes: integers in bytes, bounds inclusive") {
+  CHECK(ParseConfig("[journal]\nmax_bytes = 65536", kFile).value().journal.max_bytes == 65536);
+  CHECK(ParseConfig("[journal]\nmax_bytes = 1125899906842624", kFile).value().journal.max_bytes ==
+        1ull << 50);
+  CHECK(!ParseConfig("[journal]\nmax_bytes = 1125899906842625", kFile).ok());
+  CHECK(!ParseConfig("[journal]\nmax_bytes = 0", kFile).ok());
+  CHECK(ParseConfig("[http]\nmax_body_bytes = 0x400", kFile).value().http.max_body_bytes == 1024);
+  CHECK(ParseConfig("[http]\nmax_body_bytes = 1_048_576", kFile).value().http.max_body_bytes ==
+        1048576);
+  CHECK(ErrorOf("[journal]\nmax_bytes = 1e9").find("got a floating-point number") !=
+        std::string::npos);
+  CHECK(ParseConfig("[journal]\nretention = \"0s\"", kFile).value().journal.retention == 0ms);
+}
+
+TEST_CASE("gateway config: listen addresses and loopback") {
+  auto hp = ParseListen("[::1]:8080");
+  REQUIRE(hp.ok());
+  CHECK(hp->host == "::1");
+  CHECK(hp->port == 8080);
+  hp = ParseListen("localhost:0");
+  REQUIRE(hp.ok());
+  CHECK(hp->host == "localhost");
+  CHECK(hp->port == 0);
+  CHECK(ParseListen("127.0.0.1:65535").ok());
+  CHECK(!ParseListen("127.0.0.1:65536").ok());
+  CHECK(!ParseListen("127.0.0.1:").ok());
+  CHECK(!ParseListen("127.0.0.1:-1").ok());
+  CHECK(!ParseListen("127.0.0.1:123456").ok());
+  CHECK(!ParseListen("").ok());
+  CHECK(!ParseListen("[]:80").ok());
+  for (const char* h : {"127.0.0.1", "127.1.2.3", "::1", "localhost", "::ffff:127.0.0.1"}) {
+    CHECK_MESSAGE(IsLoopbackHost(h), h);
+  }
+  for (const char* h : {"0.0.0.0", "10.0.0.1", "::", "192.0.2.1", "example.com", "128.0.0.1",
+                        "localhost.example.com", "fe80::1"}) {
+    CHECK_MESSAGE(!IsLoopbackHost(h), h);
+  }
+}
+
+TEST_CASE("gateway config: command-line overrides use the same checks and name the flag") {
+  Config c;
+  CHECK(SetConfigValue(c, "http.listen", "127.0.0.1:0", "--listen").ok());
+  CHECK(c.http.listen == "127.0.0.1:0");
+  Status s = SetConfigValue(c, "http.listen", "nonsense", "--listen");
+  REQUIRE(!s.ok());
+  CHECK(s.message().rfind("--listen: http.listen: expected HOST:PORT", 0) == 0);
+  CHECK(c.http.listen == "127.0.0.1:0");  // unchanged on error
+  s = SetConfigValue(c, "http.listen", "0.0.0.0:8080", "--listen");
+  REQUIRE(!s.ok());
+  CHECK(s.message().find("http.device_tokens_file must be set") != std::string::npos);
+  CHECK(c.http.listen == "127.0.0.1:0");
+  CHECK(SetConfigValue(c, "gateway.data_dir", "/tmp/x", "--data-dir").ok());
+  CHECK(c.gateway.data_dir == "/tmp/x");
+  CHECK(!SetConfigValue(c, "gateway.data_dir", "", "--data-dir").ok());
+  CHECK(SetConfigValue(c, "http.threads", "7", "--threads").ok());
+  CHECK(c.http.threads == 7);
+  CHECK(
+      SetConfigValue(c, "http.threads", "7x", "--threads").message().find("expected an integer") !=
+      std::string::npos);
+  CHECK(SetConfigValue(c, "journal.retention", "3d", "--retention").ok());
+  CHECK(c.journal.retention == 72h);
+  CHECK(SetConfigValue(c, "gateway.nope", "1", "--nope").message() ==
+        "--nope: unknown key 'gateway.nope'");
+}
+
+TEST_CASE("gateway config: config files: missing, unreadable, and the files a config names") {
+  TempDir dir;
+  auto missing = LoadConfigFile(dir.path() / "absent.toml");
+  REQUIRE(!missing.ok());
+  CHECK(missing.status().message() ==
+        (dir.path() / "absent.toml").string() + ": no such config file");
+  auto is_dir = LoadConfigFile(dir.path());
+  REQUIRE(!is_dir.ok());
+  CHECK(is_dir.status().message().find("is a directory") != std::string::npos);
+
+  std::string path = (dir.path() / "gw.toml").string();
+  std::ofstream(path) << "[http]\nlisten = \"127.0.0.1:1\"\nthreads = -3\n";
+  auto bad = LoadConfigFile(path);
+  REQUIRE(!bad.ok());
+  CHECK(bad.status().message().rfind(path + ":3: http.threads: ", 0) == 0);
+
+  Config c;
+  CHECK(CheckConfigFiles(c).ok());
+  c.http.device_tokens_file = (dir.path() / "tokens").string();
+  Status s = CheckConfigFiles(c);
+  REQUIRE(!s.ok());
+  CHECK(s.message() == "http.device_tokens_file: " + c.http.device_tokens_file + ": no such file");
+  std::ofstream(c.http.device_tokens_file) << "till-1 abc\n";
+  CHECK(CheckConfigFiles(c).ok());
+  c.uplink.tls.ca_file = dir.path().string();
+  s = CheckConfigFiles(c);
+  REQUIRE(!s.ok());
+  CHECK(s.message().find("uplink.tls.ca_file: ") == 0);
+  CHECK(s.message().find("is a directory") != std::string::npos);
+}
+
+TEST_CASE("gateway config: packaging/storegw.toml documents every key with its default") {
+  std::ifstream in(std::string(STOREGW_TEST_SOURCE_DIR) + "/../packaging/storegw.toml");
+  REQUIRE(in);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  const std::string text = buf.str();
+
+  // As shipped (every key commented out) it is valid and gives the defaults.
+  auto as_is = ParseConfig(text, "packaging/storegw.toml");
+  REQUIRE_MESSAGE(as_is.ok(), as_is.status().message());
+  CHECK(ConfigToToml(*as_is) == ConfigToToml(Config{}));
+
+  // With every "#key = value" line uncommented it still gives the defaults,
+  // and every key of the table is there exactly once, with a comment above.
+  std::set<std::string> leaves;
+  for (const auto& k : ConfigKeys()) leaves.insert(k.substr(k.rfind('.') + 1));
+  std::istringstream lines(text);
+  std::string line, uncommented, section, previous;
+  std::multiset<std::string> seen;
+  // "#key = value": '#', then a key name, then " = " (descriptions use "# ").
+  auto commented_key = [](const std::string& l) -> std::string {
+    if (l.size() < 2 || l[0] != '#') return "";
+    size_t end = l.find(" = ");
+    if (end == std::string::npos) return "";
+    std::string key = l.substr(1, end - 1);
+    for (char c : key) {
+      if (!((c >= 'a' && c <= 'z') || c == '_')) return "";
+    }
+    return key;
+  };
+  while (std::getline(lines, line)) {
+    if (!line.empty() && line.front() == '[') section = line.substr(1, line.size() - 2);
+    const std::string original = line;
+    if (std::string key = commented_key(line); !key.empty() && leaves.count(key)) {
+      seen.insert(section + "." + key);
+      CHECK_MESSAGE(previous.rfind("#", 0) == 0, "no comment above " << line);
+      line = line.substr(1);
+    }
+    uncommented += line + "\n";
+    previous = original;
+  }
+  for (const auto& k : ConfigKeys()) {
+    CHECK_MESSAGE(seen.count(k) == 1, "packaging/storegw.toml: key " << k);
+  }
+  auto all = ParseConfig(uncommented, "packaging/storegw.toml (uncommented)");
+  REQUIRE_MESSAGE(all.ok(), all.status().message());
+  CHECK(ConfigToToml(*all) == ConfigToToml(Config{}));
+}
