@@ -215,13 +215,34 @@ struct Journal::Impl {
     if (Status s = wdb.Exec("PRAGMA busy_timeout=10000"); !s.ok()) return fail(s);
     // Every check runs before anything is written, so that a file we move
     // aside as corrupt is byte-identical to what we found.
-    // Quick integrity check: b-tree structure and page accounting, not the
-    // index contents (journal verify does the full check).
-    auto qc = wdb.QueryText("PRAGMA quick_check");
-    if (!qc.ok()) return fail(qc.status());
-    if (*qc != "ok") {
-      return fail(Status::Corruption("journal: " + path.string() +
-                                     " failed its integrity check: " + *qc));
+    // Quick integrity check (b-tree structure and page accounting, not index
+    // contents; journal verify does the full check). Open time must not grow
+    // with the journal, so only the small tables are checked here and the
+    // events table in the background -- unless a background check failed
+    // before (marker file), then the whole file is checked now.
+    const bool full_check = fs::exists(CheckFailedMarker());
+    auto tables = wdb.QueryInt("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                               "name IN ('meta', 'stock', 'alerts')");
+    if (!tables.ok()) return fail(tables.status());
+    std::vector<std::string> checks;
+    if (full_check || *tables != 3) {
+      checks.push_back("PRAGMA quick_check");
+    } else {
+      for (const char* t : {"meta", "stock", "alerts"}) {
+        checks.push_back(std::string("PRAGMA quick_check(") + t + ")");
+      }
+    }
+    for (const auto& check : checks) {
+      auto qc = wdb.QueryText(check);
+      if (!qc.ok()) return fail(qc.status());
+      if (*qc != "ok") {
+        return fail(Status::Corruption("journal: " + path.string() +
+                                       " failed its integrity check: " + *qc));
+      }
+    }
+    if (full_check) {
+      std::error_code ec;
+      fs::remove(CheckFailedMarker(), ec);
     }
     auto version = wdb.QueryInt("PRAGMA user_version");
     if (!version.ok()) return fail(version.status());
@@ -296,6 +317,55 @@ struct Journal::Impl {
     }
     report.created = true;
     return wdb.Exec("COMMIT");
+  }
+
+  fs::path CheckFailedMarker() const { return path.string() + ".check-failed"; }
+
+  // Background quick_check of the whole file on its own read-only
+  // connection. A failure is published in Stats() and leaves a marker so
+  // the next Open checks (and if need be moves aside) the whole file.
+  std::mutex ic_mu;
+  sqlite3* ic_db = nullptr;  // guarded by ic_mu; interrupted by Close
+  bool ic_stop = false;      // guarded by ic_mu
+  std::string ic_error;      // guarded by ic_mu
+  std::atomic<bool> ic_done{false};
+  std::thread ic_thread;
+
+  void IntegrityLoop() {
+    sql::Db db;
+    Status st = db.Open(path.string(), SQLITE_OPEN_READONLY);
+    if (st.ok()) {
+      std::lock_guard lk(ic_mu);
+      if (ic_stop) return;
+      ic_db = db.get();
+    }
+    std::string error;
+    if (!st.ok()) {
+      error = st.message();
+    } else {
+      (void)db.Exec("PRAGMA busy_timeout=10000");
+      auto qc = db.QueryText("PRAGMA quick_check");
+      if (!qc.ok()) {
+        if ((sqlite3_errcode(db.get()) & 0xff) == SQLITE_INTERRUPT) {
+          std::lock_guard lk(ic_mu);
+          ic_db = nullptr;
+          return;  // Close() interrupted us: not a verdict
+        }
+        error = qc.status().message();
+      } else if (*qc != "ok") {
+        error = "journal: " + path.string() + " failed its background integrity check: " + *qc;
+      }
+    }
+    {
+      std::lock_guard lk(ic_mu);
+      ic_db = nullptr;
+      ic_error = error;
+    }
+    if (!error.empty()) {
+      std::ofstream marker(CheckFailedMarker());
+      marker << error << "\n";
+    }
+    ic_done = true;
   }
 
   // Runs inside the schema-creating transaction (MigrateSchema).
@@ -896,7 +966,11 @@ struct Journal::Impl {
     }
     if (st.ok()) st = FlushStock();
     if (st.ok()) st = PersistWatermarkInTxn();
+    // Size while the write transaction is open: no extra read transaction
+    // (and WAL read lock) per commit.
+    const uint64_t used = st.ok() ? UsedBytes() : 0;
     if (st.ok()) st = wdb.Exec("COMMIT");
+    if (st.ok()) a_journal_bytes = used;
     if (!st.ok()) {
       Rollback(seq0, cum0);
       if (st.code() == StatusCode::kResourceExhausted) disk_full = true;
@@ -913,7 +987,7 @@ struct Journal::Impl {
       ++a_commits;
     }
     dirty.clear();
-    Publish(true);
+    Publish(!st.ok());
     if (next_seq != seq0) {
       { std::lock_guard lk(seq_mu); }
       seq_cv.notify_all();
@@ -1123,6 +1197,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& options) {
   Impl* raw = impl.get();
   impl->writer = std::thread([raw] { raw->WriterLoop(); });
   impl->checkpointer = std::thread([raw] { raw->CheckpointLoop(); });
+  impl->ic_thread = std::thread([raw] { raw->IntegrityLoop(); });
   return std::unique_ptr<Journal>(new Journal(std::move(impl)));
 }
 
@@ -1134,6 +1209,12 @@ void Journal::Close() {
     impl_->stopping = true;
   }
   impl_->cv.notify_all();
+  {
+    std::lock_guard lk(impl_->ic_mu);
+    impl_->ic_stop = true;
+    if (impl_->ic_db) sqlite3_interrupt(impl_->ic_db);
+  }
+  if (impl_->ic_thread.joinable()) impl_->ic_thread.join();
   if (impl_->writer.joinable()) impl_->writer.join();
   {
     std::lock_guard lk(impl_->ck_mu);
@@ -1371,6 +1452,11 @@ JournalStats Journal::Stats() const {
   s.events_appended = i.a_appended.load();
   s.duplicates = i.a_dups.load();
   s.commits = i.a_commits.load();
+  s.integrity_checked = i.ic_done.load();
+  {
+    std::lock_guard lk(impl_->ic_mu);
+    s.integrity_error = i.ic_error;
+  }
   return s;
 }
 

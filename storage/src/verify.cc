@@ -105,7 +105,13 @@ Result<VerifyReport> VerifyJournal(const fs::path& data_dir,
 
   // Replay. With nothing pruned the whole ledger is recomputed from the
   // events; otherwise each sku's invariant is checked over retained events.
-  rep.full_replay = rep.events == 0 || rep.first_seq == 1;
+  // An empty events table is a full replay only if no seq was ever handed
+  // out (meta last_seq records the high-water mark when pruning ran).
+  uint64_t ever = 0;
+  if (auto hw = db.QueryText("SELECT value FROM meta WHERE key = 'last_seq'"); hw.ok()) {
+    ever = std::stoull(*hw);
+  }
+  rep.full_replay = rep.events == 0 ? ever == 0 : rep.first_seq == 1;
   std::map<std::string, Ledger> ledger;
   sql::Stmt ev;
   if (Status s = ev.Prepare(db.get(),

@@ -109,6 +109,12 @@ struct JournalStats {
   uint64_t events_appended = 0;  // since open, not counting duplicates
   uint64_t duplicates = 0;       // since open
   uint64_t commits = 0;          // group commits since open
+  // The full quick_check of the events table runs in the background after
+  // Open (open time must not grow with the journal). Until it finishes
+  // integrity_checked is false; a failure is in integrity_error, and the
+  // next Open checks the whole file before use (and moves it aside).
+  bool integrity_checked = false;
+  std::string integrity_error;
 };
 
 // What Open() found and did, for the log and the status page.
@@ -121,8 +127,11 @@ struct OpenReport {
 
 class Journal {
  public:
-  // Opens (or creates) <data_dir>/journal.db: checks the header and runs a
-  // quick integrity check, migrates the schema, starts the writer thread.
+  // Opens (or creates) <data_dir>/journal.db: checks the header, runs a
+  // quick integrity check of the small tables (the events table is checked
+  // in the background, see JournalStats::integrity_checked; the whole file
+  // when a previous background check failed), migrates the schema, starts
+  // the writer thread. Takes <data_dir>/journal.lock: one writer at a time.
   // Errors: kFailedPrecondition for a journal of a newer schema version or
   // another store/gateway (the file is left untouched), kCorruption (see
   // OnCorrupt), kIoError.
