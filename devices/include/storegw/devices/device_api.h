@@ -11,6 +11,7 @@
 // devices/API.md.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -44,6 +45,11 @@ struct ApiOptions {
   // A request whose headers or body do not arrive within this many seconds
   // (or whose response cannot be written) is dropped.
   int io_timeout_s = 5;
+  // Optional, for metrics: called after every Journal::Append of a
+  // POST /v1/events with how long it took (handed to the journal until the
+  // commit was durable, or failed) and whether it succeeded. Runs on the
+  // request's worker thread: must be quick and thread-safe.
+  std::function<void(std::chrono::nanoseconds elapsed, bool ok)> on_append_done;
 };
 
 // A parsed listen address. `host` has no brackets ("::1").
@@ -80,7 +86,7 @@ using ExtraHandler = std::function<std::optional<HttpResponse>(const HttpRequest
 
 struct ApiCounters {
   uint64_t requests = 0;
-  uint64_t events_accepted = 0;   // newly journaled
+  uint64_t events_accepted = 0;  // newly journaled
   uint64_t events_duplicate = 0;
   uint64_t rejected_invalid = 0;  // 400
   uint64_t rejected_auth = 0;     // 401/403
@@ -88,6 +94,9 @@ struct ApiCounters {
   uint64_t rejected_media_type = 0;
   uint64_t rejected_unavailable = 0;  // 503
   uint64_t errors_internal = 0;       // 500: the journal failed (I/O error, ...)
+  // Every answer (device routes, ExtraHandler routes, httplib's own errors)
+  // by HTTP status code, ascending; codes never answered are left out.
+  std::vector<std::pair<int, uint64_t>> responses_by_code;
 };
 
 class DeviceApi {

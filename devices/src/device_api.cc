@@ -1,0 +1,755 @@
+// DeviceApi over cpp-httplib 0.11.4 (Debian's compiled build).
+//
+// Request flow of POST /v1/events, in this order (the first failure answers):
+//   body read (<= max_body_bytes, also for chunked and compressed bodies) 413
+//   shutting down                                                          503
+//   device token (when a tokens file is configured)                        401
+//   Content-Type                                                           415
+//   decode (proto3 JSON or protobuf)                                       400
+//   ValidateDeviceEvent on each event (incl. gateway-only bodies)          400
+//   each event's device_id is the token's device                           403
+//   Journal::Append (atomic, durable before it returns)      400 / 503 / 500
+// Nothing before Append writes anything, and Append is all-or-nothing, so a
+// refused request changes nothing.
+#include <httplib.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "auth.h"
+#include "ingest_body.h"
+#include "json_out.h"
+#include "storegw/devices/device_api.h"
+
+namespace storegw::devices {
+namespace {
+
+constexpr const char* kJson = "application/json";
+constexpr size_t kDefaultStockLimit = 100;
+constexpr size_t kMaxStockLimit = 10000;
+
+bool PrintableAscii(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+std::string HostPort(const ListenAddress& a) {
+  const bool v6 = a.host.find(':') != std::string::npos;
+  return (v6 ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
+}
+
+// httplib does not say why a bind failed: try the same bind ourselves to get
+// the OS's reason (address in use, not an address of this machine, ...).
+std::string BindFailureReason(const ListenAddress& a) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(a.port);
+  if (int rc = getaddrinfo(a.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
+    return std::string("cannot resolve host: ") + gai_strerror(rc);
+  }
+  std::string reason = "bind failed";
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    const int fd = ::socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (fd < 0) {
+      reason = std::strerror(errno);
+      continue;
+    }
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      reason = std::strerror(errno);
+    } else if (::listen(fd, 1) != 0) {
+      reason = std::strerror(errno);
+    }
+    ::close(fd);
+  }
+  freeaddrinfo(res);
+  return reason;
+}
+
+std::string CodeForHttpStatus(int status) {
+  switch (status) {
+    case 400:
+      return "invalid_argument";
+    case 401:
+      return "unauthenticated";
+    case 403:
+      return "permission_denied";
+    case 404:
+      return "not_found";
+    case 405:
+      return "method_not_allowed";
+    case 413:
+      return "payload_too_large";
+    case 415:
+      return "unsupported_media_type";
+    case 503:
+      return "unavailable";
+    default:
+      return status >= 500 ? "internal" : "http_" + std::to_string(status);
+  }
+}
+
+// Messages for the answers httplib gives on its own.
+std::string HttpStatusMessage(int status) {
+  switch (status) {
+    case 400:
+      return "bad request: the HTTP request could not be parsed";
+    case 404:
+      return "no such endpoint";
+    case 413:
+      return "request body is larger than the limit (http.max_body_bytes)";
+    case 414:
+      return "request URI is too long";
+    case 415:
+      return "unsupported Content-Encoding";
+    case 416:
+      return "bad Range header";
+    default:
+      return "HTTP " + std::to_string(status);
+  }
+}
+
+// "must not be 0" about "events[1].sale.lines[0].qty" reads as one sentence:
+// "events[1].sale.lines[0].qty must not be 0".
+std::string FieldMessage(const std::string& field, const std::string& message) {
+  if (field.empty() || message.rfind(field, 0) == 0) return message;
+  return field + " " + message;
+}
+
+class DeviceApiImpl final : public DeviceApi {
+ public:
+  DeviceApiImpl(const ApiOptions& options, storage::Journal& journal, ExtraHandler extra,
+                std::optional<TokenTable> tokens)
+      : options_(options),
+        journal_(journal),
+        extra_(std::move(extra)),
+        tokens_(std::move(tokens)) {}
+
+  ~DeviceApiImpl() override { Stop(); }
+
+  Status Listen(const ListenAddress& addr);
+
+  uint16_t port() const override { return port_; }
+  void BeginShutdown() override { shutting_down_.store(true); }
+  void Stop() override;
+  void SetReady(bool ready) override { ready_.store(ready); }
+  ApiCounters counters() const override;
+
+ private:
+  enum class BodyRead { kOk, kTooLarge, kTooLargeDrained, kFailed };
+
+  void Routes();
+  void PostEvents(const httplib::Request& req, httplib::Response& res,
+                  const httplib::ContentReader& reader);
+  void GetStockSku(const httplib::Request& req, httplib::Response& res);
+  void GetStockList(const httplib::Request& req, httplib::Response& res);
+  void GetPrice(const httplib::Request& req, httplib::Response& res);
+  void Readyz(httplib::Response& res);
+  void Other(const httplib::Request& req, httplib::Response& res, std::string body);
+  void OtherWithBody(const httplib::Request& req, httplib::Response& res,
+                     const httplib::ContentReader& reader);
+
+  BodyRead ReadBody(const httplib::Request& req, httplib::Response& res,
+                    const httplib::ContentReader& reader, std::string* body);
+  // False (and a 413/415/400 answer written) when the body could not be read.
+  bool ReadBodyOrAnswer(const httplib::Request& req, httplib::Response& res,
+                        const httplib::ContentReader& reader, std::string* body);
+  // With a tokens file: the device of the request's bearer token, or a 401
+  // answer and false. Without one: true and `device` left empty.
+  bool Authenticate(const httplib::Request& req, httplib::Response& res,
+                    std::optional<std::string>* device);
+
+  void Error(httplib::Response& res, int http, std::string_view code, const std::string& message,
+             const std::string& field = {});
+  void ErrorFromStatus(httplib::Response& res, const Status& s, bool single);
+  void Unavailable(httplib::Response& res, std::string_view code, const std::string& message);
+
+  const ApiOptions options_;
+  storage::Journal& journal_;
+  const ExtraHandler extra_;
+  const std::optional<TokenTable> tokens_;  // nullopt: no device auth (loopback only)
+
+  httplib::Server svr_;
+  std::thread listen_thread_;
+  uint16_t port_ = 0;
+  std::atomic<int> listen_fd_{-1};
+  std::atomic<bool> listen_exited_{false};  // set by the listen thread when it ends
+
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<bool> ready_{false};
+  std::mutex stop_mu_;    // serialises Stop()
+  bool stopped_ = false;  // guarded by stop_mu_
+
+  struct Counters {
+    std::atomic<uint64_t> requests{0}, events_accepted{0}, events_duplicate{0}, rejected_invalid{0},
+        rejected_auth{0}, rejected_too_large{0}, rejected_media_type{0}, rejected_unavailable{0},
+        errors_internal{0};
+    std::array<std::atomic<uint64_t>, 600> by_code{};  // answers by HTTP status (100..599)
+  } c_;
+};
+
+Status DeviceApiImpl::Listen(const ListenAddress& addr) {
+  svr_.new_task_queue = [n = options_.threads] {
+    return new httplib::ThreadPool(static_cast<size_t>(n));
+  };
+  // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a
+  // second gateway bind the same port silently and steal half the requests.
+  svr_.set_socket_options([this](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd_.store(sock);
+  });
+  svr_.set_keep_alive_timeout(options_.keep_alive_timeout_s);
+  // httplib's default closes a connection after 5 requests; tills keep theirs.
+  svr_.set_keep_alive_max_count(100000);
+  svr_.set_read_timeout(options_.io_timeout_s, 0);
+  svr_.set_write_timeout(options_.io_timeout_s, 0);
+  svr_.set_tcp_nodelay(true);
+  svr_.set_payload_max_length(options_.max_body_bytes);
+  Routes();
+
+  int port = -1;
+  if (addr.port == 0) {
+    port = svr_.bind_to_any_port(addr.host);
+  } else if (svr_.bind_to_port(addr.host, addr.port)) {
+    port = addr.port;
+  }
+  if (port <= 0) {
+    return Status::Unavailable("device API: cannot listen on " + HostPort(addr) + ": " +
+                               BindFailureReason(addr) +
+                               " (is another storegw or service using it?)");
+  }
+  port_ = static_cast<uint16_t>(port);
+  // httplib listens with a backlog of 5: a store's tills reconnecting at once
+  // would see their SYNs dropped for a second. Listening again on the bound
+  // socket only raises the backlog.
+  if (int fd = listen_fd_.load(); fd >= 0) ::listen(fd, 256);
+
+  listen_thread_ = std::thread([this] {
+    svr_.listen_after_bind();
+    listen_exited_.store(true);
+  });
+  // stop() is a no-op until the accept loop runs: wait for it (the thread
+  // gets there at once, or returns at once on failure), so that a Stop()
+  // right after Start() cannot leave the thread listening forever.
+  while (!svr_.is_running()) {
+    if (listen_exited_.load()) {
+      listen_thread_.join();
+      return Status::Unavailable("device API: the HTTP server on " + HostPort(addr) +
+                                 " did not start");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return {};
+}
+
+void DeviceApiImpl::Stop() {
+  std::lock_guard<std::mutex> lock(stop_mu_);
+  if (stopped_) return;
+  shutting_down_.store(true);
+  ready_.store(false);
+  // stop() closes the listening socket; listen_after_bind() then shuts the
+  // thread pool down, which waits for every queued and running connection:
+  // handlers inside Journal::Append finish (the journal commits them) and
+  // answer before we return. Keep-alive connections end after their current
+  // request (we answer "Connection: close" once shutting down) or when idle
+  // for keep_alive_timeout_s.
+  svr_.stop();
+  if (listen_thread_.joinable()) listen_thread_.join();
+  stopped_ = true;
+}
+
+ApiCounters DeviceApiImpl::counters() const {
+  ApiCounters out;
+  out.requests = c_.requests.load();
+  out.events_accepted = c_.events_accepted.load();
+  out.events_duplicate = c_.events_duplicate.load();
+  out.rejected_invalid = c_.rejected_invalid.load();
+  out.rejected_auth = c_.rejected_auth.load();
+  out.rejected_too_large = c_.rejected_too_large.load();
+  out.rejected_media_type = c_.rejected_media_type.load();
+  out.rejected_unavailable = c_.rejected_unavailable.load();
+  out.errors_internal = c_.errors_internal.load();
+  for (size_t code = 100; code < c_.by_code.size(); ++code) {
+    if (uint64_t n = c_.by_code[code].load()) out.responses_by_code.emplace_back(int(code), n);
+  }
+  return out;
+}
+
+void DeviceApiImpl::Routes() {
+  using httplib::Request;
+  using httplib::Response;
+  using HandlerResponse = httplib::Server::HandlerResponse;
+
+  svr_.set_pre_routing_handler([this](const Request&, Response&) {
+    c_.requests.fetch_add(1, std::memory_order_relaxed);
+    return HandlerResponse::Unhandled;
+  });
+  svr_.set_post_routing_handler([this](const Request&, Response& res) {
+    if (res.status >= 100 && res.status < 600) {
+      c_.by_code[static_cast<size_t>(res.status)].fetch_add(1, std::memory_order_relaxed);
+    }
+    // Once shutting down, end keep-alive connections after this answer so
+    // that Stop() does not wait for busy clients.
+    if (shutting_down_.load()) res.set_header("Connection", "close");
+  });
+  // Called by httplib for every answer >= 400, also for ours: only fill in a
+  // JSON error where httplib answered on its own (bad request line, 413 on a
+  // Content-Length over the limit, unsupported Content-Encoding, ...).
+  svr_.set_error_handler(httplib::Server::HandlerWithResponse([](const Request&, Response& res) {
+    if (!res.body.empty()) return HandlerResponse::Unhandled;
+    res.set_content(ErrorJson(CodeForHttpStatus(res.status), HttpStatusMessage(res.status), ""),
+                    kJson);
+    return HandlerResponse::Handled;
+  }));
+  svr_.set_exception_handler([this](const Request&, Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    c_.errors_internal.fetch_add(1, std::memory_order_relaxed);
+    res.headers.clear();
+    Error(res, 500, "internal", "internal error: " + what);
+  });
+
+  svr_.Post("/v1/events",
+            [this](const Request& req, Response& res, const httplib::ContentReader& reader) {
+              PostEvents(req, res, reader);
+            });
+  svr_.Get(R"(/v1/stock/(.+))",
+           [this](const Request& req, Response& res) { GetStockSku(req, res); });
+  svr_.Get("/v1/stock", [this](const Request& req, Response& res) { GetStockList(req, res); });
+  svr_.Get(R"(/v1/prices/(.+))", [this](const Request& req, Response& res) { GetPrice(req, res); });
+  svr_.Get("/healthz",
+           [](const Request&, Response& res) { res.set_content("{\"status\":\"ok\"}", kJson); });
+  svr_.Get("/readyz", [this](const Request&, Response& res) { Readyz(res); });
+
+  // Everything else goes to the gateway's ExtraHandler (status page,
+  // /v1/status, /metrics), bodies read under the same size limit.
+  svr_.Get(".*", [this](const Request& req, Response& res) { Other(req, res, {}); });
+  svr_.Options(".*", [this](const Request& req, Response& res) { Other(req, res, {}); });
+  const auto with_body = [this](const Request& req, Response& res,
+                                const httplib::ContentReader& reader) {
+    OtherWithBody(req, res, reader);
+  };
+  svr_.Post(".*", with_body);
+  svr_.Put(".*", with_body);
+  svr_.Patch(".*", with_body);
+  svr_.Delete(".*", with_body);
+}
+
+DeviceApiImpl::BodyRead DeviceApiImpl::ReadBody(const httplib::Request& req, httplib::Response& res,
+                                                const httplib::ContentReader& reader,
+                                                std::string* body) {
+  bool over = false;
+  size_t drained = 0;
+  const size_t max = options_.max_body_bytes;
+  if (req.has_header("Content-Length")) {
+    const std::string len = req.get_header_value("Content-Length");
+    size_t n = 0;
+    auto [p, ec] = std::from_chars(len.data(), len.data() + len.size(), n);
+    if (ec == std::errc() && n <= max) body->reserve(n);
+  }
+  // The receiver sees the body after chunked decoding and decompression, so
+  // the limit holds for those too (httplib itself only checks
+  // Content-Length). Past the limit we keep reading and discard, up to a
+  // cap, so the client can read our 413 instead of a connection reset (a
+  // socket closed with unread input answers with RST).
+  const size_t drain_cap = std::max<size_t>(4 * max, 16u << 20);
+  const bool ok = reader([&](const char* data, size_t n) {
+    if (over) {
+      drained += n;
+      return drained <= drain_cap;
+    }
+    if (body->size() + n > max) {
+      over = true;
+      drained = body->size() + n;
+      body->clear();
+      body->shrink_to_fit();
+      return drained <= drain_cap;
+    }
+    body->append(data, n);
+    return true;
+  });
+  if (over || res.status == 413) return ok ? BodyRead::kTooLargeDrained : BodyRead::kTooLarge;
+  if (ok) return BodyRead::kOk;
+  return BodyRead::kFailed;
+}
+
+bool DeviceApiImpl::ReadBodyOrAnswer(const httplib::Request& req, httplib::Response& res,
+                                     const httplib::ContentReader& reader, std::string* body) {
+  if (req.is_multipart_form_data()) {
+    c_.rejected_media_type.fetch_add(1, std::memory_order_relaxed);
+    res.set_header("Connection", "close");  // the body was not read
+    Error(res, 415, "unsupported_media_type",
+          "multipart/form-data is not accepted: send application/json or "
+          "application/x-protobuf");
+    return false;
+  }
+  const int status_before = res.status;
+  const BodyRead r = ReadBody(req, res, reader, body);
+  switch (r) {
+    case BodyRead::kOk:
+      return true;
+    case BodyRead::kTooLarge:
+    case BodyRead::kTooLargeDrained:
+      c_.rejected_too_large.fetch_add(1, std::memory_order_relaxed);
+      // Unless we read the whole body, the connection cannot carry another
+      // request.
+      if (r != BodyRead::kTooLargeDrained) res.set_header("Connection", "close");
+      Error(res, 413, "payload_too_large",
+            "request body is larger than the limit of " + std::to_string(options_.max_body_bytes) +
+                " bytes (http.max_body_bytes): send fewer events per request");
+      return false;
+    case BodyRead::kFailed:
+      break;
+  }
+  res.set_header("Connection", "close");
+  if (res.status == 415 && status_before != 415) {
+    c_.rejected_media_type.fetch_add(1, std::memory_order_relaxed);
+    Error(res, 415, "unsupported_media_type",
+          "unsupported Content-Encoding (use none, gzip, deflate or br)");
+  } else {
+    c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+    Error(res, 400, "invalid_argument",
+          "could not read the request body (truncated, timed out or badly chunked)");
+  }
+  return false;
+}
+
+bool DeviceApiImpl::Authenticate(const httplib::Request& req, httplib::Response& res,
+                                 std::optional<std::string>* device) {
+  if (!tokens_) return true;
+  const auto fail = [&](const std::string& message) {
+    c_.rejected_auth.fetch_add(1, std::memory_order_relaxed);
+    res.set_header("WWW-Authenticate", "Bearer realm=\"storegw\"");
+    Error(res, 401, "unauthenticated", message);
+    return false;
+  };
+  if (!req.has_header("Authorization")) {
+    return fail(
+        "missing \"Authorization: Bearer TOKEN\" header: this gateway requires a device "
+        "token");
+  }
+  const std::string header = req.get_header_value("Authorization");
+  auto token = BearerToken(header);
+  if (!token) return fail("the Authorization header is not \"Bearer TOKEN\"");
+  auto dev = tokens_->DeviceForToken(*token);
+  if (!dev) return fail("unknown device token (not in the gateway's device tokens file)");
+  *device = std::move(dev);
+  return true;
+}
+
+void DeviceApiImpl::Error(httplib::Response& res, int http, std::string_view code,
+                          const std::string& message, const std::string& field) {
+  res.status = http;
+  res.set_content(ErrorJson(code, message, field), kJson);
+}
+
+void DeviceApiImpl::Unavailable(httplib::Response& res, std::string_view code,
+                                const std::string& message) {
+  c_.rejected_unavailable.fetch_add(1, std::memory_order_relaxed);
+  res.set_header("Retry-After", std::to_string(options_.retry_after_s));
+  Error(res, 503, code, message);
+}
+
+void DeviceApiImpl::ErrorFromStatus(httplib::Response& res, const Status& s, bool single) {
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument: {
+      std::string field = s.field();
+      // Append() prefixes "events[i]"; a single-event body has no such level.
+      if (single && field.rfind("events[0]", 0) == 0) {
+        field.erase(0, 9);
+        if (!field.empty() && field.front() == '.') field.erase(0, 1);
+      }
+      c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+      Error(res, 400, "invalid_argument", FieldMessage(field, s.message()), field);
+      return;
+    }
+    case StatusCode::kResourceExhausted:
+      Unavailable(res, "resource_exhausted",
+                  "the journal is full (" + s.message() +
+                      "): keep the events and retry after Retry-After seconds");
+      return;
+    case StatusCode::kUnavailable:
+      Unavailable(
+          res, "unavailable",
+          "the journal is not available (" + s.message() + "): retry after Retry-After seconds");
+      return;
+    default:
+      c_.errors_internal.fetch_add(1, std::memory_order_relaxed);
+      Error(res, 500, StatusCodeName(s.code()),
+            "the journal failed, nothing was recorded: " + s.message());
+      return;
+  }
+}
+
+void DeviceApiImpl::PostEvents(const httplib::Request& req, httplib::Response& res,
+                               const httplib::ContentReader& reader) {
+  std::string body;
+  if (!ReadBodyOrAnswer(req, res, reader, &body)) return;
+  if (shutting_down_.load()) {
+    Unavailable(res, "unavailable",
+                "the gateway is shutting down: nothing was recorded, retry after Retry-After "
+                "seconds");
+    return;
+  }
+  std::optional<std::string> device;
+  if (!Authenticate(req, res, &device)) return;
+
+  const std::string content_type = req.get_header_value("Content-Type");
+  const auto format = FormatForContentType(content_type);
+  if (!format) {
+    c_.rejected_media_type.fetch_add(1, std::memory_order_relaxed);
+    Error(res, 415, "unsupported_media_type",
+          "Content-Type must be application/json or application/x-protobuf" +
+              (content_type.empty() ? std::string(" (none given)")
+                                    : " (got \"" + content_type + "\")"));
+    return;
+  }
+
+  auto decoded = DecodeIngestBody(*format, body);
+  if (!decoded.ok()) {
+    c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+    const Status& s = decoded.status();
+    Error(res, 400, "invalid_argument", s.message(), s.field());
+    return;
+  }
+  const bool single = decoded->single;
+  std::vector<v1::Event>& events = decoded->events;
+
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (Status s = storage::ValidateDeviceEvent(events[i]); !s.ok()) {
+      ErrorFromStatus(res, s.WithFieldPrefix(EventPath(single, i)), /*single=*/false);
+      return;
+    }
+  }
+  if (device) {
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (events[i].device_id() != *device) {
+        c_.rejected_auth.fetch_add(1, std::memory_order_relaxed);
+        const std::string field = JoinPath(EventPath(single, i), "device_id");
+        Error(res, 403, "permission_denied",
+              field + " \"" + events[i].device_id() + "\" is not the device of this token (\"" +
+                  *device + "\"): a device may only submit its own events",
+              field);
+        return;
+      }
+    }
+  }
+
+  const auto append_start = std::chrono::steady_clock::now();
+  auto appended = journal_.Append(std::move(events));
+  if (options_.on_append_done) {
+    options_.on_append_done(std::chrono::steady_clock::now() - append_start, appended.ok());
+  }
+  if (!appended.ok()) {
+    ErrorFromStatus(res, appended.status(), single);
+    return;
+  }
+
+  v1::IngestResponse response;
+  uint64_t fresh = 0, dup = 0;
+  for (const storage::AppendResult& r : *appended) {
+    v1::IngestResult* out = response.add_results();
+    out->set_event_id(r.event_id);
+    out->set_seq(r.seq);
+    out->set_duplicate(r.duplicate);
+    (r.duplicate ? dup : fresh)++;
+  }
+  c_.events_accepted.fetch_add(fresh, std::memory_order_relaxed);
+  c_.events_duplicate.fetch_add(dup, std::memory_order_relaxed);
+
+  google::protobuf::util::JsonPrintOptions print;
+  print.always_print_primitive_fields = true;  // "duplicate":false is shown
+  print.preserve_proto_field_names = true;     // event_id, not eventId
+  std::string json;
+  if (auto st = google::protobuf::util::MessageToJsonString(response, &json, print); !st.ok()) {
+    // The events are durable; a device that gets this retries and is
+    // answered duplicate=true with the same seqs.
+    c_.errors_internal.fetch_add(1, std::memory_order_relaxed);
+    Error(res, 500, "internal",
+          "events were journaled but the answer could not be encoded: retry to get their seqs");
+    return;
+  }
+  res.status = 200;
+  res.set_content(json, kJson);
+}
+
+std::string StockJson(const storage::StockRow& r) {
+  return "{\"sku\":" + JsonString(r.sku) + ",\"on_hand\":" + JsonInt64(r.on_hand) +
+         ",\"base_qty\":" + JsonInt64(r.base_qty) + ",\"as_of_seq\":" + JsonUint64(r.as_of_seq) +
+         ",\"hq_version\":" + JsonUint64(r.hq_version) + "}";
+}
+
+void DeviceApiImpl::GetStockSku(const httplib::Request& req, httplib::Response& res) {
+  std::optional<std::string> device;
+  if (!Authenticate(req, res, &device)) return;
+  const std::string sku = req.matches[1];
+  if (sku.size() > 64 || !PrintableAscii(sku)) {
+    c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+    Error(res, 400, "invalid_argument", "sku must be 1..64 printable ASCII characters", "sku");
+    return;
+  }
+  auto row = journal_.Stock(sku);
+  if (!row.ok()) {
+    if (row.status().code() == StatusCode::kNotFound) {
+      Error(res, 404, "not_found", "no stock known for sku \"" + sku + "\"", "sku");
+    } else {
+      ErrorFromStatus(res, row.status(), false);
+    }
+    return;
+  }
+  res.set_content(StockJson(*row), kJson);
+}
+
+void DeviceApiImpl::GetStockList(const httplib::Request& req, httplib::Response& res) {
+  std::optional<std::string> device;
+  if (!Authenticate(req, res, &device)) return;
+  const std::string prefix = req.get_param_value("prefix");
+  if (prefix.size() > 64 || !PrintableAscii(prefix)) {
+    c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+    Error(res, 400, "invalid_argument", "prefix must be at most 64 printable ASCII characters",
+          "prefix");
+    return;
+  }
+  size_t limit = kDefaultStockLimit;
+  if (req.has_param("limit")) {
+    const std::string text = req.get_param_value("limit");
+    size_t parsed = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
+    if (ec != std::errc() || p != text.data() + text.size() || parsed < 1 ||
+        parsed > kMaxStockLimit) {
+      c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+      Error(res, 400, "invalid_argument",
+            "limit must be a number from 1 to " + std::to_string(kMaxStockLimit), "limit");
+      return;
+    }
+    limit = parsed;
+  }
+  auto rows = journal_.StockByPrefix(prefix, limit);
+  if (!rows.ok()) {
+    ErrorFromStatus(res, rows.status(), false);
+    return;
+  }
+  std::string out = "{\"stock\":[";
+  for (size_t i = 0; i < rows->size(); ++i) {
+    if (i) out += ',';
+    out += StockJson((*rows)[i]);
+  }
+  out += "]}";
+  res.set_content(out, kJson);
+}
+
+void DeviceApiImpl::GetPrice(const httplib::Request& req, httplib::Response& res) {
+  std::optional<std::string> device;
+  if (!Authenticate(req, res, &device)) return;
+  const std::string sku = req.matches[1];
+  // HQ price updates are not applied by this version of the gateway yet:
+  // say so rather than invent a price.
+  Error(res, 404, "not_found",
+        "no price known for sku \"" + sku + "\": this gateway does not hold HQ prices yet", "sku");
+}
+
+void DeviceApiImpl::Readyz(httplib::Response& res) {
+  if (shutting_down_.load()) {
+    Error(res, 503, "unavailable", "shutting down");
+  } else if (!ready_.load()) {
+    Error(res, 503, "unavailable", "not ready yet (starting up)");
+  } else {
+    res.set_content("{\"status\":\"ready\"}", kJson);
+  }
+}
+
+void DeviceApiImpl::OtherWithBody(const httplib::Request& req, httplib::Response& res,
+                                  const httplib::ContentReader& reader) {
+  std::string body;
+  if (!ReadBodyOrAnswer(req, res, reader, &body)) return;
+  Other(req, res, std::move(body));
+}
+
+void DeviceApiImpl::Other(const httplib::Request& req, httplib::Response& res, std::string body) {
+  if (extra_) {
+    HttpRequest r;
+    r.method = req.method;
+    r.path = req.path;
+    for (const auto& [k, v] : req.params) r.query.emplace_back(k, v);
+    r.authorization = req.get_header_value("Authorization");
+    r.body = std::move(body);
+    if (std::optional<HttpResponse> out = extra_(r)) {
+      res.status = out->status;
+      for (const auto& [k, v] : out->headers) res.set_header(k, v);
+      res.set_content(std::move(out->body), out->content_type);
+      return;
+    }
+  }
+  const std::string& p = req.path;
+  const bool ours = p == "/v1/events" || p == "/v1/stock" || p == "/healthz" || p == "/readyz" ||
+                    p.rfind("/v1/stock/", 0) == 0 || p.rfind("/v1/prices/", 0) == 0;
+  if (ours) {
+    res.set_header("Allow", p == "/v1/events" ? "POST" : "GET, HEAD");
+    Error(res, 405, "method_not_allowed", req.method + " is not allowed on " + p);
+    return;
+  }
+  Error(res, 404, "not_found", "no such endpoint: " + req.method + " " + p);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DeviceApi>> DeviceApi::Start(const ApiOptions& options,
+                                                    storage::Journal& journal, ExtraHandler extra) {
+  auto addr = ParseListenAddress(options.listen);
+  if (!addr.ok()) return addr.status();
+  if (options.threads < 1 || options.threads > 4096) {
+    return Status::InvalidArgument(
+        "threads", "device API: threads must be 1..4096, got " + std::to_string(options.threads));
+  }
+  if (options.max_body_bytes < 1024) {
+    return Status::InvalidArgument("max_body_bytes",
+                                   "device API: max_body_bytes must be at least 1024, got " +
+                                       std::to_string(options.max_body_bytes));
+  }
+  if (options.retry_after_s < 1 || options.keep_alive_timeout_s < 1 || options.io_timeout_s < 1) {
+    return Status::InvalidArgument(
+        "", "device API: retry_after_s, keep_alive_timeout_s and io_timeout_s must be >= 1");
+  }
+  std::optional<TokenTable> tokens;
+  if (!options.device_tokens_file.empty()) {
+    auto t = TokenTable::Load(options.device_tokens_file);
+    if (!t.ok()) return t.status();
+    tokens = std::move(t).value();
+  } else if (!addr->loopback) {
+    return Status::InvalidArgument(
+        "device_tokens_file",
+        "device API: refusing to listen on " + options.listen +
+            ": it is not a loopback address and no device tokens file is configured "
+            "(http.device_tokens_file), so anyone on the network could submit sales and stock "
+            "changes. Configure device tokens, or listen on 127.0.0.1 / [::1]");
+  }
+  auto api = std::make_unique<DeviceApiImpl>(options, journal, std::move(extra), std::move(tokens));
+  if (Status s = api->Listen(*addr); !s.ok()) return s;
+  return std::unique_ptr<DeviceApi>(std::move(api));
+}
+
+}  // namespace storegw::devices

@@ -1,0 +1,29 @@
+// Writing the few JSON bodies that have no proto message (errors, stock,
+// health). Output only: every JSON the API reads goes through protobuf's
+// proto3 JSON parser.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace storegw::devices {
+
+// `s` as a JSON string literal, quotes included. Bytes that are not valid
+// UTF-8 are replaced by U+FFFD so the output is always valid JSON.
+std::string JsonString(std::string_view s);
+
+// 64-bit integers are written as JSON strings, as the proto3 JSON mapping
+// does ("seq":"7"), so that every 64-bit value in the API looks the same and
+// survives JavaScript's 53-bit numbers.
+inline std::string JsonInt64(int64_t v) {
+  return "\"" + std::to_string(v) + "\"";
+}
+inline std::string JsonUint64(uint64_t v) {
+  return "\"" + std::to_string(v) + "\"";
+}
+
+// {"error":{"code":CODE,"message":MESSAGE,"field":FIELD}}
+std::string ErrorJson(std::string_view code, std::string_view message, std::string_view field);
+
+}  // namespace storegw::devices
