@@ -17,6 +17,8 @@ PKGS=(
   mosquitto mosquitto-clients
   python3 curl
   clang-format
+  lintian rpm cpio elfutils systemd man-db
+  chromium
 )
 
 missing=()

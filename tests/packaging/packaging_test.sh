@@ -1,0 +1,616 @@
+#!/usr/bin/env bash
+# Tests of the storegw deb and rpm (issue 7), run by ctest (see CMakeLists.txt):
+#
+#   packaging_test.sh build   BIN_DIR   cpack -G DEB and -G RPM into BIN_DIR/packaging/test-out
+#   packaging_test.sh deb     BIN_DIR   lintian, contents, control files, dependencies, binary
+#   packaging_test.sh rpm     BIN_DIR   rpm -qpl / -qpc / -qpR / --scripts / debuginfo
+#   packaging_test.sh install BIN_DIR   dpkg -i / upgrade / -r / -P on this machine, the
+#                                       installed binary and unit, and what purge keeps
+#
+# Environment (from CMakeLists.txt): STOREGW_VERSION, STOREGW_PACKAGING (ON/OFF),
+# STOREGW_DEB_DEBUG (ON/OFF), STOREGW_SOURCE_DIR, STOREGW_EXE (build-tree binary).
+#
+# The install mode needs root (it installs a package) and refuses to run when
+# storegw is already installed or /var/lib/storegw exists: it must not touch
+# a real installation. It always purges what it installed, also on failure,
+# and removes the storegw user and data directory it created. Every step is
+# bounded by `timeout`.
+set -euo pipefail
+
+MODE=${1:?mode}
+BIN=${2:?binary dir}
+: "${STOREGW_VERSION:?}" "${STOREGW_SOURCE_DIR:?}" "${STOREGW_EXE:?}"
+: "${STOREGW_PACKAGING:=OFF}" "${STOREGW_DEB_DEBUG:=OFF}"
+OUT=$BIN/packaging/test-out
+DEB_ARCH=$(dpkg --print-architecture)
+RPM_ARCH=$(uname -m)
+DEB=$OUT/deb/storegw_${STOREGW_VERSION}-1_${DEB_ARCH}.deb
+DDEB=$OUT/deb/storegw-dbgsym_${STOREGW_VERSION}-1_${DEB_ARCH}.ddeb
+RPM=$OUT/rpm/storegw-${STOREGW_VERSION}-1.${RPM_ARCH}.rpm
+RPM_DEBUG=$OUT/rpm/storegw-debuginfo-${STOREGW_VERSION}-1.${RPM_ARCH}.rpm
+unset STOREGW_PURGE_FORCE
+
+failures=0
+pass() { echo "ok: $*"; }
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+die() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+# check DESCRIPTION COMMAND...: runs COMMAND, passes when it exits 0.
+check() {
+  local what=$1
+  shift
+  if "$@"; then pass "$what"; else fail "$what"; fi
+}
+# same_lines DESCRIPTION EXPECTED ACTUAL: both newline-separated, order ignored.
+same_lines() {
+  local e a
+  e=$(printf '%s\n' "$2" | sed '/^$/d' | LC_ALL=C sort)
+  a=$(printf '%s\n' "$3" | sed '/^$/d' | LC_ALL=C sort)
+  if [ "$e" = "$a" ]; then
+    pass "$1"
+  else
+    fail "$1"
+    diff <(echo "$e") <(echo "$a") | sed 's/^/    /' >&2 || true
+  fi
+}
+contains() { grep -qF -- "$2" <<<"$1"; }
+quiet() { "$@" >/dev/null 2>&1; }
+not() { ! "$@"; }
+finish() {
+  if [ "$failures" -ne 0 ]; then
+    echo "$MODE: $failures check(s) failed" >&2
+    exit 1
+  fi
+  echo "$MODE: all checks passed"
+}
+need_packages() {
+  [ -f "$DEB" ] || die "$DEB is missing: the packaging.build test makes it"
+  [ -f "$RPM" ] || die "$RPM is missing: the packaging.build test makes it"
+}
+
+# The Debian package that owns a library file, trying the paths dpkg may know
+# it by (merged /usr: /lib/... and /usr/lib/..., the soname link's target).
+owner_package() {
+  local p real
+  real=$(readlink -f "$1")
+  for p in "$1" "${1#/usr}" "/usr$1" "$real" "${real#/usr}" "$(dirname "$1")/$(basename "$real")"; do
+    if out=$(dpkg -S "$p" 2>/dev/null); then
+      head -n1 <<<"$out" | cut -d: -f1
+      return 0
+    fi
+  done
+}
+
+# depends_on DEPENDS PKG: DEPENDS names PKG or one of the names PKG provides
+# (libspdlog1.10 provides libspdlog1.10-fmt9, which its shlibs file names).
+depends_on() {
+  local name names deps
+  names="$2 $(dpkg-query -W -f='${Provides}' "$2" 2>/dev/null | sed 's/([^)]*)//g; s/,/ /g')"
+  deps=$(awk -v RS='[,|]' '{ sub(/\(.*/, ""); gsub(/[ \n]/, ""); if ($0 != "") print }' <<<"$1")
+  for name in $names; do
+    if grep -qxF -- "$name" <<<"$deps"; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+# NEEDED sonames of an ELF file.
+needed_sonames() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
+
+# ---------------------------------------------------------------------------
+mode_build() {
+  rm -rf "$OUT"
+  mkdir -p "$OUT"
+  local gen
+  for gen in DEB RPM; do
+    echo "== cpack -G $gen"
+    if ! (cd "$BIN" && timeout 600 cpack -G "$gen" -B "$OUT/${gen,,}" --config "$BIN/CPackConfig.cmake") \
+      >"$OUT/cpack-$gen.log" 2>&1; then
+      cat "$OUT/cpack-$gen.log" >&2
+      die "cpack -G $gen failed"
+    fi
+    grep -E 'package: |Warning|Error' "$OUT/cpack-$gen.log" || true
+  done
+  check "deb built: $DEB" test -s "$DEB"
+  check "rpm built: $RPM" test -s "$RPM"
+  if [ "$STOREGW_DEB_DEBUG" = ON ]; then
+    check "deb debug package built: $DDEB" test -s "$DDEB"
+  else
+    check "no deb debug package without -g" test ! -e "$DDEB"
+  fi
+  if [ "$STOREGW_PACKAGING" = ON ]; then
+    check "rpm debuginfo package built: $RPM_DEBUG" test -s "$RPM_DEBUG"
+  else
+    check "no rpm debuginfo package outside STOREGW_PACKAGING" test ! -e "$RPM_DEBUG"
+  fi
+  finish
+}
+
+# ---------------------------------------------------------------------------
+mode_deb() {
+  need_packages
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+
+  echo "== lintian $DEB"
+  local lint rc=0
+  lint=$(timeout 300 lintian --display-info --pedantic --tag-display-limit 0 "$DEB" 2>&1) || rc=$?
+  printf '%s\n' "$lint" | sed 's/^/    /'
+  check "lintian ran (exit $rc; 1 means errors)" test "$rc" -le 1
+  if grep -q '^E: ' <<<"$lint"; then fail "lintian reports errors"; else pass "lintian: no errors"; fi
+  if grep -q '^W: ' <<<"$lint"; then fail "lintian reports warnings"; else pass "lintian: no warnings"; fi
+
+  echo "== control fields"
+  local f
+  f=$(dpkg-deb -f "$DEB" Package Version Architecture Section Priority Maintainer Description)
+  check "Package: storegw" contains "$f" "Package: storegw"
+  check "Version: ${STOREGW_VERSION}-1 (the project version)" contains "$f" "Version: ${STOREGW_VERSION}-1"
+  check "Architecture: $DEB_ARCH" contains "$f" "Architecture: $DEB_ARCH"
+  local first
+  first=$(head -n1 "$STOREGW_SOURCE_DIR/packaging/changelog")
+  check "packaging/changelog's newest entry is ${STOREGW_VERSION}-1 ($first)" \
+    contains "$first" "storegw (${STOREGW_VERSION}-1) "
+  local rpmcl
+  rpmcl=$(head -n1 "$STOREGW_SOURCE_DIR/packaging/rpm/changelog")
+  check "packaging/rpm/changelog's newest entry is ${STOREGW_VERSION}-1 ($rpmcl)" \
+    contains "$rpmcl" " - ${STOREGW_VERSION}-1"
+
+  echo "== Depends (shlibdeps) covers every shared library the binary needs"
+  local depends soname lib pkg
+  depends=$(dpkg-deb -f "$DEB" Depends)
+  echo "    Depends: $depends"
+  check "no mosquitto in Depends (not needed at run time)" not contains "$depends" "mosquitto"
+  dpkg-deb -x "$DEB" "$tmp/root"
+  for soname in $(needed_sonames "$tmp/root/usr/bin/storegw"); do
+    # (awk reads to the end: an early exit would SIGPIPE ldconfig under pipefail)
+    lib=$(ldconfig -p | awk -v s="$soname" '$1 == s && lib == "" { lib = $NF } END { print lib }')
+    pkg=$(owner_package "$lib")
+    if [ -z "$pkg" ]; then
+      fail "no Debian package owns $soname ($lib)"
+    elif depends_on "$depends" "$pkg"; then
+      pass "Depends has $pkg or what it provides (for $soname)"
+    else
+      fail "Depends lacks $pkg (for $soname)"
+    fi
+  done
+
+  echo "== contents"
+  local files
+  files=$(dpkg-deb -c "$DEB" | awk '$1 !~ /^d/ {print $NF}' | sed 's|^\./|/|')
+  same_lines "deb file list" "/etc/storegw/storegw.toml
+/usr/bin/storegw
+/usr/lib/systemd/system/storegw.service
+/usr/lib/sysusers.d/storegw.conf
+/usr/share/doc/storegw/changelog.Debian.gz
+/usr/share/doc/storegw/copyright
+/usr/share/lintian/overrides/storegw
+/usr/share/man/man1/storegw.1.gz" "$files"
+  local owners
+  owners=$(dpkg-deb -c "$DEB" | awk '{print $2}' | sort -u)
+  same_lines "every file root/root" "root/root" "$owners"
+
+  echo "== control files"
+  dpkg-deb -e "$DEB" "$tmp/control"
+  same_lines "conffiles" "/etc/storegw/storegw.toml" "$(cat "$tmp/control/conffiles")"
+  local s
+  for s in postinst prerm postrm; do
+    check "$s is executable" test -x "$tmp/control/$s"
+    check "$s parses (sh -n)" sh -n "$tmp/control/$s"
+    check "$s is the one in packaging/deb" cmp -s "$tmp/control/$s" "$STOREGW_SOURCE_DIR/packaging/deb/$s"
+  done
+
+  echo "== packaged config"
+  local cfg=$tmp/root/etc/storegw/storegw.toml
+  check "config sets data_dir = \"/var/lib/storegw\"" grep -qx 'data_dir = "/var/lib/storegw"' "$cfg"
+  # Otherwise it is packaging/storegw.toml, line for line.
+  local d
+  d=$(diff "$STOREGW_SOURCE_DIR/packaging/storegw.toml" "$cfg" | grep '^[<>]' || true)
+  same_lines "config differs from packaging/storegw.toml only in data_dir" \
+    "$(grep '^#data_dir = ' "$STOREGW_SOURCE_DIR/packaging/storegw.toml" | sed 's/^/< /')
+> data_dir = \"/var/lib/storegw\"" "$d"
+  check "the build's storegw accepts the packaged config" \
+    quiet timeout 20 "$STOREGW_EXE" config check --config "$cfg"
+
+  echo "== unit file"
+  local unit=$tmp/root/usr/lib/systemd/system/storegw.service
+  local k
+  for k in 'Type=notify' 'WatchdogSec=30s' 'Restart=on-failure' 'User=storegw' 'Group=storegw' \
+    'StateDirectory=storegw' 'ExecStart=/usr/bin/storegw run --config /etc/storegw/storegw.toml' \
+    'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' 'NoNewPrivileges=yes' \
+    'CapabilityBoundingSet=' 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' \
+    'SystemCallFilter=@system-service' 'WantedBy=multi-user.target'; do
+    check "unit has $k" grep -qxF -- "$k" "$unit"
+  done
+  check "unit has no ExecReload (the daemon does not reload)" test "$(grep -c '^ExecReload' "$unit")" = 0
+
+  echo "== binary"
+  local bin=$tmp/root/usr/bin/storegw
+  check "PIE (ELF type DYN)" bash -c "readelf -h '$bin' | grep -q 'Type:.*DYN'"
+  check "full RELRO: GNU_RELRO segment" bash -c "readelf -lW '$bin' | grep -q GNU_RELRO"
+  check "full RELRO: BIND_NOW" bash -c "readelf -d '$bin' | grep -qE 'BIND_NOW|FLAGS_1.*NOW'"
+  if [ "$STOREGW_DEB_DEBUG" = ON ]; then
+    check "stripped: no .debug_info" bash -c "! readelf -SW '$bin' | grep -q '\.debug_info'"
+    check "stripped: no .symtab" bash -c "! readelf -SW '$bin' | grep -q '\.symtab'"
+    check "has .gnu_debuglink" bash -c "readelf -SW '$bin' | grep -q '\.gnu_debuglink'"
+    local id
+    id=$(readelf -n "$bin" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
+    check "binary has a build id" test -n "$id"
+    dpkg-deb -x "$DDEB" "$tmp/dbg"
+    local dbgfile=$tmp/dbg/usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug
+    check "debug package has usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug" test -f "$dbgfile"
+    check "debug file has .debug_info" bash -c "readelf -SW '$dbgfile' 2>/dev/null | grep -q '\.debug_info'"
+    check "debug package depends on storegw (= ${STOREGW_VERSION}-1)" \
+      bash -c "dpkg-deb -f '$DDEB' Depends | grep -qF 'storegw (= ${STOREGW_VERSION}-1)'"
+  fi
+  if [ "$STOREGW_PACKAGING" = ON ]; then
+    # Release flags: the stack protector and FORTIFY leave their marks in the
+    # dynamic symbols (__stack_chk_fail, __*_chk).
+    local dyn
+    dyn=$(readelf --dyn-syms -W "$bin")
+    check "stack protector: imports __stack_chk_fail" contains "$dyn" "__stack_chk_fail"
+    local chk
+    chk=$(grep -oE '__[a-z_]+_chk\b' <<<"$dyn" | grep -v '^__stack_chk' | sort -u | tr '\n' ' ' || true)
+    check "FORTIFY: imports checked functions ($chk)" test -n "$chk"
+  fi
+  finish
+}
+
+# ---------------------------------------------------------------------------
+mode_rpm() {
+  need_packages
+  echo "== rpm -qpi"
+  rpm -qpi "$RPM" 2>/dev/null | sed 's/^/    /'
+  check "name, version, release" test "$(rpm -qp --qf '%{NAME} %{VERSION} %{RELEASE}' "$RPM" 2>/dev/null)" = \
+    "storegw ${STOREGW_VERSION} 1"
+
+  echo "== rpm -qpl"
+  local files
+  files=$(rpm -qpl "$RPM" 2>/dev/null)
+  printf '%s\n' "$files" | sed 's/^/    /'
+  # /usr/lib/.build-id links come with a debuginfo package.
+  same_lines "rpm file list" "/etc/storegw
+/etc/storegw/storegw.toml
+/usr/bin/storegw
+/usr/lib/systemd/system/storegw.service
+/usr/lib/sysusers.d/storegw.conf
+/usr/share/doc/storegw
+/usr/share/doc/storegw/copyright
+/usr/share/man/man1/storegw.1.gz" "$(grep -v '^/usr/lib/\.build-id' <<<"$files")"
+
+  echo "== rpm -qpc"
+  local conf
+  conf=$(rpm -qpc "$RPM" 2>/dev/null)
+  echo "    $conf"
+  same_lines "rpm config files" "/etc/storegw/storegw.toml" "$conf"
+  local attrs
+  attrs=$(rpm -qp --qf '[%{FILENAMES} %{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILEFLAGS:fflags}\n]' "$RPM" 2>/dev/null)
+  check "config is %config(noreplace), 0640 root:storegw" \
+    grep -qx '/etc/storegw/storegw.toml -rw-r----- root storegw cn' <<<"$attrs"
+  check "copyright is %license" grep -qE '^/usr/share/doc/storegw/copyright -rw-r--r-- root root [a-z]*l[a-z]*$' <<<"$attrs"
+  check "binary 0755 root:root" grep -qE '^/usr/bin/storegw -rwxr-xr-x root root ' <<<"$attrs"
+
+  echo "== rpm -qpR"
+  local req
+  req=$(rpm -qpR "$RPM" 2>/dev/null)
+  printf '%s\n' "$req" | sed 's/^/    /'
+  local r
+  for r in shadow-utils /bin/sh; do
+    check "Requires: $r" grep -qx -- "$r" <<<"$req"
+  done
+  check "no Requires on mosquitto" not grep -q mosquitto <<<"$req"
+  # Per NEEDED library of the binary: rpm's own soname requirement, and the
+  # Fedora package name from STOREGW_RPM_NAME_MAP (cmake/packaging.cmake).
+  local tmp soname base name
+  tmp=$(mktemp -d)
+  (cd "$tmp" && rpm2cpio "$RPM" | cpio -idm --quiet ./usr/bin/storegw)
+  for soname in $(needed_sonames "$tmp/usr/bin/storegw"); do
+    check "Requires: $soname (automatic)" grep -q "^${soname//./\\.}(" <<<"$req"
+    base=${soname%%.so*}
+    if ! name=$(tr ',' '\n' <<<"${STOREGW_RPM_NAME_MAP:?}" |
+      awk -F= -v b="$base" '$1 == b && !found { print $2; found = 1 } END { exit !found }'); then
+      fail "no Fedora package name for $soname in STOREGW_RPM_NAME_MAP"
+    elif [ -n "$name" ]; then
+      check "Requires: $name (Fedora package of $soname)" grep -qx -- "$name" <<<"$req"
+    fi
+  done
+  check "rpm binary is stripped" bash -c "! readelf -SW '$tmp/usr/bin/storegw' | grep -q '\.debug_info'"
+  rm -rf "$tmp"
+
+  echo "== rpm scripts and changelog"
+  local scripts
+  scripts=$(rpm -qp --scripts "$RPM" 2>/dev/null)
+  check "%pre creates the storegw user" grep -q 'useradd -r -g storegw -d /var/lib/storegw' <<<"$scripts"
+  check "%post enables the service on install" grep -q 'systemctl enable storegw.service' <<<"$scripts"
+  check "%preun stops it on erase" grep -q 'systemctl stop storegw.service' <<<"$scripts"
+  check "%postun restarts it after an upgrade" grep -q 'systemctl try-restart storegw.service' <<<"$scripts"
+  check "systemctl calls are guarded by /run/systemd/system" grep -q '/run/systemd/system' <<<"$scripts"
+  check "%changelog names ${STOREGW_VERSION}-1" \
+    bash -c "rpm -qp --changelog '$RPM' 2>/dev/null | head -n1 | grep -q -- '- ${STOREGW_VERSION}-1'"
+
+  if [ "$STOREGW_PACKAGING" = ON ]; then
+    echo "== debuginfo rpm"
+    local dfiles
+    dfiles=$(rpm -qpl "$RPM_DEBUG" 2>/dev/null)
+    check "debuginfo has the binary's debug file" grep -q '^/usr/lib/debug/usr/bin/storegw.*\.debug$' <<<"$dfiles"
+    check "debuginfo has the sources" grep -q "^/usr/src/debug/storegw-${STOREGW_VERSION}/src_0/gateway/main.cc$" <<<"$dfiles"
+  fi
+  finish
+}
+
+# ---------------------------------------------------------------------------
+# install mode
+
+DATA=/var/lib/storegw
+had_user=1
+daemon_pid=""
+
+# "install ok installed", "deinstall ok config-files", ...; "not-installed"
+# when dpkg does not know the package (any more).
+pkg_state() {
+  local st
+  st=$(dpkg-query -W -f='${Status}' storegw 2>/dev/null) || st="not-installed"
+  case "$st" in *" not-installed") st="not-installed" ;; esac
+  echo "$st"
+}
+
+cleanup() {
+  set +e
+  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
+    kill -KILL "$daemon_pid"
+    wait "$daemon_pid" 2>/dev/null
+  fi
+  if [ "$(pkg_state)" != "not-installed" ]; then
+    echo "cleanup: purging storegw"
+    local _i out
+    for _i in $(seq 1 60); do
+      out=$(STOREGW_PURGE_FORCE=1 timeout 120 dpkg -P storegw 2>&1) && break
+      grep -q 'lock' <<<"$out" || break
+      sleep 5
+    done
+  fi
+  rm -rf "$DATA"
+  rm -rf /etc/storegw
+  if [ "$had_user" = 0 ] && getent passwd storegw >/dev/null; then
+    userdel storegw 2>/dev/null
+    getent group storegw >/dev/null && groupdel storegw 2>/dev/null
+  fi
+  rm -rf "${tmp:-/nonexistent-storegw-test}"
+}
+
+# dpkg_do NAME ARGS...: runs dpkg (bounded), keeps its output in $tmp/NAME.log.
+# While another process (apt) holds dpkg's lock it waits, up to 5 minutes.
+dpkg_do() {
+  local name=$1 waited=0
+  shift
+  while :; do
+    if timeout 120 "$@" >"$tmp/$name.log" 2>&1; then
+      pass "$name"
+      return 0
+    fi
+    if grep -q 'dpkg frontend lock\|lock-frontend\|dpkg status database is locked' "$tmp/$name.log" &&
+      [ "$waited" -lt 300 ]; then
+      [ "$waited" -gt 0 ] || echo "    (dpkg is locked by another process; waiting)"
+      sleep 5
+      waited=$((waited + 5))
+      continue
+    fi
+    sed 's/^/    /' "$tmp/$name.log" >&2
+    die "$name failed"
+  done
+}
+
+# run_daemon EVENTS: runs the installed storegw as the storegw user on the
+# package's data dir, offline (uplink.transport = "none", so nothing is ever
+# delivered), sends EVENTS sales with `storegw simulate` when EVENTS > 0, and
+# stops it with SIGTERM.
+run_daemon() {
+  local events=$1 cfg=$tmp/run.toml log=$tmp/daemon.log
+  cat >"$cfg" <<EOF
+[gateway]
+data_dir = "$DATA"
+[http]
+listen = "127.0.0.1:0"
+[uplink]
+transport = "none"
+EOF
+  chmod 0644 "$cfg"
+  setpriv --reuid=storegw --regid=storegw --init-groups -- \
+    /usr/bin/storegw run --config "$cfg" >"$log" 2>&1 &
+  daemon_pid=$!
+  local url=""
+  for _ in $(seq 1 200); do
+    url=$(sed -n 's/^storegw: listening on \(http:[^ ]*\) .*/\1/p' "$log")
+    [ -n "$url" ] && break
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$url" ]; then
+    sed 's/^/    /' "$log" >&2
+    die "the installed storegw did not start as user storegw"
+  fi
+  pass "installed storegw runs as user storegw on $DATA ($url)"
+  if [ "$events" -gt 0 ]; then
+    local rate=$((events * 2))
+    if ! timeout 60 /usr/bin/storegw simulate --url "$url" --lanes 1 --rate "$rate" \
+      --duration 500ms --seed 7 >"$tmp/simulate.log" 2>&1; then
+      sed 's/^/    /' "$tmp/simulate.log" "$log" >&2
+      die "storegw simulate failed"
+    fi
+    sed 's/^/    /' "$tmp/simulate.log"
+  fi
+  kill -TERM "$daemon_pid"
+  local rc=0
+  for _ in $(seq 1 100); do
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$daemon_pid" 2>/dev/null; then
+    die "storegw did not exit within 10 s of SIGTERM"
+  fi
+  wait "$daemon_pid" || rc=$?
+  daemon_pid=""
+  check "storegw exited 0 on SIGTERM" test "$rc" = 0
+}
+
+# journal_counts EXE: prints "LAST WATERMARK" from `journal verify`.
+journal_counts() {
+  local out
+  out=$(timeout 60 "$1" journal verify --data-dir "$DATA" 2>&1) || {
+    echo "$out" >&2
+    return 1
+  }
+  sed -n 's/^journal verify: ok: .*(seq [0-9]*\.\.\([0-9]*\), watermark \([0-9]*\)).*/\1 \2/p' <<<"$out"
+}
+
+mode_install() {
+  need_packages
+  [ "$(id -u)" = 0 ] || die "the install test needs root (it installs the deb with dpkg)"
+  # One at a time on this machine (dpkg has one database).
+  exec 9>/tmp/storegw-packaging-install-test.lock
+  flock -w 300 9 || die "another packaging install test holds /tmp/storegw-packaging-install-test.lock"
+  [ "$(pkg_state)" = "not-installed" ] ||
+    die "storegw is already installed here ($(pkg_state)); this test will not touch it (dpkg -P storegw first)"
+  [ ! -e "$DATA" ] || die "$DATA exists; this test will not mix its journal with it (move it away first)"
+  [ ! -e /etc/storegw ] || die "/etc/storegw exists; this test will not touch it (move it away first)"
+  getent passwd storegw >/dev/null || had_user=0
+  tmp=$(mktemp -d)
+  chmod 0755 "$tmp"
+  trap cleanup EXIT
+  trap 'exit 1' TERM INT HUP
+
+  echo "== 1. install"
+  dpkg_do "dpkg -i" dpkg -i "$DEB"
+  check "package state: install ok installed" test "$(pkg_state)" = "install ok installed"
+  local v
+  v=$(timeout 10 /usr/bin/storegw version)
+  check "/usr/bin/storegw version prints 'storegw $STOREGW_VERSION' ($v)" test "$v" = "storegw $STOREGW_VERSION"
+  if timeout 20 /usr/bin/storegw config check --config /etc/storegw/storegw.toml >"$tmp/check.out" 2>"$tmp/check.err"; then
+    pass "storegw config check --config /etc/storegw/storegw.toml: $(cat "$tmp/check.err")"
+  else
+    sed 's/^/    /' "$tmp/check.err" >&2
+    fail "storegw config check --config /etc/storegw/storegw.toml"
+  fi
+  check "effective config has data_dir = \"/var/lib/storegw\"" grep -q 'data_dir = "/var/lib/storegw"' "$tmp/check.out"
+  check "man page installed" test -s /usr/share/man/man1/storegw.1.gz
+  local pw
+  pw=$(getent passwd storegw || true)
+  check "system user storegw exists ($pw)" test -n "$pw"
+  check "storegw is a system user (uid < 1000)" test "$(cut -d: -f3 <<<"$pw")" -lt 1000
+  check "storegw's home is $DATA" test "$(cut -d: -f6 <<<"$pw")" = "$DATA"
+  check "storegw has no login shell" bash -c "[[ '$(cut -d: -f7 <<<"$pw")' == */nologin ]]"
+  check "$DATA is storegw:storegw 750" test "$(stat -c '%U:%G %a' "$DATA")" = "storegw:storegw 750"
+  check "config is root:storegw 640" test "$(stat -c '%U:%G %a' /etc/storegw/storegw.toml)" = "root:storegw 640"
+  check "config's mode is a dpkg-statoverride" bash -c "dpkg-statoverride --list /etc/storegw/storegw.toml | grep -qE 'root storegw 0?640'"
+  check "conffile registered" bash -c "dpkg-query -W -f='\${Conffiles}' storegw | grep -q /etc/storegw/storegw.toml"
+  check "service enabled (multi-user.target.wants symlink)" \
+    test -L /etc/systemd/system/multi-user.target.wants/storegw.service
+
+  echo "== 2. systemd-analyze on the installed unit"
+  local unit=/usr/lib/systemd/system/storegw.service va
+  if va=$(timeout 60 systemd-analyze verify "$unit" 2>&1); then
+    pass "systemd-analyze verify $unit"
+  else
+    fail "systemd-analyze verify $unit"
+  fi
+  [ -z "$va" ] || printf '%s\n' "$va" | sed 's/^/    /'
+  if grep -q "storegw" <<<"$va"; then fail "systemd-analyze verify complains about storegw"; fi
+  local sec
+  sec=$(timeout 60 systemd-analyze security --offline=true --no-pager "$unit" 2>&1 || true)
+  printf '%s\n' "$sec" | grep -E '^✗|Overall' | sed 's/^/    /'
+  local score
+  score=$(sed -n 's/.*Overall exposure level for storegw.service: \([0-9.]*\).*/\1/p' <<<"$sec")
+  check "systemd-analyze security score found ($score)" test -n "$score"
+  # 0 is best, 10 worst; "OK" is below 2.0 (the unit gets 1.x).
+  check "systemd-analyze security exposure $score < 2.0" awk -v s="$score" 'BEGIN { exit !(s + 0 < 2.0) }'
+
+  echo "== 3. a journal with undelivered events, then upgrade"
+  run_daemon 40
+  local c last wm
+  c=$(journal_counts /usr/bin/storegw) || die "journal verify failed"
+  read -r last wm <<<"$c"
+  check "journal holds undelivered events (seq ..$last, watermark $wm)" test "${last:-0}" -gt "${wm:-0}"
+  echo "# local edit kept by upgrades" >>/etc/storegw/storegw.toml
+  dpkg_do "dpkg -i (upgrade over itself)" dpkg -i "$DEB"
+  check "local config edit survives the upgrade" grep -q '^# local edit kept by upgrades' /etc/storegw/storegw.toml
+  check "config still root:storegw 640 after the upgrade" \
+    test "$(stat -c '%U:%G %a' /etc/storegw/storegw.toml)" = "root:storegw 640"
+  check "journal unchanged by the upgrade" test "$(journal_counts /usr/bin/storegw)" = "$last $wm"
+
+  echo "== 4. remove keeps the journal and the config"
+  dpkg_do "dpkg -r" dpkg -r storegw
+  check "package state: deinstall ok config-files" test "$(pkg_state)" = "deinstall ok config-files"
+  check "/usr/bin/storegw removed" test ! -e /usr/bin/storegw
+  check "unit removed" test ! -e "$unit"
+  check "$DATA/journal.db kept" test -f "$DATA/journal.db"
+  check "config kept with the local edit" grep -q '^# local edit kept by upgrades' /etc/storegw/storegw.toml
+  check "prerm said events are undelivered" grep -q "undelivered events" "$tmp/dpkg -r.log"
+  check "no 'delivered' mark for purge" test ! -e "$DATA/.storegw-removed-delivered"
+
+  echo "== 5. purge removes the config and keeps undelivered events"
+  dpkg_do "dpkg -P" dpkg -P storegw
+  sed 's/^/    /' "$tmp/dpkg -P.log"
+  check "package purged" test "$(pkg_state)" = "not-installed"
+  check "/etc/storegw removed" test ! -e /etc/storegw
+  check "statoverride removed" bash -c "! dpkg-statoverride --list /etc/storegw/storegw.toml >/dev/null"
+  check "$DATA/journal.db kept by purge" test -f "$DATA/journal.db"
+  check "purge said why it kept $DATA" grep -q "storegw: kept $DATA: its journal holds events not yet delivered" "$tmp/dpkg -P.log"
+  check "the kept journal still verifies with the same events" \
+    test "$(journal_counts "$STOREGW_EXE")" = "$last $wm"
+
+  echo "== 6. reinstall keeps the old journal; STOREGW_PURGE_FORCE=1 purges it"
+  dpkg_do "dpkg -i (over a kept journal)" dpkg -i "$DEB"
+  check "the installed storegw reads the kept journal" test "$(journal_counts /usr/bin/storegw)" = "$last $wm"
+  dpkg_do "STOREGW_PURGE_FORCE=1 dpkg -P" env STOREGW_PURGE_FORCE=1 dpkg -P storegw
+  check "forced purge removed $DATA" test ! -e "$DATA"
+
+  echo "== 7. nothing undelivered: purge removes the data, unless the journal changed after removal"
+  dpkg_do "dpkg -i (fresh)" dpkg -i "$DEB"
+  run_daemon 0
+  c=$(journal_counts /usr/bin/storegw) || die "journal verify failed"
+  read -r last wm <<<"$c"
+  check "empty journal (seq ..$last, watermark $wm)" test "$last" = "$wm"
+  dpkg_do "dpkg -r (all delivered)" dpkg -r storegw
+  check "prerm marked the journal as delivered" test -f "$DATA/.storegw-removed-delivered"
+  touch -d '+1 minute' "$DATA/journal.db"
+  dpkg_do "dpkg -P (journal changed since removal)" dpkg -P storegw
+  check "purge kept $DATA: the journal changed after prerm looked" test -f "$DATA/journal.db"
+  check "purge said so" grep -q "storegw: kept $DATA: the journal changed after the package was removed" \
+    "$tmp/dpkg -P (journal changed since removal).log"
+  dpkg_do "dpkg -i (over the empty journal)" dpkg -i "$DEB"
+  dpkg_do "dpkg -P (all delivered)" dpkg -P storegw
+  if [ -e "$DATA" ]; then
+    fail "purge removed $DATA (nothing undelivered)"
+    sed 's/^/    /' "$tmp/dpkg -P (all delivered).log" >&2
+    find "$DATA" -maxdepth 1 -printf "    %M %u %s %f\n" >&2
+  else
+    pass "purge removed $DATA (nothing undelivered)"
+  fi
+  check "purge said so" grep -q "storegw: removed $DATA (nothing in it was undelivered)" "$tmp/dpkg -P (all delivered).log"
+
+  echo "== 8. $DATA/.purge-ok forces the purge of undelivered events"
+  dpkg_do "dpkg -i (fresh again)" dpkg -i "$DEB"
+  run_daemon 10
+  c=$(journal_counts /usr/bin/storegw) || die "journal verify failed"
+  read -r last wm <<<"$c"
+  check "journal holds undelivered events (seq ..$last, watermark $wm)" test "$last" -gt "$wm"
+  touch "$DATA/.purge-ok"
+  dpkg_do "dpkg -P (.purge-ok)" dpkg -P storegw
+  check "purge with .purge-ok removed $DATA" test ! -e "$DATA"
+  check "the storegw user is kept (Debian does not remove system users)" quiet getent passwd storegw
+
+  finish
+}
+
+case "$MODE" in
+build) mode_build ;;
+deb) mode_deb ;;
+rpm) mode_rpm ;;
+install) mode_install ;;
+*) die "unknown mode $MODE (build, deb, rpm, install)" ;;
+esac
