@@ -17,5 +17,8 @@ void AddRunCommand(CLI::App& app, int* exit_code);
 void AddConfigCommand(CLI::App& app, int* exit_code);
 void AddJournalCommand(CLI::App& app, int* exit_code);
 void AddSimulateCommand(CLI::App& app, int* exit_code);
+// `status`, `alerts`, `stock` (cli_status.cc): exit 0 healthy, 1 degraded,
+// 2 down; see that file for the rules.
+void AddStatusCommands(CLI::App& app, int* exit_code);
 
 }  // namespace storegw::gateway

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "progress.h"
 #include "storegw/storage/journal.h"
 
 namespace storegw::gateway {
@@ -65,20 +66,27 @@ int Export(const JournalFlags& f) {
   opts.preserve_proto_field_names = true;
   uint64_t count = 0, first = 0, last = 0;
   std::string line;
-  Status s = storage::ExportJournal(*dir, [&](const storage::v1::JournaledEvent& e) -> Status {
-    line.clear();
-    auto st = google::protobuf::util::MessageToJsonString(e, &line, opts);
-    if (!st.ok()) {
-      return Status::Corruption("seq " + std::to_string(e.seq()) +
-                                ": cannot encode as JSON: " + std::string(st.message()));
-    }
-    line += '\n';
-    out->write(line.data(), static_cast<std::streamsize>(line.size()));
-    if (!*out) return Status::IoError("writing the output failed (disk full?)");
-    if (count++ == 0) first = e.seq();
-    last = e.seq();
-    return Status::Ok();
-  });
+  // A bar on stderr when it is a terminal; stdout carries the JSON lines.
+  TtyProgress progress("journal export");
+  auto on_progress = [&progress](uint64_t done, uint64_t total) { progress.Update(done, total); };
+  Status s = storage::ExportJournal(
+      *dir,
+      [&](const storage::v1::JournaledEvent& e) -> Status {
+        line.clear();
+        auto st = google::protobuf::util::MessageToJsonString(e, &line, opts);
+        if (!st.ok()) {
+          return Status::Corruption("seq " + std::to_string(e.seq()) +
+                                    ": cannot encode as JSON: " + std::string(st.message()));
+        }
+        line += '\n';
+        out->write(line.data(), static_cast<std::streamsize>(line.size()));
+        if (!*out) return Status::IoError("writing the output failed (disk full?)");
+        if (count++ == 0) first = e.seq();
+        last = e.seq();
+        return Status::Ok();
+      },
+      on_progress);
+  progress.Finish();
   out->flush();
   if (s.ok() && !*out) s = Status::IoError("writing the output failed (disk full?)");
   if (!s.ok()) {
@@ -98,7 +106,10 @@ int Verify(const JournalFlags& f) {
     std::fprintf(stderr, "journal verify: FAILED: %s\n", dir.status().message().c_str());
     return kExitFailure;
   }
-  auto r = storage::VerifyJournal(*dir);
+  TtyProgress progress("journal verify");
+  auto r = storage::VerifyJournal(
+      *dir, [&progress](uint64_t done, uint64_t total) { progress.Update(done, total); });
+  progress.Finish();
   if (!r.ok()) {
     std::fprintf(stderr, "journal verify: FAILED: %s: %s\n", (*dir / "journal.db").c_str(),
                  r.status().message().c_str());

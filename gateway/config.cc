@@ -30,6 +30,8 @@ enum class Kind {
   kUrl,       // scheme://rest
   kTopic,     // MQTT topic prefix
   kClientId,  // MQTT client id, empty allowed
+  kOptAddr,   // HOST:PORT or empty
+  kToken,     // at most 256 printable ASCII characters, no spaces
   kInt,       // TOML integer within [min, max]
   kSize,      // TOML integer, bytes, within [min, max]
   kDuration,  // TOML string "5s", within [min, max] milliseconds
@@ -141,6 +143,20 @@ const std::vector<KeySpec>& Keys() {
        .field = FIELD(uplink.hq_ack_timeout),
        .min = kSec,
        .max = kDay},
+      {.name = "uplink.ack_timeout",
+       .kind = Kind::kDuration,
+       .field = FIELD(uplink.ack_timeout),
+       .min = kSec,
+       .max = kDay},
+      {.name = "uplink.connect_timeout",
+       .kind = Kind::kDuration,
+       .field = FIELD(uplink.connect_timeout),
+       .min = kSec,
+       .max = 3600 * kSec},
+      {.name = "uplink.compression",
+       .kind = Kind::kEnum,
+       .field = FIELD(uplink.compression),
+       .choices = {"deflate", "none"}},
       {.name = "uplink.client_id", .kind = Kind::kClientId, .field = FIELD(uplink.client_id)},
       {.name = "uplink.username", .kind = Kind::kString, .field = FIELD(uplink.username)},
       {.name = "uplink.password",
@@ -155,6 +171,9 @@ const std::vector<KeySpec>& Keys() {
        .kind = Kind::kEnum,
        .field = FIELD(log.level),
        .choices = {"trace", "debug", "info", "warn", "error", "critical", "off"}},
+
+      {.name = "status.listen", .kind = Kind::kOptAddr, .field = FIELD(status.listen)},
+      {.name = "status.token", .kind = Kind::kToken, .field = FIELD(status.token), .secret = true},
   };
   return keys;
 }
@@ -347,6 +366,19 @@ std::string CheckString(const KeySpec& spec, std::string_view v) {
                Shown(spec, v);
       }
       return "";
+    case Kind::kOptAddr: {
+      if (v.empty()) return "";
+      auto hp = ParseListen(v);
+      return hp.ok() ? "" : hp.status().message();
+    }
+    case Kind::kToken:
+      // It travels in an HTTP header: printable ASCII, no spaces.
+      if (v.size() > 256 ||
+          !std::all_of(v.begin(), v.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
+        return "must be at most 256 printable ASCII characters without spaces (got " +
+               std::to_string(v.size()) + " characters; the value is not shown)";
+      }
+      return "";
     case Kind::kClientId:
       if (v.size() > 128 ||
           !std::all_of(v.begin(), v.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
@@ -517,6 +549,15 @@ void CrossChecks(const Config& c, std::string_view source, std::vector<std::stri
       problems.push_back(where + ": http.listen: " + Quote(c.http.listen) +
                          " is not a loopback address, so http.device_tokens_file must be set "
                          "(without device tokens any machine on the network could post events)");
+    }
+  }
+  if (!c.status.listen.empty()) {
+    auto s = ParseListen(c.status.listen), h = ParseListen(c.http.listen);
+    if (s.ok() && h.ok() && s->port != 0 && s->port == h->port) {
+      problems.push_back(where + ": status.listen: " + Quote(c.status.listen) +
+                         " is the same port as http.listen " + Quote(c.http.listen) +
+                         ": leave status.listen empty to serve the status page on http.listen, "
+                         "or give it a port of its own");
     }
   }
 }

@@ -64,6 +64,11 @@ struct Config {
     Millis backoff_initial = std::chrono::seconds(1);
     Millis backoff_max = std::chrono::seconds(60);
     Millis hq_ack_timeout = std::chrono::seconds(30);
+    // A batch the broker has not acknowledged for this long means the link
+    // is broken: the connection is torn down and rebuilt.
+    Millis ack_timeout = std::chrono::seconds(30);
+    Millis connect_timeout = std::chrono::seconds(10);  // one connection attempt, at most
+    std::string compression = "deflate";  // "deflate" | "none" (batch payloads, MQTT 5)
     std::string client_id;  // MQTT client id; empty: "storegw-<store_id>-<gateway_id>"
     std::string username;   // broker (MQTT) or HTTP basic-auth user; empty: none
     std::string password;   // secret: printed as "***", never logged
@@ -77,6 +82,21 @@ struct Config {
   struct Log {
     std::string level = "info";  // trace, debug, info, warn, error, critical, off
   } log;
+
+  struct StatusPage {
+    // Where the status page (GET /), /v1/status, /v1/status/history and
+    // /metrics are served: empty (default) on http.listen next to the
+    // device API; "HOST:PORT" on a listener of their own (then only
+    // there), e.g. to let a central Prometheus scrape the store while the
+    // device API stays on loopback. Must differ from http.listen.
+    std::string listen;
+    // Bearer token for those routes (header "Authorization: Bearer TOKEN",
+    // or "?token=TOKEN" on the page URL). Empty: no token needed.
+    // /healthz and /readyz never need it. Secret: printed as "***".
+    // At most 256 printable ASCII characters without spaces; use a long
+    // random one (e.g. `openssl rand -hex 24`).
+    std::string token;
+  } status;
 };
 
 // Parses `text` (the content of the file called `source_name`, which is

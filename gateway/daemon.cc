@@ -19,8 +19,11 @@
 #include "config.h"
 #include "logging.h"
 #include "status.h"
+#include "status_http.h"
+#include "status_server.h"
 #include "storegw/devices/device_api.h"
 #include "storegw/storage/journal.h"
+#include "storegw/sync/uplink.h"
 #include "systemd_notify.h"
 #include "version.h"
 
@@ -92,6 +95,30 @@ devices::ApiOptions ApiOptionsFrom(const Config& c) {
   return o;
 }
 
+sync::UplinkOptions UplinkOptionsFrom(const Config& c) {
+  sync::UplinkOptions o;
+  o.transport = c.uplink.transport;
+  o.url = c.uplink.url;
+  o.topic_prefix = c.uplink.topic_prefix;
+  o.store_id = c.gateway.store_id;
+  o.gateway_id = c.gateway.gateway_id;
+  o.ack = c.uplink.ack;
+  o.max_inflight = c.uplink.max_inflight;
+  o.batch_events = c.uplink.batch_events;
+  o.max_message_bytes = c.uplink.max_message_bytes;
+  o.compression = c.uplink.compression;
+  o.backoff_initial = c.uplink.backoff_initial;
+  o.backoff_max = c.uplink.backoff_max;
+  o.hq_ack_timeout = c.uplink.hq_ack_timeout;
+  o.ack_timeout = c.uplink.ack_timeout;
+  o.connect_timeout = c.uplink.connect_timeout;
+  o.tls = {c.uplink.tls.ca_file, c.uplink.tls.cert_file, c.uplink.tls.key_file};
+  o.client_id = c.uplink.client_id;
+  o.username = c.uplink.username;
+  o.password = c.uplink.password;
+  return o;
+}
+
 void LogOpenReport(const storage::Journal& j) {
   const storage::OpenReport& r = j.open_report();
   const storage::JournalStats st = j.Stats();
@@ -121,22 +148,6 @@ std::string BaseUrl(const std::string& listen, uint16_t port) {
   std::string host = hp.ok() ? hp->host : "127.0.0.1";
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   return "http://" + host + ":" + std::to_string(port);
-}
-
-devices::ExtraHandler StatusRoutes(StatusReporter& status) {
-  return [&status](const devices::HttpRequest& req) -> std::optional<devices::HttpResponse> {
-    if (req.path != "/v1/status") return std::nullopt;
-    devices::HttpResponse resp;
-    if (req.method != "GET" && req.method != "HEAD") {
-      resp.status = 405;
-      resp.body = R"({"error":{"code":"method_not_allowed","message":"use GET","field":""}})";
-      resp.headers.emplace_back("Allow", "GET, HEAD");
-      return resp;
-    }
-    resp.body = status.Json();
-    resp.headers.emplace_back("Cache-Control", "no-store");
-    return resp;
-  };
 }
 
 // After the first stop signal: a second one ends the process at once. Every
@@ -203,35 +214,89 @@ int RunDaemon(const RunFlags& flags) {
   if (!journal.ok()) return StartFailure(journal.status().message(), "journal");
   LogOpenReport(**journal);
 
-  // The uplink (sync/) is not wired into the daemon yet: say so once, the
-  // status document says it on every read.
-  if (config->uplink.transport != "none") {
-    spdlog::warn("uplink: not available in this build (uplink.transport = \"{}\"); events stay "
-                 "in the journal",
+  // 3. Uplink: replays the journal to HQ in the background (it connects,
+  // retries and reports on its own; a broker that is not there is not a
+  // start-up failure: the store keeps selling and the journal buffers).
+  StatusReporter status(**journal, *config);
+  std::unique_ptr<sync::Uplink> uplink;
+  if (config->uplink.transport == "mqtt") {
+    auto u = sync::Uplink::Create(UplinkOptionsFrom(*config), journal->get());
+    if (!u.ok()) {
+      (*journal)->Close();
+      const Status& e = u.status();
+      return StartFailure(e.field().empty() ? e.message() : e.field() + ": " + e.message(),
+                          "uplink");
+    }
+    uplink = std::move(*u);
+    status.SetUplinkFields([up = uplink.get()](v1::GatewayStatus* s) { up->FillStatus(s); });
+    uplink->SetStatusSource([&status] { return status.Build(); });
+    if (Status st = uplink->Start(); !st.ok()) {
+      (*journal)->Close();
+      return StartFailure(st.message(), "uplink");
+    }
+    spdlog::info("uplink: MQTT to {} (ack = \"{}\"), replaying from seq {}", config->uplink.url,
+                 config->uplink.ack, (*journal)->Stats().watermark + 1);
+  } else if (config->uplink.transport == "none") {
+    spdlog::info("uplink: disabled (uplink.transport = \"none\"); events stay in the journal");
+  } else {
+    spdlog::warn("uplink: transport \"{}\" is not available in this build; events stay in the "
+                 "journal",
                  config->uplink.transport);
   }
 
-  // 3. Device API, with the gateway's own routes.
-  StatusReporter status(**journal, *config);
+  // 4. Device API, with the gateway's own routes (status page, /v1/status,
+  // /metrics: status_http.h), unless they have a listener of their own
+  // (status.listen).
   status.Sample();
-  auto api = devices::DeviceApi::Start(ApiOptionsFrom(*config), **journal, StatusRoutes(status));
+  StatusHttp status_http(status, **journal, config->status.token);
+  if (uplink) status_http.SetUplinkStatus([up = uplink.get()] { return up->status(); });
+  devices::ApiOptions api_options = ApiOptionsFrom(*config);
+  api_options.on_append_done = status_http.AppendObserver();
+  const bool status_listener = !config->status.listen.empty();
+  auto api = devices::DeviceApi::Start(
+      api_options, **journal, status_listener ? devices::ExtraHandler{} : status_http.Handler());
   if (!api.ok()) {
+    if (uplink) uplink->Stop();
     (*journal)->Close();
     return StartFailure(api.status().message(), "device API");
   }
+  status_http.SetApiCounters([a = api->get()] { return a->counters(); });
+  std::unique_ptr<StatusServer> status_server;
+  if (status_listener) {
+    auto started = StatusServer::Start(config->status.listen, status_http);
+    if (!started.ok()) {
+      (*api)->Stop();
+      if (uplink) uplink->Stop();
+      (*journal)->Close();
+      return StartFailure(started.status().message());
+    }
+    status_server = std::move(*started);
+    status_http.SetExtraResponseCounts(
+        [sv = status_server.get()] { return sv->ResponsesByCode(); });
+  }
+  status_http.Sample();
 
-  // 4. Ready: /readyz answers 200 from now on, and systemd hears it.
+  // 5. Ready: /readyz answers 200 from now on, and systemd hears it.
   (*api)->SetReady(true);
   std::string base = BaseUrl(config->http.listen, (*api)->port());
+  std::string status_base =
+      status_server ? BaseUrl(config->status.listen, status_server->port()) : base;
+  if (auto hp = ParseListen(status_listener ? config->status.listen : config->http.listen);
+      hp.ok() && !IsLoopbackHost(hp->host) && config->status.token.empty()) {
+    spdlog::warn(
+        "status page and /metrics on {} are open to the network without a token: set "
+        "status.token to require one",
+        status_base);
+  }
   std::string journal_path = (*journal)->path().string();
   NotifyReady("listening on " + base + ", journal " + journal_path);
   std::printf("storegw: listening on %s (status: %s/v1/status), journal %s epoch %llu\n",
-              base.c_str(), base.c_str(), journal_path.c_str(),
+              base.c_str(), status_base.c_str(), journal_path.c_str(),
               static_cast<unsigned long long>((*journal)->epoch()));
   std::fflush(stdout);
   spdlog::info("ready: device API on {}", base);
 
-  // 5. Run: feed the watchdog at half its interval, sample the status.
+  // 6. Run: feed the watchdog at half its interval, sample the status.
   std::chrono::milliseconds tick{1000};
   std::optional<std::chrono::microseconds> watchdog = WatchdogInterval();
   if (watchdog) {
@@ -243,9 +308,10 @@ int RunDaemon(const RunFlags& flags) {
   int sig = WaitForStop(tick, [&] {
     if (watchdog) NotifyWatchdog();
     status.Sample();
+    status_http.Sample();
   });
 
-  // 6. Stop in reverse order.
+  // 7. Stop in reverse order.
   auto t0 = Clock::now();
   ArmSecondSignal();
   NotifyStopping();
@@ -253,6 +319,13 @@ int RunDaemon(const RunFlags& flags) {
                sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*api)->BeginShutdown();
   (*api)->Stop();
+  if (status_server) status_server->Stop();
+  if (uplink) {
+    // Publishes the retained status with online=false and disconnects;
+    // bounded even on a stalled link. Unacknowledged batches are simply
+    // resent from the watermark next time.
+    uplink->Stop();
+  }
   storage::JournalStats st = (*journal)->Stats();
   (*journal)->Close();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   AddConfigCommand(app, &exit_code);
   AddJournalCommand(app, &exit_code);
   AddSimulateCommand(app, &exit_code);
+  AddStatusCommands(app, &exit_code);
   AddVersionCommand(app, &exit_code);
   try {
     app.parse(argc, argv);

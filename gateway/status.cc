@@ -24,6 +24,10 @@ StatusReporter::StatusReporter(storage::Journal& journal, const Config& config,
       transport_(config.uplink.transport),
       now_us_(now_us ? std::move(now_us) : SystemNowUs) {}
 
+void StatusReporter::SetUplinkFields(std::function<void(v1::GatewayStatus*)> fill) {
+  uplink_fields_ = std::move(fill);
+}
+
 void StatusReporter::Sample() {
   auto now = std::chrono::steady_clock::now();
   uint64_t appended = journal_.Stats().events_appended;
@@ -56,11 +60,17 @@ v1::GatewayStatus StatusReporter::Build() {
     s.set_oldest_undelivered_age_s(
         static_cast<uint64_t>((now - st.oldest_undelivered_recorded_at) / 1000000));
   }
-  // No uplink exists in this build: say so rather than pretend.
-  s.set_link("down");
-  s.set_last_error(transport_ == "none"
-                       ? "uplink disabled (uplink.transport = \"none\"); events stay in the journal"
-                       : "uplink not available in this build; events stay in the journal");
+  if (uplink_fields_) {
+    uplink_fields_(&s);
+  } else {
+    // No uplink runs: say so rather than pretend.
+    s.set_link("down");
+    s.set_last_error(transport_ == "none"
+                         ? "uplink disabled (uplink.transport = \"none\"); events stay in the "
+                           "journal"
+                         : "uplink \"" + transport_ +
+                               "\" not available in this build; events stay in the journal");
+  }
   s.set_journal_bytes(st.journal_bytes);
   s.set_journal_max_bytes(st.max_bytes);
   s.set_journal_full(st.full);

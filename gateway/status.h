@@ -1,6 +1,6 @@
 // The gateway's status document (storegw.v1.GatewayStatus): what
-// GET /v1/status answers now, and what the status page and the retained
-// MQTT status topic will show once they exist.
+// GET /v1/status answers and what the uplink publishes, retained, on the
+// MQTT status topic.
 //
 // Threads: Sample() is called by the main loop about once a second;
 // Build() and Json() may be called from any thread (HTTP workers) at the
@@ -31,8 +31,12 @@ class StatusReporter {
   // Records the journal's append counter for the ingest rate.
   void Sample();
 
-  // The current status. There is no uplink yet: link is "down" and
-  // last_error says why.
+  // Where the uplink's fields (link, last_error, reconnects, send_rate)
+  // come from. Set once, before Build() runs on other threads. Without it
+  // link is "down" and last_error says why.
+  void SetUplinkFields(std::function<void(v1::GatewayStatus*)> fill);
+
+  // The current status.
   v1::GatewayStatus Build();
 
   // Build() as proto3 JSON with field names as in the .proto (snake_case)
@@ -45,6 +49,7 @@ class StatusReporter {
   storage::Journal& journal_;
   const std::string transport_;
   std::function<int64_t()> now_us_;
+  std::function<void(v1::GatewayStatus*)> uplink_fields_;
   std::mutex mu_;
   // (steady time, events_appended) over the last minute. Guarded by mu_.
   std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> samples_;

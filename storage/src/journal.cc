@@ -407,6 +407,28 @@ struct Journal::Impl {
     epoch = std::stoull(meta["epoch"]);
     store_id = meta["store_id"];
     gateway_id = meta["gateway_id"];
+    if ((store_id != opt.store_id || gateway_id != opt.gateway_id) && !meta.count("last_seq")) {
+      // A journal that never held an event (e.g. the packaged service started
+      // once on the default ids before the store's config was put in place)
+      // takes the configured identity, with a new epoch: nothing of the old
+      // identity was ever acknowledged or sent.
+      auto events = wdb.QueryInt("SELECT count(*) FROM events");
+      if (!events.ok()) return events.status();
+      if (*events == 0) {
+        if (Status s = wdb.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+        if (Status s = wdb.Exec("DELETE FROM meta"); !s.ok()) {
+          (void)wdb.Exec("ROLLBACK");
+          return s;
+        }
+        if (Status s = WriteIdentity(); !s.ok()) {
+          (void)wdb.Exec("ROLLBACK");
+          return s;
+        }
+        if (Status s = wdb.Exec("COMMIT"); !s.ok()) return s;
+        report.created = true;
+        return LoadIdentity();
+      }
+    }
     if (store_id != opt.store_id || gateway_id != opt.gateway_id) {
       return Status::FailedPrecondition(
           "journal: " + path.string() + " belongs to store '" + store_id + "' gateway '" +

@@ -55,6 +55,9 @@ max_message_bytes = 1048576
 backoff_initial = "250ms"
 backoff_max = "5m"
 hq_ack_timeout = "45s"
+ack_timeout = "20s"
+connect_timeout = "7s"
+compression = "none"
 client_id = "storegw-custom"
 username = "store42"
 password = "s3cret-pa55"
@@ -66,6 +69,10 @@ key_file = "/etc/storegw/client.key"
 
 [log]
 level = "debug"
+
+[status]
+listen = "127.0.0.1:9100"
+token = "status-token-0123456789"
 )";
 
 // "key = value" line of `key` in ConfigToToml(c).
@@ -146,6 +153,11 @@ TEST_CASE("gateway config: every key is parsed") {
   CHECK(c.uplink.tls.cert_file == "/etc/storegw/client.pem");
   CHECK(c.uplink.tls.key_file == "/etc/storegw/client.key");
   CHECK(c.log.level == "debug");
+  CHECK(c.uplink.ack_timeout == 20s);
+  CHECK(c.uplink.connect_timeout == 7s);
+  CHECK(c.uplink.compression == "none");
+  CHECK(c.status.listen == "127.0.0.1:9100");
+  CHECK(c.status.token == "status-token-0123456789");
 
   // The test above covers the whole key table: every key differs from its
   // default here, so a key added to the table without a test shows up.

@@ -10,6 +10,7 @@
 // thread (or a thread that outlives the child).
 #pragma once
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -349,6 +350,16 @@ inline std::optional<Daemon> StartDaemon(const std::filesystem::path& data_dir,
                                          std::vector<std::string> extra = {},
                                          const std::vector<std::string>& env = {}) {
   std::filesystem::create_directories(logs);
+  // Without a config of the caller's, the uplink points at a free loopback
+  // port where nothing listens: tests never reach a broker that happens to
+  // run on the default 127.0.0.1:1883.
+  if (std::find(extra.begin(), extra.end(), "--config") == extra.end()) {
+    const auto cfg = logs / (name + ".toml");
+    std::ofstream(cfg) << "[uplink]\nurl = \"tcp://127.0.0.1:" << FreePort()
+                       << "\"\nbackoff_initial = \"100ms\"\nbackoff_max = \"1s\"\n";
+    extra.push_back("--config");
+    extra.push_back(cfg.string());
+  }
   const bool fixed = port != 0;
   for (int attempt = 0; attempt < 20; ++attempt) {
     Daemon d;

@@ -783,6 +783,29 @@ TEST_CASE("open: another store_id or gateway_id is refused and the file left unt
   CHECK(j->Stats().last_seq == 2);
 }
 
+TEST_CASE("open: a journal that never held an event takes the configured identity") {
+  // The packaged service may start once on the default ids before the
+  // store's config is in place; nothing was acknowledged under them.
+  TempDir dir;
+  uint64_t first_epoch = 0;
+  {
+    auto j = MustOpen(Options(dir.path()));
+    first_epoch = j->epoch();
+  }
+  auto o = Options(dir.path());
+  o.store_id = "store-9999";
+  auto j = MustOpen(o);
+  CHECK(j->store_id() == "store-9999");
+  CHECK(j->open_report().created);
+  CHECK(j->epoch() != first_epoch);
+  MustAppend(*j, {Receipt("r1", {{"x", 1}})});
+  j->Close();
+  // Once it holds an event the identity is fixed.
+  auto back = Journal::Open(Options(dir.path()));
+  REQUIRE_FALSE(back.ok());
+  CHECK(back.status().code() == StatusCode::kFailedPrecondition);
+}
+
 TEST_CASE("open: a second writer on the same data_dir is refused while the first is open") {
   // Two daemons on one journal (a manual `storegw run` beside the service)
   // would each hand out seqs from their own counter. The second must be

@@ -1,0 +1,553 @@
+// `storegw status`, `storegw alerts` and `storegw stock SKU...`: the
+// operator's view of a running gateway from a shell, over its HTTP API.
+//
+// Exit codes, for scripts and monitoring (health.h has the rules):
+//   status  0 healthy, 1 degraded, 2 down (no answer, or no status document:
+//           wrong URL, a token is needed, not a storegw)
+//   alerts  0 no open alerts, 1 open alerts, 2 down
+//   stock   0 every sku known, 1 a sku the gateway never saw, 2 down
+// Command-line mistakes also exit 2 (kExitUsage): a script treats them like
+// "cannot tell", which is what they are.
+//
+// Where: --url, else the address from --config (status.listen, or
+// http.listen), else http://127.0.0.1:8080. Tokens come from the
+// environment so they never show in `ps`: STOREGW_STATUS_TOKEN (else
+// status.token from --config) for status and alerts, STOREGW_DEVICE_TOKEN
+// for stock (with device tokens configured, stock needs a device's token).
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <httplib.h>
+
+#include "cli.h"
+#include "config.h"
+#include "health.h"
+#include "humanize.h"
+#include "storegw/v1/storegw.pb.h"
+
+namespace storegw::gateway {
+namespace {
+
+constexpr int kExitHealthy = 0;
+constexpr int kExitDegraded = 1;
+constexpr int kExitDown = 2;
+
+struct CommonFlags {
+  std::string url;
+  std::string config;
+  std::string timeout = "5s";
+};
+
+// ------------------------------------------------------------ output
+
+struct Style {
+  bool color = false;
+  std::string Paint(const std::string& s, const char* code) const {
+    return color ? std::string("\x1b[") + code + "m" + s + "\x1b[0m" : s;
+  }
+  std::string Bold(const std::string& s) const { return Paint(s, "1"); }
+  std::string Green(const std::string& s) const { return Paint(s, "1;32"); }
+  std::string Yellow(const std::string& s) const { return Paint(s, "1;33"); }
+  std::string Red(const std::string& s) const { return Paint(s, "1;31"); }
+  std::string Dim(const std::string& s) const { return Paint(s, "2"); }
+};
+
+// Colour only for a person at a terminal (and never with NO_COLOR set).
+Style StdoutStyle() {
+  const char* no_color = std::getenv("NO_COLOR");
+  const char* term = std::getenv("TERM");
+  Style s;
+  s.color = isatty(STDOUT_FILENO) == 1 && !(no_color && *no_color) &&
+            !(term && std::string(term) == "dumb");
+  return s;
+}
+
+// ------------------------------------------------------------ talking to the daemon
+
+struct Target {
+  std::string base;    // "http://127.0.0.1:8080"
+  std::string prefix;  // "" or "/storegw" behind a reverse proxy
+  std::string token;   // bearer token, "" for none
+};
+
+std::string UrlFromListen(const std::string& listen) {
+  auto hp = ParseListen(listen);
+  if (!hp.ok()) return "http://127.0.0.1:8080";
+  std::string host = hp->host;
+  // A wildcard listen address is reached on loopback.
+  if (host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "http://" + host + ":" + std::to_string(hp->port);
+}
+
+// Works out URL and token; an error is a message for stderr.
+Result<Target> ResolveTarget(const CommonFlags& f, const char* token_env, bool status_token) {
+  std::string url = f.url;
+  std::string config_token;
+  if (!f.config.empty()) {
+    auto cfg = LoadConfigFile(f.config);
+    if (!cfg.ok()) return cfg.status();
+    if (url.empty()) {
+      url = UrlFromListen(cfg->status.listen.empty() ? cfg->http.listen : cfg->status.listen);
+    }
+    config_token = cfg->status.token;
+  }
+  if (url.empty()) url = "http://127.0.0.1:8080";
+  static const std::regex kUrl(R"(^(https?)://([^/?#]+)(/[^?#]*)?$)");
+  std::smatch m;
+  if (!std::regex_match(url, m, kUrl)) {
+    return Status::InvalidArgument(
+        "url",
+        "--url: expected http://HOST:PORT (e.g. http://127.0.0.1:8080), got \"" + url + "\"");
+  }
+  if (m[1] == "https") {
+    return Status::InvalidArgument(
+        "url",
+        "--url: https is not supported by this client: use the gateway's plain http "
+        "address on the box itself (http://127.0.0.1:8080) or an SSH tunnel");
+  }
+  Target t;
+  t.base = m[1].str() + "://" + m[2].str();
+  t.prefix = m[3].str();
+  while (!t.prefix.empty() && t.prefix.back() == '/') t.prefix.pop_back();
+  const char* env = std::getenv(token_env);
+  if (env && *env) {
+    t.token = env;
+  } else if (status_token) {
+    t.token = config_token;
+  }
+  return t;
+}
+
+struct Reply {
+  int status = -1;  // -1: no answer; `error` says why
+  std::string body;
+  std::string error;
+};
+
+std::string DescribeHttpError(httplib::Error e) {
+  switch (e) {
+    case httplib::Error::Connection:
+      return "cannot connect (connection refused: is storegw running, and on this address?)";
+    case httplib::Error::ConnectionTimeout:
+      return "cannot connect (timed out)";
+    case httplib::Error::Read:
+      return "the connection broke or no answer came in time";
+    case httplib::Error::Write:
+      return "the request could not be sent";
+    case httplib::Error::BindIPAddress:
+      return "cannot bind the local address";
+    default:
+      return httplib::to_string(e);
+  }
+}
+
+Reply Get(const Target& t, const std::string& path, std::chrono::milliseconds timeout) {
+  httplib::Client cli(t.base);
+  cli.set_connection_timeout(timeout);
+  cli.set_read_timeout(timeout);
+  cli.set_write_timeout(timeout);
+  httplib::Headers headers = {{"Accept", "application/json"}};
+  if (!t.token.empty()) headers.emplace("Authorization", "Bearer " + t.token);
+  Reply r;
+  if (!cli.is_valid()) {
+    r.error = "not a usable URL";
+    return r;
+  }
+  auto res = cli.Get(t.prefix + path, headers);
+  if (!res) {
+    r.error = DescribeHttpError(res.error());
+    return r;
+  }
+  r.status = res->status;
+  r.body = res->body;
+  return r;
+}
+
+// The "message" of a JSON error body, or the body's start.
+std::string ErrorMessage(const std::string& body) {
+  google::protobuf::Struct s;
+  google::protobuf::util::JsonParseOptions o;
+  o.ignore_unknown_fields = true;
+  if (google::protobuf::util::JsonStringToMessage(body, &s, o).ok()) {
+    auto err = s.fields().find("error");
+    if (err != s.fields().end() && err->second.has_struct_value()) {
+      const auto& f = err->second.struct_value().fields();
+      auto msg = f.find("message");
+      if (msg != f.end()) return msg->second.string_value();
+    }
+  }
+  return body.substr(0, 200);
+}
+
+// GET /v1/status, parsed. On failure, `why` says it for people.
+std::optional<v1::GatewayStatus> FetchStatus(const Target& t, std::chrono::milliseconds timeout,
+                                             std::string* why) {
+  Reply r = Get(t, "/v1/status", timeout);
+  if (r.status < 0) {
+    *why = "no answer from " + t.base + t.prefix + ": " + r.error;
+    return std::nullopt;
+  }
+  if (r.status == 401) {
+    *why = t.base + t.prefix +
+           " wants the status token: set STOREGW_STATUS_TOKEN, or pass "
+           "--config with status.token";
+    return std::nullopt;
+  }
+  if (r.status != 200) {
+    *why = t.base + t.prefix + "/v1/status answered HTTP " + std::to_string(r.status) + ": " +
+           ErrorMessage(r.body);
+    return std::nullopt;
+  }
+  v1::GatewayStatus s;
+  google::protobuf::util::JsonParseOptions o;
+  o.ignore_unknown_fields = true;  // a newer daemon may say more
+  if (!google::protobuf::util::JsonStringToMessage(r.body, &s, o).ok()) {
+    *why = t.base + t.prefix + "/v1/status did not answer a storegw status document";
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::chrono::milliseconds TimeoutOf(const CommonFlags& f) {
+  return ParseDuration(f.timeout).value();  // checked by the flag's validator
+}
+
+void Row(const char* label, const std::string& value) {
+  std::printf("  %-16s%s\n", label, value.c_str());
+}
+
+std::string AlertKind(v1::Alert::Kind k) {
+  std::string s = v1::Alert::Kind_Name(k);
+  for (char& c : s)
+    c = c == '_' ? ' ' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+void PrintAlerts(const v1::GatewayStatus& s, const Style& st) {
+  std::printf("  %-19s  %-17s  %-16s  %8s  %s\n", "WHEN", "KIND", "SKU", "ON HAND", "MESSAGE");
+  for (const auto& a : s.alerts()) {
+    std::string kind = AlertKind(a.kind());
+    std::string when = a.raised_at() > 0 ? FormatLocalTime(a.raised_at()) : "-";
+    std::string painted_kind =
+        a.kind() == v1::Alert::OVERSELL || a.kind() == v1::Alert::SNAPSHOT_REJECTED
+            ? st.Red(kind)
+            : st.Yellow(kind);
+    // Pad before painting so the escape codes do not upset the columns.
+    std::string pad(kind.size() < 17 ? 17 - kind.size() : 0, ' ');
+    std::printf("  %-19s  %s%s  %-16s  %8s  %s\n", when.c_str(), painted_kind.c_str(), pad.c_str(),
+                a.sku().empty() ? "-" : a.sku().c_str(), FormatCount(a.on_hand()).c_str(),
+                a.message().c_str());
+  }
+}
+
+// ------------------------------------------------------------ status
+
+struct StatusFlags : CommonFlags {
+  std::string max_age = "10m";
+  int max_journal_percent = 80;
+  bool json = false;
+};
+
+int RunStatus(const StatusFlags& f) {
+  auto target = ResolveTarget(f, "STOREGW_STATUS_TOKEN", /*status_token=*/true);
+  if (!target.ok()) {
+    std::fprintf(stderr, "status: %s\n", target.status().message().c_str());
+    return kExitUsage;
+  }
+  const Style st = StdoutStyle();
+  std::string why;
+  auto s = FetchStatus(*target, TimeoutOf(f), &why);
+  if (!s) {
+    std::printf("%s: %s\n", st.Red("DOWN").c_str(), why.c_str());
+    std::fflush(stdout);
+    return kExitDown;
+  }
+  HealthPolicy policy;
+  policy.max_age =
+      std::chrono::duration_cast<std::chrono::seconds>(ParseDuration(f.max_age).value());
+  policy.max_journal_percent = f.max_journal_percent;
+  Health h = EvaluateHealth(*s, policy);
+  const int code = h.level == HealthLevel::kHealthy ? kExitHealthy : kExitDegraded;
+
+  if (f.json) {
+    google::protobuf::util::JsonPrintOptions o;
+    o.preserve_proto_field_names = true;
+    o.always_print_primitive_fields = true;
+    std::string json;
+    (void)google::protobuf::util::MessageToJsonString(*s, &json, o);
+    std::printf("%s\n", json.c_str());
+    return code;
+  }
+
+  std::printf("%s %s at %s%s: store %s, gateway %s\n", st.Bold("storegw").c_str(),
+              s->version().c_str(), target->base.c_str(), target->prefix.c_str(),
+              s->store_id().c_str(), s->gateway_id().c_str());
+  if (h.level == HealthLevel::kHealthy) {
+    std::printf("%s\n", st.Green("HEALTHY").c_str());
+  } else {
+    std::printf("%s\n", st.Yellow("DEGRADED").c_str());
+    for (const auto& r : h.reasons) std::printf("  - %s\n", r.c_str());
+  }
+  std::printf("\n");
+  std::string link = s->link().empty() ? "unknown" : s->link();
+  Row("Link", link == "up"           ? st.Green("up")
+              : link == "connecting" ? st.Yellow(link)
+                                     : st.Red(link));
+  Row("Backlog",
+      FormatCount(s->backlog_events()) + " events (" + FormatBytes(s->backlog_bytes()) + ")");
+  Row("Oldest waiting",
+      s->backlog_events() > 0 ? FormatAge(s->oldest_undelivered_age_s()) : "nothing waits");
+  Row("Ingest", FormatRate(s->ingest_rate()));
+  Row("Send", FormatRate(s->send_rate()));
+  std::string journal = FormatBytes(s->journal_bytes()) + " of " +
+                        FormatBytes(s->journal_max_bytes()) + " (" +
+                        FormatPercent(s->journal_bytes(), s->journal_max_bytes()) + ")";
+  Row("Journal", s->journal_full() ? st.Red("FULL: " + journal) : journal);
+  Row("Reconnects", FormatCount(s->reconnects()));
+  Row("Last seq",
+      FormatCount(s->last_seq()) + " (delivered up to " + FormatCount(s->watermark()) + ")");
+  Row("Last error", s->last_error().empty() ? "none" : s->last_error());
+  if (s->alerts_size() == 0) {
+    Row("Alerts", "none open");
+  } else {
+    Row("Alerts", std::to_string(s->alerts_size()) + " open");
+    PrintAlerts(*s, st);
+  }
+  std::fflush(stdout);
+  return code;
+}
+
+// ------------------------------------------------------------ alerts
+
+int RunAlerts(const CommonFlags& f) {
+  auto target = ResolveTarget(f, "STOREGW_STATUS_TOKEN", /*status_token=*/true);
+  if (!target.ok()) {
+    std::fprintf(stderr, "alerts: %s\n", target.status().message().c_str());
+    return kExitUsage;
+  }
+  const Style st = StdoutStyle();
+  std::string why;
+  auto s = FetchStatus(*target, TimeoutOf(f), &why);
+  if (!s) {
+    std::printf("%s: %s\n", st.Red("DOWN").c_str(), why.c_str());
+    return kExitDown;
+  }
+  if (s->alerts_size() == 0) {
+    std::printf("no open alerts (store %s, gateway %s)\n", s->store_id().c_str(),
+                s->gateway_id().c_str());
+    return kExitHealthy;
+  }
+  std::printf("%d open alert%s (store %s, gateway %s)\n", s->alerts_size(),
+              s->alerts_size() == 1 ? "" : "s", s->store_id().c_str(), s->gateway_id().c_str());
+  PrintAlerts(*s, st);
+  std::fflush(stdout);
+  return kExitDegraded;
+}
+
+// ------------------------------------------------------------ stock
+
+struct StockFlags : CommonFlags {
+  std::vector<std::string> skus;
+  std::string prefix;
+  bool prefix_given = false;
+  int limit = 100;
+};
+
+std::string PercentEncode(const std::string& s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::optional<google::protobuf::Struct> ParseObject(const std::string& body) {
+  google::protobuf::Struct s;
+  google::protobuf::util::JsonParseOptions o;
+  o.ignore_unknown_fields = true;
+  if (!google::protobuf::util::JsonStringToMessage(body, &s, o).ok()) return std::nullopt;
+  return s;
+}
+
+// A JSON number, or a decimal string (the API prints 64-bit integers as
+// strings, as the proto3 JSON mapping does).
+int64_t IntField(const google::protobuf::Struct& s, const char* name) {
+  auto it = s.fields().find(name);
+  if (it == s.fields().end()) return 0;
+  if (it->second.has_string_value()) {
+    const std::string& v = it->second.string_value();
+    int64_t n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    return ec == std::errc() && end == v.data() + v.size() ? n : 0;
+  }
+  return static_cast<int64_t>(it->second.number_value());
+}
+
+std::string StringField(const google::protobuf::Struct& s, const char* name) {
+  auto it = s.fields().find(name);
+  return it == s.fields().end() ? "" : it->second.string_value();
+}
+
+void StockRowOut(const google::protobuf::Struct& row) {
+  std::printf("%-24s  %10s  %10s  %10s\n", StringField(row, "sku").c_str(),
+              FormatCount(IntField(row, "on_hand")).c_str(),
+              FormatCount(IntField(row, "base_qty")).c_str(),
+              FormatCount(IntField(row, "as_of_seq")).c_str());
+}
+
+int RunStock(const StockFlags& f) {
+  auto target = ResolveTarget(f, "STOREGW_DEVICE_TOKEN", /*status_token=*/false);
+  if (!target.ok()) {
+    std::fprintf(stderr, "stock: %s\n", target.status().message().c_str());
+    return kExitUsage;
+  }
+  if (f.skus.empty() && !f.prefix_given) {
+    std::fprintf(stderr, "stock: name one or more SKUs, or --prefix P (--prefix \"\" lists all)\n");
+    return kExitUsage;
+  }
+  const auto timeout = TimeoutOf(f);
+  auto down = [&](const Reply& r, const std::string& what) {
+    if (r.status < 0) {
+      std::printf("DOWN: no answer from %s%s: %s\n", target->base.c_str(), target->prefix.c_str(),
+                  r.error.c_str());
+    } else if (r.status == 401 || r.status == 403) {
+      std::fprintf(stderr,
+                   "stock: %s: HTTP %d: %s (set STOREGW_DEVICE_TOKEN to a device's token)\n",
+                   what.c_str(), r.status, ErrorMessage(r.body).c_str());
+    } else {
+      std::fprintf(stderr, "stock: %s: HTTP %d: %s\n", what.c_str(), r.status,
+                   ErrorMessage(r.body).c_str());
+    }
+    return kExitDown;
+  };
+  std::printf("%-24s  %10s  %10s  %10s\n", "SKU", "ON HAND", "BASE", "AS OF SEQ");
+  int code = kExitHealthy;
+  if (f.prefix_given) {
+    std::string path =
+        "/v1/stock?prefix=" + PercentEncode(f.prefix) + "&limit=" + std::to_string(f.limit);
+    Reply r = Get(*target, path, timeout);
+    if (r.status != 200) return down(r, "prefix \"" + f.prefix + "\"");
+    auto obj = ParseObject(r.body);
+    const google::protobuf::Value* rows = nullptr;
+    if (obj) {
+      auto it = obj->fields().find("stock");
+      if (it != obj->fields().end() && it->second.has_list_value()) rows = &it->second;
+    }
+    if (!rows) {
+      std::fprintf(stderr, "stock: %s/v1/stock did not answer a stock list\n",
+                   target->base.c_str());
+      return kExitDown;
+    }
+    for (const auto& v : rows->list_value().values()) StockRowOut(v.struct_value());
+    if (rows->list_value().values_size() == 0) code = kExitDegraded;
+  }
+  for (const std::string& sku : f.skus) {
+    Reply r = Get(*target, "/v1/stock/" + PercentEncode(sku), timeout);
+    if (r.status == 404) {
+      std::printf("%-24s  %10s\n", sku.c_str(), "unknown");
+      code = std::max(code, kExitDegraded);
+      continue;
+    }
+    if (r.status != 200) return down(r, "sku \"" + sku + "\"");
+    auto row = ParseObject(r.body);
+    if (!row) {
+      std::fprintf(stderr, "stock: %s/v1/stock/%s did not answer a stock row\n",
+                   target->base.c_str(), sku.c_str());
+      return kExitDown;
+    }
+    StockRowOut(*row);
+  }
+  std::fflush(stdout);
+  return code;
+}
+
+// ------------------------------------------------------------ flags
+
+CLI::Validator DurationFlag() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        auto d = ParseDuration(v);
+        return d.ok() ? "" : d.status().message();
+      },
+      "DURATION");
+}
+
+void AddCommon(CLI::App* cmd, CommonFlags& f) {
+  cmd->add_option("--url", f.url,
+                  "The gateway, e.g. http://127.0.0.1:8080 (default: from --config, else that)");
+  cmd->add_option("--config,-c", f.config,
+                  "Take the address (status.listen or http.listen) and status.token from this "
+                  "config file");
+  cmd->add_option("--timeout", f.timeout, "How long to wait for an answer")
+      ->check(DurationFlag())
+      ->capture_default_str();
+}
+
+}  // namespace
+
+void AddStatusCommands(CLI::App& app, int* exit_code) {
+  auto sf = std::make_shared<StatusFlags>();
+  auto* status =
+      app.add_subcommand("status",
+                         "Show a running gateway's status; exit 0 healthy, 1 degraded, 2 down "
+                         "(token: STOREGW_STATUS_TOKEN)");
+  AddCommon(status, *sf);
+  status
+      ->add_option("--max-age", sf->max_age,
+                   "Degraded when the oldest undelivered event is older than this")
+      ->check(DurationFlag())
+      ->capture_default_str();
+  status
+      ->add_option("--max-journal-percent", sf->max_journal_percent,
+                   "Degraded when the journal is at least this full (% of journal.max_bytes)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  status->add_flag("--json", sf->json, "Print the status document as JSON (same exit codes)");
+  status->callback([sf, exit_code] { *exit_code = RunStatus(*sf); });
+
+  auto af = std::make_shared<CommonFlags>();
+  auto* alerts = app.add_subcommand(
+      "alerts",
+      "List open stock alerts; exit 0 none, 1 some, 2 down (token: STOREGW_STATUS_TOKEN)");
+  AddCommon(alerts, *af);
+  alerts->callback([af, exit_code] { *exit_code = RunAlerts(*af); });
+
+  auto kf = std::make_shared<StockFlags>();
+  auto* stock =
+      app.add_subcommand("stock",
+                         "Show stock on hand of SKUs; exit 0 all known, 1 an unknown SKU, 2 down "
+                         "(token: STOREGW_DEVICE_TOKEN)");
+  AddCommon(stock, *kf);
+  stock->add_option("sku", kf->skus, "SKUs to look up");
+  auto* prefix = stock->add_option("--prefix", kf->prefix, "List SKUs starting with this");
+  stock->add_option("--limit", kf->limit, "At most this many rows with --prefix")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  stock->callback([kf, prefix, exit_code] {
+    kf->prefix_given = prefix->count() > 0;
+    *exit_code = RunStock(*kf);
+  });
+}
+
+}  // namespace storegw::gateway

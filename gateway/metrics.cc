@@ -1,0 +1,240 @@
+#include "metrics.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <map>
+
+namespace storegw::gateway {
+namespace {
+
+// Label values escape backslash, double quote and newline (format 0.0.4).
+std::string EscapeLabel(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string Number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  // Shortest exact form in plain notation ("0.0005", not "5e-04"), as
+  // Prometheus' own clients write bucket bounds.
+  char buf[400];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
+  if (ec != std::errc()) return "NaN";
+  return std::string(buf, end);
+}
+
+class Writer {
+ public:
+  // Starts a family: HELP and TYPE lines, once, before its samples.
+  void Family(std::string_view name, std::string_view type, std::string_view help) {
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;  // our help texts have no backslash or newline
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+  void Sample(std::string_view name, const std::vector<std::pair<std::string, std::string>>& labels,
+              const std::string& value) {
+    out_ += name;
+    if (!labels.empty()) {
+      out_ += '{';
+      for (size_t i = 0; i < labels.size(); ++i) {
+        if (i) out_ += ',';
+        out_ += labels[i].first;
+        out_ += "=\"";
+        out_ += EscapeLabel(labels[i].second);
+        out_ += '"';
+      }
+      out_ += '}';
+    }
+    out_ += ' ';
+    out_ += value;
+    out_ += '\n';
+  }
+  void Sample(std::string_view name, uint64_t v) { Sample(name, {}, std::to_string(v)); }
+  void Sample(std::string_view name, const std::vector<std::pair<std::string, std::string>>& l,
+              uint64_t v) {
+    Sample(name, l, std::to_string(v));
+  }
+  // One-sample families.
+  void Gauge(std::string_view name, std::string_view help, uint64_t v) {
+    Family(name, "gauge", help);
+    Sample(name, v);
+  }
+  void Counter(std::string_view name, std::string_view help, uint64_t v) {
+    Family(name, "counter", help);
+    Sample(name, v);
+  }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+}  // namespace
+
+std::vector<double> LatencyHistogram::DefaultBounds() {
+  return {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10};
+}
+
+LatencyHistogram::LatencyHistogram(std::vector<double> bounds) {
+  std::sort(bounds.begin(), bounds.end());
+  bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
+  s_.bounds = std::move(bounds);
+  s_.counts.assign(s_.bounds.size() + 1, 0);
+}
+
+void LatencyHistogram::Observe(std::chrono::nanoseconds d) {
+  double secs = std::chrono::duration<double>(d).count();
+  if (!(secs >= 0)) secs = 0;  // a clock oddity never makes a negative observation
+  size_t i = static_cast<size_t>(std::lower_bound(s_.bounds.begin(), s_.bounds.end(), secs) -
+                                 s_.bounds.begin());
+  std::lock_guard lock(mu_);
+  ++s_.counts[i];
+  ++s_.count;
+  s_.sum_seconds += secs;
+}
+
+LatencyHistogram::Snapshot LatencyHistogram::Take() const {
+  std::lock_guard lock(mu_);
+  return s_;
+}
+
+std::string RenderMetrics(const MetricsInput& in) {
+  const v1::GatewayStatus& s = in.status;
+  const storage::JournalStats& j = in.journal;
+  Writer w;
+
+  w.Family("storegw_info", "gauge",
+           "Always 1; the labels identify this gateway, its journal epoch and version.");
+  w.Sample("storegw_info",
+           {{"version", s.version()},
+            {"store_id", s.store_id()},
+            {"gateway_id", s.gateway_id()},
+            {"epoch", std::to_string(j.epoch)}},
+           1);
+  w.Family("storegw_start_time_seconds", "gauge", "When the daemon started, Unix time.");
+  w.Sample("storegw_start_time_seconds", {}, Number(static_cast<double>(in.start_time_us) / 1e6));
+
+  // Backlog and journal.
+  w.Gauge("storegw_backlog_events", "Events journaled but not yet delivered upstream.",
+          j.backlog_events);
+  w.Gauge("storegw_backlog_bytes", "Stored bytes of the undelivered events.", j.backlog_bytes);
+  w.Gauge("storegw_oldest_undelivered_age_seconds",
+          "Age of the oldest undelivered event (0 when nothing waits).",
+          s.oldest_undelivered_age_s());
+  w.Gauge("storegw_last_seq", "Newest journaled seq.", j.last_seq);
+  w.Gauge("storegw_ack_watermark", "Every seq at or below this is delivered.", j.watermark);
+  w.Gauge("storegw_journal_bytes", "Size of the journal (pages in use).", j.journal_bytes);
+  w.Gauge("storegw_journal_max_bytes", "The journal's cap (journal.max_bytes).", j.max_bytes);
+  w.Gauge("storegw_journal_full",
+          "1 while the journal is at its cap and ingest answers 503, else 0.", j.full ? 1 : 0);
+  w.Counter("storegw_journal_events_appended_total",
+            "Device events journaled since start (duplicates and the gateway's own alert "
+            "events not counted).",
+            j.events_appended);
+  w.Counter("storegw_journal_commits_total", "Group commits since start.", j.commits);
+
+  // Device ingest.
+  const devices::ApiCounters api = in.api.value_or(devices::ApiCounters{});
+  w.Counter("storegw_events_ingested_total",
+            "Device events newly journaled (acknowledged with a new seq) since start.",
+            api.events_accepted);
+  w.Counter("storegw_events_duplicate_total",
+            "Device events answered duplicate=true (event_id already journaled) since start.",
+            api.events_duplicate);
+  w.Family("storegw_events_rejected_total", "counter",
+           "Device requests refused, by reason (one per request, whatever its number of events).");
+  const std::pair<const char*, uint64_t> reasons[] = {
+      {"invalid", api.rejected_invalid},         {"auth", api.rejected_auth},
+      {"too_large", api.rejected_too_large},     {"media_type", api.rejected_media_type},
+      {"unavailable", api.rejected_unavailable}, {"internal", api.errors_internal},
+  };
+  for (const auto& [reason, n] : reasons) {
+    w.Sample("storegw_events_rejected_total", {{"reason", reason}}, n);
+  }
+
+  const LatencyHistogram::Snapshot& h = in.commit_latency;
+  w.Family("storegw_commit_latency_seconds", "histogram",
+           "Time from handing a device request to the journal until its commit was durable "
+           "(group-commit wait and fsync included).");
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < h.bounds.size() && i < h.counts.size(); ++i) {
+    cumulative += h.counts[i];
+    w.Sample("storegw_commit_latency_seconds_bucket", {{"le", Number(h.bounds[i])}}, cumulative);
+  }
+  w.Sample("storegw_commit_latency_seconds_bucket", {{"le", "+Inf"}}, h.count);
+  w.Sample("storegw_commit_latency_seconds_sum", {}, Number(h.sum_seconds));
+  w.Sample("storegw_commit_latency_seconds_count", h.count);
+
+  // Uplink.
+  const sync::UplinkStatus up = in.uplink.value_or(sync::UplinkStatus{});
+  w.Counter("storegw_events_sent_total", "Events published upstream since start, resends included.",
+            up.events_sent);
+  w.Counter("storegw_events_acked_total",
+            "Events the ack watermark moved over since start (delivered).", up.events_acked);
+  w.Counter("storegw_uplink_batches_sent_total", "Batches published since start, resends included.",
+            up.batches_sent);
+  w.Counter("storegw_uplink_bytes_sent_total", "Batch payload bytes published since start.",
+            up.bytes_sent);
+  w.Counter("storegw_uplink_reconnects_total",
+            "Successful connections to HQ after the first, since start.",
+            in.uplink ? up.reconnects : s.reconnects());
+  w.Counter("storegw_uplink_connect_failures_total", "Failed connection attempts since start.",
+            up.connect_failures);
+  w.Gauge("storegw_uplink_inflight_batches", "Batches sent and not yet acknowledged.",
+          up.inflight_batches);
+  w.Gauge("storegw_link_up", "1 while the link to HQ is up, else 0.", s.link() == "up" ? 1 : 0);
+  w.Family("storegw_link_state", "gauge",
+           "1 for the link's current state (up, connecting, down), 0 for the others.");
+  for (const char* state : {"up", "connecting", "down"}) {
+    w.Sample("storegw_link_state", {{"state", state}}, s.link() == state ? 1 : 0);
+  }
+
+  // Alerts, by kind (every kind listed, so a rule can test for > 0).
+  std::map<std::string, uint64_t> alerts;
+  const auto* kinds = v1::Alert::Kind_descriptor();
+  for (int i = 0; i < kinds->value_count(); ++i) {
+    if (kinds->value(i)->number() == v1::Alert::KIND_UNSPECIFIED) continue;
+    alerts[kinds->value(i)->name()] = 0;
+  }
+  for (const auto& a : s.alerts()) ++alerts[v1::Alert::Kind_Name(a.kind())];
+  w.Family("storegw_alerts_open", "gauge", "Open stock alerts, by kind.");
+  for (const auto& [kind, n] : alerts) {
+    std::string label = kind;
+    std::transform(label.begin(), label.end(), label.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    w.Sample("storegw_alerts_open", {{"kind", label}}, n);
+  }
+
+  // HTTP.
+  std::map<int, uint64_t> by_code;
+  for (const auto& [code, n] : in.http_responses) by_code[code] += n;
+  w.Family("storegw_http_requests_total", "counter",
+           "HTTP requests answered since start, by status code (device API and status page).");
+  for (const auto& [code, n] : by_code) {
+    w.Sample("storegw_http_requests_total", {{"code", std::to_string(code)}}, n);
+  }
+  return w.Take();
+}
+
+}  // namespace storegw::gateway

@@ -1,0 +1,195 @@
+#include "status_http.h"
+
+#include <strings.h>
+
+#include <charconv>
+
+#include "status_page.h"
+
+namespace storegw::gateway {
+namespace {
+
+int64_t SystemNowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+devices::HttpResponse JsonError(int status, std::string_view code, const std::string& message) {
+  devices::HttpResponse r;
+  r.status = status;
+  // Our messages hold no quote or backslash (see the call sites).
+  r.body = "{\"error\":{\"code\":\"" + std::string(code) + "\",\"message\":\"" + message +
+           "\",\"field\":\"\"}}";
+  return r;
+}
+
+devices::HttpResponse MethodNotAllowed(const std::string& method, const std::string& path) {
+  devices::HttpResponse r =
+      JsonError(405, "method_not_allowed", method + " is not allowed on " + path + ": use GET");
+  r.headers.emplace_back("Allow", "GET, HEAD");
+  return r;
+}
+
+// The answer to a request without the right token. Never says what the
+// token is, nor how close the guess was.
+devices::HttpResponse Unauthorized(bool page) {
+  devices::HttpResponse r;
+  if (page) {
+    r.status = 401;
+    r.content_type = "text/html; charset=utf-8";
+    r.body =
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        "<title>storegw: token needed</title></head>"
+        "<body style=\"font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;"
+        "padding:0 1em\"><h1>Status token needed</h1><p>This gateway protects its status page "
+        "with a token (<code>status.token</code> in its config). Open this page as "
+        "<code>/?token=YOUR-TOKEN</code>, or send <code>Authorization: Bearer YOUR-TOKEN</code>."
+        "</p></body></html>";
+  } else {
+    r = JsonError(401, "unauthenticated",
+                  "this gateway needs its status token: send the header Authorization: Bearer "
+                  "TOKEN (status.token in its config)");
+  }
+  r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"storegw status\"");
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+void NoStore(devices::HttpResponse& r) {
+  r.headers.emplace_back("Cache-Control", "no-store");
+}
+
+}  // namespace
+
+bool ConstantTimeEquals(std::string_view given, std::string_view expected) {
+  // Walk all of `expected` whatever `given` is, and fold every difference
+  // (and a length mismatch) into one value: no early exit.
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    diff |= static_cast<unsigned char>(g ^ static_cast<unsigned char>(expected[i]));
+  }
+  return diff == 0;
+}
+
+std::string_view BearerTokenOf(std::string_view h) {
+  while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
+  if (h.size() < 7 || strncasecmp(h.data(), "bearer ", 7) != 0) return {};
+  h.remove_prefix(7);
+  while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
+  while (!h.empty() && (h.back() == ' ' || h.back() == '\r' || h.back() == '\n'))
+    h.remove_suffix(1);
+  return h;
+}
+
+StatusHttp::StatusHttp(StatusReporter& reporter, storage::Journal& journal, std::string token,
+                       std::function<int64_t()> now_us)
+    : reporter_(reporter),
+      journal_(journal),
+      token_(std::move(token)),
+      now_us_(now_us ? std::move(now_us) : SystemNowUs),
+      start_time_us_(now_us_()) {}
+
+void StatusHttp::SetApiCounters(std::function<devices::ApiCounters()> source) {
+  std::lock_guard lock(mu_);
+  api_counters_ = std::move(source);
+}
+
+void StatusHttp::SetUplinkStatus(std::function<sync::UplinkStatus()> source) {
+  std::lock_guard lock(mu_);
+  uplink_status_ = std::move(source);
+}
+
+void StatusHttp::SetExtraResponseCounts(
+    std::function<std::vector<std::pair<int, uint64_t>>()> source) {
+  std::lock_guard lock(mu_);
+  extra_responses_ = std::move(source);
+}
+
+void StatusHttp::Sample() {
+  history_.Sample(journal_.Stats(), now_us_() / 1000, std::chrono::steady_clock::now());
+}
+
+MetricsInput StatusHttp::CollectMetrics() {
+  std::function<devices::ApiCounters()> api;
+  std::function<sync::UplinkStatus()> uplink;
+  std::function<std::vector<std::pair<int, uint64_t>>()> extra;
+  {
+    std::lock_guard lock(mu_);
+    api = api_counters_;
+    uplink = uplink_status_;
+    extra = extra_responses_;
+  }
+  MetricsInput in;
+  in.journal = journal_.Stats();
+  in.status = reporter_.Build();
+  if (api) {
+    in.api = api();
+    in.http_responses = in.api->responses_by_code;
+  }
+  if (uplink) in.uplink = uplink();
+  if (extra) {
+    for (const auto& p : extra()) in.http_responses.push_back(p);
+  }
+  in.commit_latency = commit_latency_.Take();
+  in.start_time_us = start_time_us_;
+  return in;
+}
+
+bool StatusHttp::Authorized(const devices::HttpRequest& req, bool allow_query_token) const {
+  if (token_.empty()) return true;
+  if (!req.authorization.empty()) {
+    return ConstantTimeEquals(BearerTokenOf(req.authorization), token_);
+  }
+  if (allow_query_token) {
+    for (const auto& [k, v] : req.query) {
+      if (k == "token") return ConstantTimeEquals(v, token_);
+    }
+  }
+  return false;
+}
+
+std::optional<devices::HttpResponse> StatusHttp::Handle(const devices::HttpRequest& req) {
+  const std::string& p = req.path;
+  const bool page = p == "/" || p == "/index.html";
+  if (!page && p != "/v1/status" && p != "/v1/status/history" && p != "/metrics") {
+    return std::nullopt;
+  }
+  if (req.method != "GET" && req.method != "HEAD") return MethodNotAllowed(req.method, p);
+  if (!Authorized(req, /*allow_query_token=*/page)) return Unauthorized(page);
+
+  devices::HttpResponse r;
+  NoStore(r);
+  if (page) {
+    r.content_type = "text/html; charset=utf-8";
+    r.body = std::string(StatusPageHtml());
+    // The page is self-contained: it may only talk to this gateway.
+    r.headers.emplace_back("Content-Security-Policy",
+                           "default-src 'none'; script-src 'unsafe-inline'; "
+                           "style-src 'unsafe-inline'; img-src data:; connect-src 'self'; "
+                           "base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  } else if (p == "/v1/status") {
+    r.body = reporter_.Json();
+  } else if (p == "/v1/status/history") {
+    int64_t since = 0;
+    for (const auto& [k, v] : req.query) {
+      if (k != "since") continue;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), since);
+      if (ec != std::errc() || end != v.data() + v.size() || since < 0) {
+        return JsonError(400, "invalid_argument",
+                         "since must be a Unix time in milliseconds (a non-negative integer)");
+      }
+    }
+    r.body = history_.Json(since);
+  } else {  // /metrics
+    r.content_type = kMetricsContentType;
+    r.body = RenderMetrics(CollectMetrics());
+  }
+  return r;
+}
+
+}  // namespace storegw::gateway

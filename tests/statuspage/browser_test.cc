@@ -1,0 +1,120 @@
+// The status page in a real browser: headless Chromium (Debian's chromium,
+// installed by packaging/install-deps.sh) loads GET / from a real daemon
+// that has a backlog and whose link is down, runs the page's script, and
+// the rendered DOM must show the backlog number (formatted for people) and
+// the link state in words. Screenshots (desktop and phone width) are left
+// in the build tree as test artefacts; their paths are printed.
+#include <doctest/doctest.h>
+
+#include <regex>
+#include <string>
+
+#include "sp_util.h"
+
+using namespace storegw;
+using namespace storegw::test;
+
+namespace {
+
+const char kChromium[] = "/usr/bin/chromium";
+
+// Headless Chromium with a fresh profile and nothing that talks to the
+// network on its own. As root the sandbox cannot run: --no-sandbox.
+std::vector<std::string> ChromiumArgs(const TempDir& profile, std::vector<std::string> more) {
+  std::vector<std::string> args = {kChromium, "--headless", "--no-sandbox", "--disable-gpu",
+                                   "--disable-quic", "--no-first-run",
+                                   "--disable-background-networking", "--disable-component-update",
+                                   "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
+                                   "--user-data-dir=" + (profile / "profile").string(),
+                                   // Let the page's fetches and timers run before the dump.
+                                   "--virtual-time-budget=6000"};
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+// The text content of the element with this id in dumped HTML ("" if none).
+std::string TextOf(const std::string& dom, const std::string& id) {
+  std::regex re("id=\"" + id + "\"[^>]*>([^<]*)<");
+  std::smatch m;
+  return std::regex_search(dom, m, re) ? m[1].str() : "";
+}
+
+bool IsPng(const std::filesystem::path& p) {
+  std::string head = ReadFile(p).substr(0, 8);
+  return head == std::string("\x89PNG\r\n\x1a\n", 8);
+}
+
+}  // namespace
+
+TEST_CASE("statuspage browser: headless Chromium shows the backlog and the link down") {
+  REQUIRE_MESSAGE(std::filesystem::exists(kChromium),
+                  "the browser test needs Debian's chromium: run packaging/install-deps.sh");
+  TempDir tmp;
+  // An MQTT uplink to a port where no broker listens: the link is down and
+  // the last error says why, like a store whose uplink is cut.
+  WriteFile(tmp / "storegw.toml",
+            "[gateway]\nstore_id = \"store-0042\"\ngateway_id = \"gw-01\"\n"
+            "[uplink]\ntransport = \"mqtt\"\nurl = \"tcp://127.0.0.1:" +
+                std::to_string(FreePort()) +
+                "\"\nbackoff_initial = \"1s\"\nbackoff_max = \"5s\"\n");
+  std::string why;
+  auto d = StartDaemon(tmp / "data", tmp / "logs", "browser", &why, 0,
+                       {"--config", (tmp / "storegw.toml").string()});
+  REQUIRE_MESSAGE(d, why);
+  // A backlog of 12,345 events (and growing for a while, so the chart has a
+  // slope), plus two oversold skus for the alert table.
+  REQUIRE_MESSAGE(PostReceipts(d->port, "a", 6000, 1000, &why), why);
+  REQUIRE(HttpPost(d->port, "/v1/events", SaleJson("s-1", "SKU-00731", 4)).status == 200);
+  REQUIRE(HttpPost(d->port, "/v1/events", SaleJson("s-2", "SKU-01288", 1)).status == 200);
+  std::this_thread::sleep_for(5500ms);  // a second history point (one per 5 s)
+  REQUIRE_MESSAGE(PostReceipts(d->port, "b", 6341, 1000, &why), why);
+  // 6000 + 2 sales + 2 alerts + 6341 = 12,345 events waiting.
+  auto s = GetStatus(d->port);
+  REQUIRE(s);
+  REQUIRE(s->backlog_events() == 12345);
+  REQUIRE(s->link() != "up");
+
+  TempDir profile;
+  RunResult dom = Run(ChromiumArgs(profile, {"--dump-dom", d->url() + "/"}), 120s);
+  REQUIRE_MESSAGE(dom.exit.ok(), Describe(dom.exit) << (dom.timed_out ? " (timed out)" : "") << "\n"
+                                                    << dom.err.substr(0, 3000));
+  const std::string& html = dom.out;
+  {
+    INFO("rendered DOM:\n" << html.substr(0, 20000));
+    CHECK(TextOf(html, "backlog-events") == "12,345");
+    CHECK(TextOf(html, "link") == "Link down");
+    CHECK(html.find("data-state=\"down\"") != std::string::npos);
+    CHECK(html.find("data-health=\"degraded\"") != std::string::npos);
+    CHECK(TextOf(html, "ident") == "store store-0042 · gateway gw-01");
+    CHECK(TextOf(html, "backlog-bytes").find(" waiting") != std::string::npos);
+    CHECK(TextOf(html, "last-error").find("127.0.0.1") != std::string::npos);
+    CHECK(html.find("SKU-00731") != std::string::npos);  // the alert table
+    CHECK(html.find("SKU-01288") != std::string::npos);
+    CHECK(html.find("<path") != std::string::npos);  // the chart was drawn
+  }
+
+  // Screenshots for people: desktop and phone width.
+  const std::filesystem::path out_dir = std::filesystem::path(STOREGW_BINARY_DIR) / "statuspage";
+  std::filesystem::create_directories(out_dir);
+  for (auto [name, size] : {std::pair<const char*, const char*>{"status_page.png", "1280,1000"},
+                            {"status_page_phone.png", "412,1150"}}) {
+    const std::filesystem::path png = out_dir / name;
+    std::filesystem::remove(png);
+    TempDir shot_profile;
+    RunResult shot =
+        Run(ChromiumArgs(shot_profile, {"--window-size=" + std::string(size),
+                                        "--screenshot=" + png.string(), d->url() + "/"}),
+            120s);
+    CHECK_MESSAGE(shot.exit.ok(), Describe(shot.exit) << "\n" << shot.err.substr(0, 3000));
+    REQUIRE(std::filesystem::exists(png));
+    CHECK(IsPng(png));
+    CHECK(std::filesystem::file_size(png) > 10000);
+    MESSAGE("status page screenshot: " << png.string());
+    std::printf("status page screenshot: %s\n", png.c_str());
+  }
+
+  d->proc.Signal(SIGTERM);
+  auto e = d->proc.WaitExit(30s);
+  REQUIRE(e);
+  CHECK(e->ok());
+}

@@ -1,0 +1,181 @@
+// `storegw status`, `alerts` and `stock` against real daemons: exit codes
+// 0 healthy (link up through a real mosquitto, nothing waiting), 1 degraded
+// (a backlog older than --max-age; the link down), 2 down (no daemon).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <sstream>
+#include <string>
+
+#include "sp_util.h"
+
+using namespace storegw;
+using namespace storegw::test;
+
+namespace {
+
+std::string Show(const RunResult& r) {
+  return Describe(r.exit) + (r.timed_out ? " (timed out)" : "") + "\nstdout:\n" + r.out +
+         "\nstderr:\n" + r.err;
+}
+
+RunResult Storegw(std::vector<std::string> args) {
+  return Run(StoregwArgs(std::move(args)), 30s);
+}
+
+// True when a line of `out`, split at spaces, starts with `words`.
+bool HasRow(const std::string& out, const std::vector<std::string>& words) {
+  std::istringstream lines(out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream in(line);
+    std::vector<std::string> tokens;
+    for (std::string w; in >> w;) tokens.push_back(w);
+    if (tokens.size() >= words.size() && std::equal(words.begin(), words.end(), tokens.begin())) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("statuspage cli: no daemon at the address is down (exit 2)") {
+  const std::string url = "http://127.0.0.1:" + std::to_string(FreePort());
+  RunResult s = Storegw({"status", "--url", url, "--timeout", "2s"});
+  CHECK_MESSAGE(s.exit.exited, Show(s));
+  CHECK_MESSAGE(s.exit.code == 2, Show(s));
+  CHECK(s.out.rfind("DOWN: no answer from " + url, 0) == 0);
+  CHECK(s.out.find("\x1b[") == std::string::npos);  // not a terminal: no colour
+  RunResult a = Storegw({"alerts", "--url", url, "--timeout", "2s"});
+  CHECK_MESSAGE(a.exit.code == 2, Show(a));
+  RunResult k = Storegw({"stock", "SKU-1", "--url", url, "--timeout", "2s"});
+  CHECK_MESSAGE(k.exit.code == 2, Show(k));
+  // Not an http URL: a usage error, also 2.
+  RunResult bad = Storegw({"status", "--url", "ftp://x"});
+  CHECK_MESSAGE(bad.exit.code == 2, Show(bad));
+  CHECK(bad.err.find("--url: expected http://HOST:PORT") != std::string::npos);
+}
+
+TEST_CASE(
+    "statuspage cli: a backlog older than --max-age is degraded (exit 1) - alerts and stock") {
+  TempDir tmp;
+  WriteFile(tmp / "storegw.toml", "[uplink]\ntransport = \"none\"\n");
+  std::string why;
+  auto d = StartDaemon(tmp / "data", tmp / "logs", "degraded", &why, 0,
+                       {"--config", (tmp / "storegw.toml").string()});
+  REQUIRE_MESSAGE(d, why);
+  REQUIRE_MESSAGE(PostReceipts(d->port, "r", 1234, 500, &why), why);
+  REQUIRE(HttpPost(d->port, "/v1/events", SaleJson("s-1", "SKU-GONE", 2)).status == 200);
+  // Let the oldest event age past one second.
+  REQUIRE(WaitFor(
+      [&] {
+        auto s = GetStatus(d->port);
+        return s && s->oldest_undelivered_age_s() >= 2;
+      },
+      20s, 100ms));
+
+  RunResult old = Storegw({"status", "--url", d->url(), "--max-age", "1s"});
+  CHECK_MESSAGE(old.exit.code == 1, Show(old));
+  CHECK(old.out.find("DEGRADED") != std::string::npos);
+  CHECK(old.out.find("the oldest undelivered event is ") != std::string::npos);
+  CHECK(old.out.find("(limit 1 s); 1,236 events wait") != std::string::npos);  // + sale + alert
+  CHECK(HasRow(old.out, {"Backlog", "1,236", "events"}));
+  CHECK(HasRow(old.out, {"Link", "down"}));
+  CHECK(old.out.find("SKU-GONE") != std::string::npos);
+  CHECK(old.out.find("\x1b[") == std::string::npos);
+
+  // With a generous --max-age the age is fine, but a disabled uplink still
+  // means events are not leaving the store: degraded, for that reason only.
+  RunResult young = Storegw({"status", "--url", d->url(), "--max-age", "1h"});
+  CHECK_MESSAGE(young.exit.code == 1, Show(young));
+  CHECK(young.out.find("oldest undelivered") == std::string::npos);
+  CHECK(young.out.find("the link to HQ is down (uplink disabled") != std::string::npos);
+
+  // --json: the document, and the same exit code.
+  RunResult json = Storegw({"status", "--url", d->url(), "--max-age", "1s", "--json"});
+  CHECK_MESSAGE(json.exit.code == 1, Show(json));
+  auto doc = FromJson<v1::GatewayStatus>(json.out);
+  REQUIRE(doc);
+  CHECK(doc->backlog_events() == 1236);
+
+  RunResult alerts = Storegw({"alerts", "--url", d->url()});
+  CHECK_MESSAGE(alerts.exit.code == 1, Show(alerts));
+  CHECK(alerts.out.find("1 open alert (") != std::string::npos);
+  CHECK(alerts.out.find("oversell") != std::string::npos);
+  CHECK(alerts.out.find("SKU-GONE") != std::string::npos);
+  CHECK(alerts.out.find(" -2 ") != std::string::npos);
+
+  RunResult known = Storegw({"stock", "--url", d->url(), "SKU-1", "SKU-GONE"});
+  CHECK_MESSAGE(known.exit.code == 0, Show(known));
+  CHECK(HasRow(known.out, {"SKU-1", "1,234"}));
+  CHECK(HasRow(known.out, {"SKU-GONE", "-2"}));
+  RunResult unknown = Storegw({"stock", "--url", d->url(), "SKU-1", "NO-SUCH"});
+  CHECK_MESSAGE(unknown.exit.code == 1, Show(unknown));
+  CHECK(HasRow(unknown.out, {"NO-SUCH", "unknown"}));
+  RunResult listed = Storegw({"stock", "--url", d->url(), "--prefix", "SKU-"});
+  CHECK_MESSAGE(listed.exit.code == 0, Show(listed));
+  CHECK(listed.out.find("SKU-GONE") != std::string::npos);
+
+  d->proc.Signal(SIGTERM);
+  REQUIRE(d->proc.WaitExit(30s));
+  // The daemon is gone: down.
+  RunResult gone = Storegw({"status", "--url", d->url(), "--timeout", "2s"});
+  CHECK_MESSAGE(gone.exit.code == 2, Show(gone));
+}
+
+TEST_CASE(
+    "statuspage cli: link up and nothing waiting is healthy (exit 0) and broker gone is degraded") {
+  TempDir tmp;
+  Broker broker(tmp / "broker");
+  const std::string token = "cli-token-0123456789abcdef";
+  uint16_t sport = FreePort();
+  WriteFile(tmp / "storegw.toml", "[uplink]\ntransport = \"mqtt\"\nurl = \"" + broker.url() +
+                                      "\"\nbackoff_initial = \"100ms\"\nbackoff_max = \"500ms\"\n"
+                                      "[status]\nlisten = \"127.0.0.1:" +
+                                      std::to_string(sport) + "\"\ntoken = \"" + token + "\"\n");
+  std::string why;
+  auto d = StartDaemon(tmp / "data", tmp / "logs", "healthy", &why, 0,
+                       {"--config", (tmp / "storegw.toml").string()});
+  REQUIRE_MESSAGE(d, why);
+  REQUIRE_MESSAGE(PostReceipts(d->port, "r", 300, 100, &why), why);
+  const std::string auth = "Bearer " + token;
+  bool delivered = WaitFor(
+      [&] {
+        auto s = GetStatus(sport, auth);
+        return s && s->link() == "up" && s->backlog_events() == 0;
+      },
+      30s, 100ms);
+  auto last = GetStatus(sport, auth);
+  REQUIRE_MESSAGE(delivered, (last ? last->DebugString() : std::string("no status")));
+
+  // --config gives the address (status.listen) and the token (status.token).
+  RunResult ok = Storegw({"status", "--config", (tmp / "storegw.toml").string()});
+  CHECK_MESSAGE(ok.exit.code == 0, Show(ok));
+  CHECK(ok.out.find("HEALTHY") != std::string::npos);
+  CHECK(HasRow(ok.out, {"Link", "up"}));
+  CHECK(HasRow(ok.out, {"Backlog", "0", "events"}));
+  CHECK(ok.out.find(token) == std::string::npos);
+  // Without the token: cannot tell, exit 2, and it says what to do.
+  RunResult no_token = Storegw({"status", "--url", "http://127.0.0.1:" + std::to_string(sport)});
+  CHECK_MESSAGE(no_token.exit.code == 2, Show(no_token));
+  CHECK(no_token.out.find("STOREGW_STATUS_TOKEN") != std::string::npos);
+  RunResult alerts = Storegw({"alerts", "--config", (tmp / "storegw.toml").string()});
+  CHECK_MESSAGE(alerts.exit.code == 0, Show(alerts));
+  CHECK(alerts.out.find("no open alerts") == 0);
+
+  // The broker dies: the link goes down, the gateway is degraded.
+  broker.Kill();
+  REQUIRE(WaitFor(
+      [&] {
+        auto s = GetStatus(sport, auth);
+        return s && s->link() != "up";
+      },
+      30s, 100ms));
+  RunResult down = Storegw({"status", "--config", (tmp / "storegw.toml").string()});
+  CHECK_MESSAGE(down.exit.code == 1, Show(down));
+  CHECK(down.out.find("the link to HQ is ") != std::string::npos);
+
+  d->proc.Signal(SIGTERM);
+  REQUIRE(d->proc.WaitExit(30s));
+}

@@ -1,0 +1,220 @@
+// Unit tests of the strict Prometheus parser the other tests rely on, and of
+// RenderMetrics() (metrics.h) through it.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "metrics.h"
+#include "prom_parser.h"
+
+using namespace storegw;
+using storegw::test::ParsePrometheus;
+using storegw::test::PromDoc;
+
+namespace {
+
+std::string Why(const std::string& text) {
+  std::string error;
+  auto doc = ParsePrometheus(text, &error);
+  return doc ? "" : error;
+}
+
+}  // namespace
+
+TEST_CASE("prometheus parser: accepts a well-formed exposition") {
+  const std::string text =
+      "# HELP a_total Things.\n"
+      "# TYPE a_total counter\n"
+      "a_total{reason=\"x\\\"y\\\\z\\n\"} 3\n"
+      "a_total{reason=\"b\"} 0 1700000000000\n"
+      "# a comment\n"
+      "\n"
+      "# TYPE h histogram\n"
+      "h_bucket{le=\"0.1\"} 1\n"
+      "h_bucket{le=\"1\"} 1\n"
+      "h_bucket{le=\"+Inf\"} 2\n"
+      "h_sum 3.5\n"
+      "h_count 2\n"
+      "g -1.5e-3\n"
+      "g2 NaN\n";
+  std::string error;
+  auto doc = ParsePrometheus(text, &error);
+  REQUIRE_MESSAGE(doc, error);
+  CHECK(doc->Value("a_total", {{"reason", "x\"y\\z\n"}}) == 3);
+  CHECK(doc->Value("h_count") == 2);
+  CHECK(doc->Value("g") == -0.0015);
+  CHECK(doc->families.at("h").samples.size() == 5);
+  CHECK(doc->order == std::vector<std::string>{"a_total", "h", "g", "g2"});
+  // g and g2 have neither HELP nor TYPE: fine for the format, not for us.
+  CHECK(test::CheckStoregwConventions(*doc) == "a_total: not prefixed storegw_");
+}
+
+TEST_CASE("prometheus parser: rejects what breaks the format") {
+  CHECK(Why("") == "empty exposition");
+  CHECK(Why("a 1") == "the last line does not end in \\n");
+  CHECK(Why("a 1\r\n").find("\\r") != std::string::npos);
+  CHECK(Why("1a 1\n").find("bad metric name") != std::string::npos);
+  CHECK(Why("a{1b=\"x\"} 1\n").find("bad label name") != std::string::npos);
+  CHECK(Why("a{__x=\"x\"} 1\n").find("bad label name") != std::string::npos);
+  CHECK(Why("a{b=\"x\\t\"} 1\n").find("bad escape") != std::string::npos);
+  CHECK(Why("a{b=\"x} 1\n").find("unterminated") != std::string::npos);
+  CHECK(Why("a{b=\"x\",} 1\n").find("trailing comma") != std::string::npos);
+  CHECK(Why("a{b=\"x\",b=\"y\"} 1\n").find("twice") != std::string::npos);
+  CHECK(Why("a abc\n").find("bad value") != std::string::npos);
+  CHECK(Why("a 1 12x\n").find("bad timestamp") != std::string::npos);
+  CHECK(Why("a 1\na 2\n").find("series a twice") != std::string::npos);
+  CHECK(Why("a 1\nb 1\na{x=\"1\"} 2\n").find("two groups") != std::string::npos);
+  CHECK(Why("a 1\n# TYPE a gauge\n").find("after its samples") != std::string::npos);
+  CHECK(Why("# TYPE a gauge\n# TYPE a gauge\na 1\n").find("second TYPE") != std::string::npos);
+  CHECK(Why("# HELP a x\n# HELP a y\na 1\n").find("second HELP") != std::string::npos);
+  CHECK(Why("# TYPE a number\na 1\n").find("unknown TYPE") != std::string::npos);
+  CHECK(Why("# HELP a bad \\t escape\na 1\n").find("bad escape") != std::string::npos);
+  CHECK(Why("#TYPE a gauge\n").find("comment") != std::string::npos);
+  CHECK(Why("# TYPE a_total counter\na_total -1\n").find("negative") != std::string::npos);
+  CHECK(Why("# TYPE g gauge\ng{le=\"1\"} 1\n").find("le label") != std::string::npos);
+}
+
+TEST_CASE("prometheus parser: histogram rules") {
+  const std::string head = "# TYPE h histogram\n";
+  CHECK(Why(head + "h_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n") == "");
+  CHECK(Why(head + "h_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n")
+            .find("not cumulative") != std::string::npos);
+  CHECK(
+      Why(head + "h_bucket{le=\"1\"} 1\nh_bucket{le=\"2\"} 1\nh_sum 1\nh_count 1\n").find("+Inf") !=
+      std::string::npos);
+  CHECK(Why(head + "h_bucket{le=\"2\"} 1\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 1\n"
+                   "h_sum 1\nh_count 1\n")
+            .find("strictly increasing") != std::string::npos);
+  CHECK(Why(head + "h_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 1\n").find("_count differs") !=
+        std::string::npos);
+  CHECK(Why(head + "h_bucket{le=\"+Inf\"} 1\nh_count 1\n").find("missing") != std::string::npos);
+  CHECK(Why(head + "h_bucket 1\n").find("without an le") != std::string::npos);
+  CHECK(Why(head + "h_bucket{le=\"x\"} 1\n").find("not a number") != std::string::npos);
+  CHECK(Why(head + "h_total 1\n").find("only _bucket") == std::string::npos);  // another family
+  CHECK(Why(head + "h 1\n").find("only _bucket") != std::string::npos);
+  CHECK(Why(head + "h_bucket{le=\"+Inf\"} 1\nh_sum{le=\"1\"} 1\nh_count 1\n")
+            .find("must not have an le") != std::string::npos);
+}
+
+TEST_CASE("metrics: the latency histogram counts into the right buckets") {
+  gateway::LatencyHistogram h({0.001, 0.01, 0.1});
+  h.Observe(std::chrono::microseconds(500));   // <= 0.001
+  h.Observe(std::chrono::microseconds(1000));  // == 0.001: "le" is inclusive
+  h.Observe(std::chrono::milliseconds(50));    // <= 0.1
+  h.Observe(std::chrono::seconds(3));          // +Inf
+  auto s = h.Take();
+  CHECK(s.counts == std::vector<uint64_t>{2, 0, 1, 1});
+  CHECK(s.count == 4);
+  CHECK(s.sum_seconds == doctest::Approx(3.0515));
+}
+
+TEST_CASE("metrics: the exposition parses strictly and carries the snapshot's numbers") {
+  gateway::MetricsInput in;
+  in.status.set_store_id("store \"7\"");  // needs escaping in a label value
+  in.status.set_gateway_id("gw-1");
+  in.status.set_version("0.1.0");
+  in.status.set_link("connecting");
+  in.status.set_oldest_undelivered_age_s(8040);
+  in.status.set_reconnects(0);
+  auto* a = in.status.add_alerts();
+  a->set_kind(v1::Alert::OVERSELL);
+  in.status.add_alerts()->set_kind(v1::Alert::OVERSELL);
+  in.status.add_alerts()->set_kind(v1::Alert::LOW_STOCK);
+  in.journal.epoch = 1234567890123ull;
+  in.journal.last_seq = 500;
+  in.journal.watermark = 200;
+  in.journal.backlog_events = 300;
+  in.journal.backlog_bytes = 45678;
+  in.journal.journal_bytes = 1 << 20;
+  in.journal.max_bytes = 1 << 30;
+  in.journal.full = true;
+  in.journal.events_appended = 503;
+  in.journal.commits = 77;
+  devices::ApiCounters api;
+  api.events_accepted = 500;
+  api.events_duplicate = 9;
+  api.rejected_invalid = 2;
+  api.rejected_unavailable = 4;
+  api.responses_by_code = {{200, 40}, {400, 2}, {503, 4}};
+  in.api = api;
+  sync::UplinkStatus up;
+  up.events_sent = 260;
+  up.events_acked = 200;
+  up.reconnects = 3;
+  up.connect_failures = 5;
+  in.uplink = up;
+  in.http_responses = api.responses_by_code;
+  in.http_responses.emplace_back(200, 2);  // the status listener's
+  in.http_responses.emplace_back(401, 1);
+  gateway::LatencyHistogram h;
+  h.Observe(std::chrono::microseconds(700));
+  h.Observe(std::chrono::milliseconds(3));
+  in.commit_latency = h.Take();
+  in.start_time_us = 1'700'000'000'500'000;
+
+  const std::string text = gateway::RenderMetrics(in);
+  std::string error;
+  auto doc = ParsePrometheus(text, &error);
+  REQUIRE_MESSAGE(doc, error << "\n" << text);
+  CHECK_MESSAGE(test::CheckStoregwConventions(*doc) == "", text);
+
+  CHECK(doc->Value("storegw_info", {{"version", "0.1.0"},
+                                    {"store_id", "store \"7\""},
+                                    {"gateway_id", "gw-1"},
+                                    {"epoch", "1234567890123"}}) == 1);
+  CHECK(doc->Value("storegw_start_time_seconds") == 1700000000.5);
+  CHECK(doc->Value("storegw_backlog_events") == 300);
+  CHECK(doc->Value("storegw_backlog_bytes") == 45678);
+  CHECK(doc->Value("storegw_oldest_undelivered_age_seconds") == 8040);
+  CHECK(doc->Value("storegw_last_seq") == 500);
+  CHECK(doc->Value("storegw_ack_watermark") == 200);
+  CHECK(doc->Value("storegw_journal_bytes") == 1 << 20);
+  CHECK(doc->Value("storegw_journal_max_bytes") == 1 << 30);
+  CHECK(doc->Value("storegw_journal_full") == 1);
+  CHECK(doc->Value("storegw_journal_events_appended_total") == 503);
+  CHECK(doc->Value("storegw_journal_commits_total") == 77);
+  CHECK(doc->Value("storegw_events_ingested_total") == 500);
+  CHECK(doc->Value("storegw_events_duplicate_total") == 9);
+  CHECK(doc->Value("storegw_events_rejected_total", {{"reason", "invalid"}}) == 2);
+  CHECK(doc->Value("storegw_events_rejected_total", {{"reason", "unavailable"}}) == 4);
+  CHECK(doc->Value("storegw_events_rejected_total", {{"reason", "auth"}}) == 0);
+  CHECK(doc->Value("storegw_events_sent_total") == 260);
+  CHECK(doc->Value("storegw_events_acked_total") == 200);
+  CHECK(doc->Value("storegw_uplink_reconnects_total") == 3);
+  CHECK(doc->Value("storegw_uplink_connect_failures_total") == 5);
+  CHECK(doc->Value("storegw_link_up") == 0);
+  CHECK(doc->Value("storegw_link_state", {{"state", "connecting"}}) == 1);
+  CHECK(doc->Value("storegw_link_state", {{"state", "down"}}) == 0);
+  CHECK(doc->Value("storegw_alerts_open", {{"kind", "oversell"}}) == 2);
+  CHECK(doc->Value("storegw_alerts_open", {{"kind", "low_stock"}}) == 1);
+  CHECK(doc->Value("storegw_alerts_open", {{"kind", "count_mismatch"}}) == 0);
+  CHECK(doc->Value("storegw_http_requests_total", {{"code", "200"}}) == 42);
+  CHECK(doc->Value("storegw_http_requests_total", {{"code", "401"}}) == 1);
+  CHECK(doc->Value("storegw_commit_latency_seconds_count") == 2);
+  CHECK(doc->Value("storegw_commit_latency_seconds_bucket", {{"le", "0.0005"}}) == 0);
+  CHECK(doc->Value("storegw_commit_latency_seconds_bucket", {{"le", "0.001"}}) == 1);
+  CHECK(doc->Value("storegw_commit_latency_seconds_bucket", {{"le", "0.005"}}) == 2);
+  CHECK(doc->Value("storegw_commit_latency_seconds_bucket", {{"le", "+Inf"}}) == 2);
+  CHECK(doc->Value("storegw_commit_latency_seconds_sum") == doctest::Approx(0.0037));
+  CHECK(doc->families.at("storegw_commit_latency_seconds").type == "histogram");
+  CHECK(doc->families.at("storegw_events_rejected_total").type == "counter");
+  CHECK(doc->families.at("storegw_backlog_events").type == "gauge");
+}
+
+TEST_CASE("metrics: before the device API and without an uplink, every family is still there") {
+  gateway::MetricsInput in;
+  in.status.set_link("down");
+  in.status.set_reconnects(0);
+  in.commit_latency = gateway::LatencyHistogram().Take();
+  std::string error;
+  auto doc = ParsePrometheus(gateway::RenderMetrics(in), &error);
+  REQUIRE_MESSAGE(doc, error);
+  CHECK(test::CheckStoregwConventions(*doc) == "");
+  CHECK(doc->Value("storegw_events_ingested_total") == 0);
+  CHECK(doc->Value("storegw_events_sent_total") == 0);
+  CHECK(doc->Value("storegw_link_up") == 0);
+  CHECK(doc->Value("storegw_link_state", {{"state", "down"}}) == 1);
+  CHECK(doc->Value("storegw_commit_latency_seconds_count") == 0);
+  CHECK(doc->families.count("storegw_http_requests_total") == 1);
+  CHECK(doc->families.at("storegw_http_requests_total").samples.empty());
+}
