@@ -1,0 +1,108 @@
+// The seam under the replay engine: one connection to head office that can
+// send EventBatch payloads asynchronously and report their acknowledgement.
+//
+// The engine (uplink.h) owns ordering, batching, the window, the watermark,
+// timeouts and back-off; a Transport only moves bytes. MQTT (Paho) is the
+// first implementation; an HTTPS transport (libcurl: POST the batch with an
+// Idempotency-Key, 2xx = acknowledged) plugs in the same way.
+//
+// Lifecycle: the engine asks its TransportFactory for a fresh Transport for
+// every connection attempt (a stuck client is thrown away, never reused),
+// calls Connect() once, then Send()/PublishStatus() any number of times,
+// and finally Close(). A Transport is used by the engine thread only; its
+// listener callbacks may come from the transport's own threads, up to the
+// moment Close() returns, never after.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "storegw/status.h"
+
+namespace storegw::sync {
+
+struct UplinkOptions;
+
+// Receives what a connected Transport reports. Implementations must be
+// quick and must not call back into the Transport (the engine queues and
+// acts on its own thread).
+class TransportListener {
+ public:
+  // The send `id` is acknowledged (ok) or failed (not ok, with why: "broker
+  // refused batch: packet too large (0x95)", "connection lost").
+  virtual void OnSendDone(uint64_t id, Status status) = 0;
+  // The connection is gone (the engine will Close() and reconnect).
+  virtual void OnLinkLost(Status reason) = 0;
+  // Head office says it stored every event of `epoch` up to `seq`.
+  virtual void OnHqAck(uint64_t epoch, uint64_t seq, const std::string& gateway_id) = 0;
+
+ protected:
+  ~TransportListener() = default;
+};
+
+// What the engine needs to connect.
+struct ConnectRequest {
+  // Retained status payload the broker publishes if the connection dies
+  // uncleanly (a GatewayStatus with online=false). Empty: no will.
+  std::string will_payload;
+  // Subscribe to HQ acknowledgements (ack = "hq").
+  bool want_hq_acks = false;
+  // Set by another thread to abandon a Connect() in progress (Stop()).
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // Connects, blocking at most the connect timeout of the options it was
+  // made with. On success the listener may start receiving callbacks. On
+  // failure a Status whose message says what to fix: "could not connect to
+  // 127.0.0.1:1883: connection refused", "TLS handshake with 127.0.0.1:8883
+  // failed: certificate verify failed", "broker refused the connection:
+  // not authorized (0x87)".
+  virtual Status Connect(TransportListener* listener, const ConnectRequest& request) = 0;
+
+  // Hands one batch to the transport, asynchronously; its outcome comes
+  // through OnSendDone(id, ...). A non-ok return means the send did not
+  // start (and no OnSendDone follows).
+  virtual Status Send(uint64_t id, std::string payload) = 0;
+
+  // Publishes the retained status (best effort, no completion).
+  virtual Status PublishStatus(std::string payload) = 0;
+
+  // Ends the connection: publishes `final_status` first when given and
+  // connected (bounded wait), disconnects, and stops every callback before
+  // it returns. Idempotent.
+  virtual void Close(const std::optional<std::string>& final_status) = 0;
+
+  // How many Send()s may be outstanding at once (the engine never exceeds
+  // it, whatever max_inflight says).
+  virtual size_t max_pending_sends() const = 0;
+
+  // Negotiated protocol ("MQTT 5", "MQTT 3.1.1") for logs and status; the
+  // numeric MQTT level (5 or 4), 0 when not applicable.
+  virtual std::string protocol() const = 0;
+  virtual int protocol_version() const = 0;
+};
+
+// Identity the transport puts into topics / keys.
+struct TransportIdentity {
+  std::string store_id;
+  std::string gateway_id;
+  uint64_t epoch = 0;
+};
+
+using TransportFactory = std::function<Result<std::unique_ptr<Transport>>()>;
+
+// The Paho MQTT transport (MQTT v5, falling back to 3.1.1 when the broker
+// refuses v5; no Paho persistence, no offline buffer; TLS per the URL and
+// options.tls). Validates the URL; does not connect.
+Result<std::unique_ptr<Transport>> MakeMqttTransport(const UplinkOptions& options,
+                                                     const TransportIdentity& identity);
+
+}  // namespace storegw::sync

@@ -1,0 +1,194 @@
+// The upstream replay engine: sends the journal to head office, in seq
+// order, over a flaky link, and advances the journal's ack watermark only
+// over what is really delivered (DESIGN.md section 5).
+//
+// How it works (one engine thread per Uplink):
+//   * On every (re)connect it starts at watermark + 1 and reads the journal
+//     in seq order into EventBatch messages of at most `batch_events` events
+//     and `max_message_bytes` payload bytes, always one contiguous seq range.
+//   * At most `max_inflight` batches are unacknowledged at any time. Freed
+//     window slots are refilled as soon as an acknowledgement comes in; new
+//     journal events wake the engine (Journal::WaitForSeqAbove), so live
+//     events go out through the same ordered path right behind the backlog.
+//   * The watermark (Journal::Ack) advances only over a contiguous
+//     acknowledged prefix. ack = "broker": the transport's acknowledgement
+//     (MQTT PUBACK with a success reason code) counts; ack = "hq": only an
+//     HqAck from head office does, and when no HqAck moves the watermark for
+//     `hq_ack_timeout` while batches are outstanding, the engine resends from
+//     the watermark (a broker that lost messages never stalls the store).
+//   * A send unacknowledged for `ack_timeout`, a failed send, or a lost
+//     connection tears the connection (and the transport client) down; the
+//     engine waits a capped exponential back-off with full jitter and
+//     starts again from the watermark. Duplicates upstream are possible and
+//     allowed (HQ dedupes on gateway_id, epoch, seq); gaps never are.
+//   * Nothing is buffered anywhere but the journal: the transport keeps no
+//     persistence and no offline queue.
+//
+// Threads: Create/Start/Stop from one controlling thread; status() and
+// FillStatus() from any thread. Stop() (or the destructor) must run before
+// the Journal is closed.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "storegw/status.h"
+#include "storegw/sync/transport.h"
+#include "storegw/v1/storegw.pb.h"
+
+namespace storegw::storage {
+class Journal;
+}
+
+namespace storegw::sync {
+
+using Millis = std::chrono::milliseconds;
+
+struct TlsFiles {
+  // PEM files. ca_file empty: the system trust store verifies the broker.
+  // cert_file and key_file: the client certificate for mutual TLS (both or
+  // neither). Each named file is checked (exists, readable, parses, the key
+  // matches the certificate) before every connection attempt, so a missing
+  // or broken file is reported by name instead of as a failed handshake.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct UplinkOptions {
+  // "mqtt" (Paho MQTT C++, MQTT v5 with fallback to 3.1.1). "https" is
+  // reserved for the libcurl transport; "none" is not an uplink (the
+  // gateway does not create one).
+  std::string transport = "mqtt";
+  // tcp://HOST:PORT or mqtt:// (plain), ssl://HOST:PORT or mqtts:// (TLS,
+  // hostname or IP checked against the broker's certificate); ws:// and
+  // wss://HOST:PORT/PATH for MQTT over WebSockets. Plain TCP only when the
+  // URL says so: TLS files with a plain URL are an error.
+  std::string url = "tcp://127.0.0.1:1883";
+  // Topics: {topic_prefix}/{store_id}/{gateway_id}/events|status|ack.
+  std::string topic_prefix = "retail/v1";
+  // Empty: the journal's identity (the normal case; a mismatch is an error).
+  std::string store_id;
+  std::string gateway_id;
+  // "broker": the broker's PUBACK advances the watermark (fast; a broker
+  // that loses a message after PUBACK loses it for good). "hq": only an
+  // HqAck on the ack topic does (nothing is pruned before HQ has it).
+  std::string ack = "broker";
+  // Batches sent and not yet acknowledged (1..100; the MQTT transport
+  // never has more than 64 publishes outstanding in Paho). In "hq" mode a
+  // batch stays in the window until HQ acknowledges it.
+  int max_inflight = 8;
+  int batch_events = 500;  // events per batch, at most (>= 1)
+  // Serialized EventBatch bytes per message, at most (before compression).
+  uint64_t max_message_bytes = 256u << 10;
+  // "deflate": batch payloads are zlib-compressed (4-6x smaller for till
+  // traffic) and marked with the MQTT 5 properties content-type
+  // "application/x-protobuf" and user property content-encoding=deflate;
+  // with an MQTT 3.1.1 broker (no properties) they go uncompressed.
+  // "none": always plain protobuf.
+  std::string compression = "deflate";
+  // Back-off between connection attempts: a random delay in
+  // [backoff_initial, min(backoff_max, backoff_initial * 2^n)] after the
+  // n-th consecutive failure (full jitter on a steady clock). Reset once a
+  // connection has delivered something.
+  Millis backoff_initial = std::chrono::seconds(1);
+  Millis backoff_max = std::chrono::seconds(60);
+  // ack = "hq": resend from the watermark when no HqAck has moved it for
+  // this long while batches are outstanding.
+  Millis hq_ack_timeout = std::chrono::seconds(30);
+  // A batch the transport has not acknowledged (PUBACK) for this long means
+  // the link is broken: the connection is torn down and rebuilt.
+  Millis ack_timeout = std::chrono::seconds(30);
+  // Bound of one connection attempt (TCP + TLS + CONNECT/CONNACK); whole
+  // seconds for MQTT, at least 1 s.
+  Millis connect_timeout = std::chrono::seconds(10);
+  // MQTT keep-alive (whole seconds, at least 1 s): detects a dead idle link.
+  Millis keep_alive = std::chrono::seconds(30);
+  // How often the retained status is republished while connected (it is
+  // also published on every connect and replaced by the last-will on an
+  // unclean disconnect).
+  Millis status_interval = std::chrono::seconds(30);
+  TlsFiles tls;
+  // MQTT client id. Empty: "storegw-{store_id}-{gateway_id}".
+  std::string client_id;
+  std::string username;  // empty: none
+  std::string password;  // secret: never logged, never in an error
+};
+
+struct UplinkStatus {
+  // "up": connected. "connecting": the first attempt after Start() or
+  // after an established link was lost is under way. "down": attempts are
+  // failing (last_error says why); it stays "down" across retries.
+  std::string link = "down";
+  std::string last_error;          // most recent error, empty if none yet
+  int64_t last_error_at_us = 0;    // when it happened (Unix us), 0 if none
+  int64_t connected_since_us = 0;  // Unix us; 0 when the link is not up
+  std::string endpoint;            // the URL in use
+  int protocol_version = 0;        // MQTT 5 or 4 (3.1.1); 0 before a connect
+  uint64_t connects = 0;           // successful connections since Start
+  uint64_t reconnects = 0;         // successful connections after the first
+  uint64_t connect_failures = 0;
+  uint64_t batches_sent = 0;   // including resends
+  uint64_t events_sent = 0;    // including resends
+  uint64_t bytes_sent = 0;     // batch payload bytes, including resends
+  uint64_t batches_acked = 0;  // acknowledged (by the broker or by HQ)
+  uint64_t events_acked = 0;   // events the watermark moved over
+  uint64_t hq_resends = 0;     // resends from the watermark after hq_ack_timeout
+  uint64_t inflight_batches = 0;
+  uint64_t watermark = 0;  // as far as this uplink has acknowledged
+  double send_rate = 0;    // events/s acknowledged, over the last minute
+};
+
+class Uplink {
+ public:
+  // Validates `options` (kInvalidArgument naming the "uplink.*" key) and
+  // the journal's identity. Does not connect. `journal` must outlive it.
+  static Result<std::unique_ptr<Uplink>> Create(UplinkOptions options, storage::Journal* journal);
+  // Same, with another transport (tests use fakes; a future HTTPS uplink
+  // plugs in here). `factory` is called for every connection attempt.
+  static Result<std::unique_ptr<Uplink>> CreateWithTransport(UplinkOptions options,
+                                                             storage::Journal* journal,
+                                                             TransportFactory factory);
+
+  ~Uplink();  // Stop()
+  Uplink(const Uplink&) = delete;
+  Uplink& operator=(const Uplink&) = delete;
+
+  // What the retained status topic carries. Called on the engine thread
+  // whenever the status is published (on connect, every status_interval,
+  // and with online=false on Stop); must not call Stop(). The uplink then
+  // overwrites the fields it owns: link, last_error, reconnects, send_rate,
+  // online, updated_at, and identity/watermark fields left empty. Without a
+  // source the uplink publishes what it knows (identity, journal stats,
+  // link). Set before Start().
+  void SetStatusSource(std::function<v1::GatewayStatus()> source);
+
+  // Starts the engine thread; returns at once (the first connection attempt
+  // runs in the background). kFailedPrecondition if already started.
+  Status Start();
+  // Publishes a final retained status (online=false) when connected,
+  // disconnects and joins the threads. Bounded: a few seconds at most even
+  // with a stalled link. Idempotent.
+  void Stop();
+
+  UplinkStatus status() const;
+  // Writes the uplink's fields (link, last_error, reconnects, send_rate)
+  // into a status document.
+  void FillStatus(v1::GatewayStatus* status) const;
+
+ private:
+  class Impl;
+  explicit Uplink(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Checks the TLS files of `tls` the way Start() does before connecting:
+// existence, readability, PEM parsing, key matching the certificate. The
+// message names the option and the file ("uplink.tls.cert_file
+// /etc/storegw/client.pem: cannot open: No such file or directory").
+Status CheckTlsFiles(const TlsFiles& tls);
+
+}  // namespace storegw::sync

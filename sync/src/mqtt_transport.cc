@@ -1,0 +1,519 @@
+// The MQTT transport: Paho MQTT C++ 1.2 async_client over Paho C 1.3.
+//
+// What it relies on, and why (see LIBRARY-NOTES.md):
+//   * No Paho persistence (the iclient_persistence* constructor with
+//     nullptr) and no offline buffer (send_while_disconnected off): the
+//     journal is the only store; a publish while disconnected fails at once.
+//   * The engine keeps at most max_pending_sends() publishes outstanding,
+//     far below Paho's 100-command buffer, and refills as acknowledgements
+//     arrive: handing Paho thousands of messages stalls its send thread.
+//   * Each publish gets a per-message listener whose user context is the
+//     engine's send id. Success still needs the v5 reason code checked: a
+//     PUBACK with 0x80+ (e.g. 0x95 packet too large, 0x87 not authorized)
+//     arrives as rc 0.
+//   * One client per connection attempt, destroyed by the engine thread
+//     (never inside a Paho callback): the known reconnect leaks, double
+//     callbacks and connect deadlocks of these versions cannot poison the
+//     next connection. Paho's automatic reconnect is off.
+//   * Callbacks reach the engine through Shared, whose listener pointer is
+//     cleared under its mutex in Close(): after Close() returns no callback
+//     touches the engine, even if Paho calls one late.
+//   * Batches are zlib-compressed when the broker speaks MQTT 5 (marked
+//     with content-type and a content-encoding user property).
+//   * The TLS error_handler is not used: its context dangles in 1.2 (see
+//     net_probe.h); failures are diagnosed with our own probes instead.
+//   * The connect_options object lives as long as the client (cpp #325),
+//     so a persistent session (clean_start false + session expiry set with
+//     set_properties on it) can be added for downstream subscriptions.
+#include "mqtt_transport.h"
+
+#include <mqtt/async_client.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "compress.h"
+#include "net_probe.h"
+#include "storegw/v1/storegw.pb.h"
+
+namespace storegw::sync {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::string Hex2(int v) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02X", v & 0xff);
+  return buf;
+}
+
+// "packet too large (0x95)"
+std::string ReasonText(int reason) {
+  const char* s = MQTTReasonCode_toString(static_cast<MQTTReasonCodes>(reason));
+  std::string name = s ? s : "reason";
+  for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name + " (" + Hex2(reason) + ")";
+}
+
+// MQTT 3.1.1 CONNACK return codes.
+std::string V3ConnackText(int rc) {
+  switch (rc) {
+    case 1:
+      return "unacceptable protocol version (1)";
+    case 2:
+      return "client identifier rejected (2)";
+    case 3:
+      return "server unavailable (3)";
+    case 4:
+      return "bad user name or password (4)";
+    case 5:
+      return "not authorized (5)";
+    default:
+      return "return code " + std::to_string(rc);
+  }
+}
+
+std::string PahoText(int rc) {
+  const char* s = MQTTAsync_strerror(rc);
+  return std::string(s ? s : "error") + " (paho rc " + std::to_string(rc) + ")";
+}
+
+struct Shared {
+  std::mutex mu;
+  TransportListener* listener = nullptr;  // null: closed, drop callbacks
+  std::string server_disconnect;          // v5 DISCONNECT reason from the broker
+  std::string ack_topic;
+  std::string url;
+};
+
+class Callbacks final : public mqtt::callback, public mqtt::iaction_listener {
+ public:
+  explicit Callbacks(std::shared_ptr<Shared> s) : s_(std::move(s)) {}
+
+  void connection_lost(const std::string& cause) override {
+    std::lock_guard lk(s_->mu);
+    if (!s_->listener) return;
+    std::string why = "connection to " + s_->url + " lost";
+    if (!s_->server_disconnect.empty()) {
+      why += ": broker disconnected us: " + s_->server_disconnect;
+    } else if (!cause.empty()) {
+      why += ": " + cause;
+    }
+    s_->listener->OnLinkLost(Status::Unavailable(why));
+  }
+
+  void message_arrived(mqtt::const_message_ptr msg) override {
+    if (!msg) return;
+    std::lock_guard lk(s_->mu);
+    if (!s_->listener || msg->get_topic() != s_->ack_topic) return;
+    const auto& p = msg->get_payload();
+    v1::HqAck ack;
+    if (!ack.ParseFromArray(p.data(), static_cast<int>(p.size()))) {
+      spdlog::warn("uplink: ignoring an undecodable HqAck on {} ({} bytes)", s_->ack_topic,
+                   p.size());
+      return;
+    }
+    s_->listener->OnHqAck(ack.epoch(), ack.seq(), ack.gateway_id());
+  }
+
+  // Per-publish listener (user context = the engine's send id).
+  void on_success(const mqtt::token& tok) override {
+    const uint64_t id = reinterpret_cast<uintptr_t>(tok.get_user_context());
+    const int reason = tok.get_reason_code();
+    Status st;
+    if (reason >= 0x80 && reason != mqtt::ReasonCode::MQTTPP_V3_CODE) st = Refused(reason);
+    std::lock_guard lk(s_->mu);
+    if (s_->listener) s_->listener->OnSendDone(id, std::move(st));
+  }
+
+  void on_failure(const mqtt::token& tok) override {
+    const uint64_t id = reinterpret_cast<uintptr_t>(tok.get_user_context());
+    const int rc = tok.get_return_code();
+    const int reason = tok.get_reason_code();
+    std::string why;
+    if (reason >= 0x80 && reason != mqtt::ReasonCode::MQTTPP_V3_CODE) {
+      std::lock_guard lk(s_->mu);
+      if (s_->listener) s_->listener->OnSendDone(id, Refused(reason));
+      return;
+    } else if (rc == MQTTASYNC_OPERATION_INCOMPLETE || rc == MQTTASYNC_DISCONNECTED) {
+      why = "connection lost before the broker acknowledged it";
+    } else {
+      why = "publish failed: " + PahoText(rc);
+    }
+    std::lock_guard lk(s_->mu);
+    if (s_->listener) s_->listener->OnSendDone(id, Status::Unavailable(why));
+  }
+
+ private:
+  // A PUBACK with a failure reason. "Packet too large" / "quota exceeded"
+  // are kResourceExhausted: the engine makes its batches smaller.
+  static Status Refused(int reason) {
+    const std::string why = "broker refused it: " + ReasonText(reason);
+    if (reason == 0x95 || reason == 0x97) return Status::ResourceExhausted(why);
+    return Status::Unavailable(why);
+  }
+
+  std::shared_ptr<Shared> s_;
+};
+
+class MqttTransport final : public Transport {
+ public:
+  MqttTransport(const UplinkOptions& o, const TransportIdentity& id, BrokerUrl url,
+                std::shared_ptr<std::atomic<int>> version_hint)
+      : opt_(o),
+        url_(std::move(url)),
+        hint_(std::move(version_hint)),
+        shared_(std::make_shared<Shared>()),
+        cb_(std::make_unique<Callbacks>(shared_)) {
+    const std::string base = o.topic_prefix + "/" + id.store_id + "/" + id.gateway_id;
+    events_topic_ = mqtt::string_ref(base + "/events");
+    status_topic_ = mqtt::string_ref(base + "/status");
+    shared_->ack_topic = base + "/ack";
+    shared_->url = o.url;
+    compress_ = o.compression == "deflate";
+  }
+
+  ~MqttTransport() override { Close(std::nullopt); }
+
+  Status Connect(TransportListener* listener, const ConnectRequest& req) override {
+    {
+      std::lock_guard lk(shared_->mu);
+      shared_->listener = listener;
+    }
+    const int first = hint_->load() == 4 ? 4 : 5;
+    bool fallback = false;
+    Status s = TryConnect(first, req, &fallback);
+    if (!s.ok() && first == 5 && fallback) {
+      spdlog::info("uplink: {} refused MQTT 5 ({}); trying MQTT 3.1.1", url_.host_port(),
+                   s.message());
+      s = TryConnect(4, req, nullptr);
+      if (s.ok()) hint_->store(4);
+    }
+    if (!s.ok()) return s;
+    if (req.want_hq_acks) {
+      try {
+        auto tok = cli_->subscribe(shared_->ack_topic, 1);
+        if (!WaitToken(*tok, req)) {
+          return Status::Unavailable("subscribing to " + shared_->ack_topic + " timed out");
+        }
+        if (version_ == 5) {
+          const mqtt::subscribe_response rsp = tok->get_subscribe_response();
+          const std::vector<mqtt::ReasonCode> codes = rsp.get_reason_codes();
+          for (auto rc : codes) {
+            if (rc >= 0x80) {
+              return Status::PermissionDenied("broker refused the subscription to " +
+                                              shared_->ack_topic + ": " + ReasonText(rc));
+            }
+          }
+        }
+      } catch (const mqtt::exception& e) {
+        return Status::Unavailable("subscribing to " + shared_->ack_topic +
+                                   " failed: " + std::string(e.what()));
+      }
+    }
+    return {};
+  }
+
+  Status Send(uint64_t id, std::string payload) override {
+    if (!cli_) return Status::Unavailable("not connected");
+    try {
+      mqtt::message_ptr msg;
+      if (compress_ && version_ == 5) {
+        // Only MQTT 5 can say the payload is compressed (properties).
+        auto z = Deflate(payload);
+        if (!z.ok()) return z.status();
+        msg = mqtt::make_message(events_topic_, mqtt::binary_ref(std::move(*z)), 1, false);
+        msg->set_properties(deflate_props_);
+      } else {
+        msg = mqtt::make_message(events_topic_, mqtt::binary_ref(std::move(payload)), 1, false);
+      }
+      cli_->publish(msg, reinterpret_cast<void*>(static_cast<uintptr_t>(id)), *cb_);
+    } catch (const mqtt::exception& e) {
+      return Status::Unavailable("publish to " + std::string(events_topic_.str()) +
+                                 " failed: " + PahoText(e.get_return_code()));
+    }
+    return {};
+  }
+
+  Status PublishStatus(std::string payload) override {
+    if (!cli_) return Status::Unavailable("not connected");
+    try {
+      cli_->publish(
+          mqtt::make_message(status_topic_, mqtt::binary_ref(std::move(payload)), 1, true));
+    } catch (const mqtt::exception& e) {
+      return Status::Unavailable("status publish failed: " + PahoText(e.get_return_code()));
+    }
+    return {};
+  }
+
+  void Close(const std::optional<std::string>& final_status) override {
+    {
+      std::lock_guard lk(shared_->mu);
+      shared_->listener = nullptr;
+    }
+    if (!cli_) return;
+    try {
+      if (cli_->is_connected()) {
+        if (final_status) {
+          auto tok = cli_->publish(
+              mqtt::make_message(status_topic_, mqtt::binary_ref(*final_status), 1, true));
+          tok->wait_for(std::chrono::seconds(1));
+        }
+        // No quiesce: unacknowledged batches are resent from the journal.
+        auto tok = cli_->disconnect(0);
+        tok->wait_for(std::chrono::seconds(1));
+      }
+    } catch (const std::exception& e) {
+      spdlog::debug("uplink: disconnect: {}", e.what());
+    }
+    cli_.reset();
+  }
+
+  size_t max_pending_sends() const override { return 64; }
+
+  std::string protocol() const override {
+    return std::string(version_ == 5 ? "MQTT 5" : "MQTT 3.1.1") + (url_.tls() ? " over TLS" : "");
+  }
+  int protocol_version() const override { return version_; }
+
+ private:
+  // Waits for `tok` in short slices so Stop() can abandon it; false on
+  // timeout or cancel; throws mqtt::exception when it failed.
+  bool WaitToken(mqtt::token& tok, const ConnectRequest& req) {
+    const auto deadline = SteadyClock::now() + opt_.connect_timeout + std::chrono::seconds(1);
+    while (!tok.wait_for(std::chrono::milliseconds(50))) {
+      if (req.cancel && req.cancel->load()) return false;
+      if (SteadyClock::now() >= deadline) return false;
+    }
+    return true;
+  }
+
+  Status TryConnect(int version, const ConnectRequest& req, bool* fallback) {
+    cli_.reset();
+    {
+      std::lock_guard lk(shared_->mu);
+      shared_->server_disconnect.clear();
+    }
+    version_ = version;
+    const int paho_version = version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+    try {
+      // No persistence (nullptr), no offline buffering (the default of
+      // create_options: send_while_disconnected off).
+      mqtt::create_options create(paho_version);
+      cli_ = std::make_unique<mqtt::async_client>(url_.paho_uri(), opt_.client_id, create, nullptr);
+      cli_->set_callback(*cb_);
+      // Built only once a client exists: Paho C's allocation tracking
+      // (initialized with the first client) otherwise reports the
+      // property copies as leaks under ASan.
+      if (compress_ && deflate_props_.empty()) {
+        deflate_props_.add({mqtt::property::CONTENT_TYPE, std::string(kBatchContentType)});
+        deflate_props_.add({mqtt::property::USER_PROPERTY, std::string(kContentEncodingKey),
+                            std::string(kDeflate)});
+      }
+      std::weak_ptr<Shared> weak = shared_;
+      cli_->set_disconnected_handler([weak](const mqtt::properties&, mqtt::ReasonCode rc) {
+        if (auto s = weak.lock()) {
+          std::lock_guard lk(s->mu);
+          s->server_disconnect = ReasonText(rc);
+        }
+      });
+
+      mqtt::connect_options_builder b;
+      b.mqtt_version(paho_version)
+          .keep_alive_interval(std::chrono::duration_cast<std::chrono::seconds>(opt_.keep_alive))
+          .connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(opt_.connect_timeout))
+          .automatic_reconnect(false);
+      // A fresh session per connection for now; downstream subscriptions
+      // will switch to clean_start(false) plus a session expiry property
+      // set with conn_opts_.set_properties() (builder properties are lost,
+      // cpp #445).
+      if (version == 5) {
+        b.clean_start(true);
+      } else {
+        b.clean_session(true);
+      }
+      if (!opt_.username.empty()) b.user_name(opt_.username);
+      if (!opt_.password.empty()) b.password(opt_.password);
+      if (!req.will_payload.empty()) {
+        b.will(mqtt::will_options(status_topic_, mqtt::binary_ref(req.will_payload), 1, true));
+      }
+      conn_opts_ = b.finalize();
+      if (url_.tls()) {
+        // No error_handler: with Paho C++ 1.2 its context dangles (see
+        // net_probe.h); a failed handshake is diagnosed by TlsProbe.
+        mqtt::ssl_options ssl;
+        if (!opt_.tls.ca_file.empty()) ssl.set_trust_store(opt_.tls.ca_file);
+        if (!opt_.tls.cert_file.empty()) ssl.set_key_store(opt_.tls.cert_file);
+        if (!opt_.tls.key_file.empty()) ssl.set_private_key(opt_.tls.key_file);
+        ssl.set_enable_server_cert_auth(true);
+        ssl.set_verify(true);  // host name / IP check: off by default in Paho
+        conn_opts_.set_ssl(std::move(ssl));
+      }
+
+      auto tok = cli_->connect(conn_opts_);
+      if (!WaitToken(*tok, req)) {
+        if (req.cancel && req.cancel->load()) return Status::Unavailable("uplink stopping");
+        return Status::Unavailable(
+            "connecting to " + opt_.url + " timed out after " +
+            std::to_string(opt_.connect_timeout.count()) + " ms" +
+            (url_.tls() ? " (TCP, TLS handshake or CONNACK)" : " (TCP or CONNACK)"));
+      }
+      return {};
+    } catch (const mqtt::exception& e) {
+      return ConnectError(e.get_return_code(), e.get_reason_code(), e.get_message(), version,
+                          fallback);
+    } catch (const std::exception& e) {
+      return Status::Unavailable("connecting to " + opt_.url + " failed: " + e.what());
+    }
+  }
+
+  Status ConnectError(int rc, int reason, const std::string& msg, int version, bool* fallback) {
+    const std::string where = url_.host_port();
+    const bool v5_reason = reason >= 0x80 && reason != mqtt::ReasonCode::MQTTPP_V3_CODE;
+    if (v5_reason) {
+      if (reason == 0x84 && fallback) *fallback = true;  // unsupported protocol version
+      return Status::Unavailable("broker at " + where +
+                                 " refused the connection: " + ReasonText(reason));
+    }
+    if (rc >= 1 && rc <= 5) {
+      if (rc == 1 && fallback) *fallback = true;
+      return Status::Unavailable("broker at " + where +
+                                 " refused the connection: " + V3ConnackText(rc));
+    }
+    if (rc == MQTTASYNC_BAD_PROTOCOL || rc == MQTTASYNC_WRONG_MQTT_VERSION) {
+      if (fallback) *fallback = true;
+      return Status::Unavailable("broker at " + where + " does not speak MQTT " +
+                                 (version == 5 ? "5" : "3.1.1") + ": " + PahoText(rc));
+    }
+    // Paho says little ("TCP/TLS connect failure"): find the broken layer.
+    const std::string tcp = TcpProbe(url_.host, url_.port, std::chrono::milliseconds(1000));
+    if (!tcp.empty()) {
+      return Status::Unavailable("could not connect to " + where + ": " + tcp);
+    }
+    std::string detail = msg.empty() ? PahoText(rc) : msg + " (paho rc " + std::to_string(rc) + ")";
+    if (url_.tls()) {
+      const std::string tls = TlsProbe(url_.host, url_.port, opt_.tls, std::chrono::seconds(2));
+      if (!tls.empty()) {
+        return Status::Unavailable("TLS handshake with " + where + " failed: " + tls);
+      }
+    }
+    if (url_.tls()) {
+      return Status::Unavailable("MQTT handshake over TLS with " + where + " failed: " + detail);
+    }
+    return Status::Unavailable("MQTT handshake with " + where +
+                               " failed (the broker closed the "
+                               "connection): " +
+                               detail);
+  }
+
+  const UplinkOptions opt_;
+  const BrokerUrl url_;
+  std::shared_ptr<std::atomic<int>> hint_;
+  std::shared_ptr<Shared> shared_;
+  std::unique_ptr<Callbacks> cb_;  // outlives cli_ (declared before it)
+  mqtt::string_ref events_topic_, status_topic_;
+  bool compress_ = false;
+  mqtt::properties deflate_props_;
+  mqtt::connect_options conn_opts_;  // lives as long as the client
+  std::unique_ptr<mqtt::async_client> cli_;
+  int version_ = 5;
+};
+
+}  // namespace
+
+std::string BrokerUrl::paho_uri() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return scheme + "://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port) + path;
+}
+
+std::string BrokerUrl::host_port() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+Result<BrokerUrl> ParseBrokerUrl(const std::string& url) {
+  const auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument("uplink.url", "\"" + url + "\": " + why);
+  };
+  const auto sep = url.find("://");
+  if (sep == std::string::npos) return bad("expected tcp://HOST:PORT or ssl://HOST:PORT");
+  BrokerUrl u;
+  const std::string scheme = url.substr(0, sep);
+  if (scheme == "tcp" || scheme == "mqtt") {
+    u.scheme = "tcp";
+  } else if (scheme == "ssl" || scheme == "mqtts") {
+    u.scheme = "ssl";
+  } else if (scheme == "ws" || scheme == "wss") {
+    u.scheme = scheme;
+  } else {
+    return bad(
+        "scheme must be tcp://, mqtt:// (plain), ssl://, mqtts:// (TLS), or ws://, "
+        "wss:// (WebSockets)");
+  }
+  std::string rest = url.substr(sep + 3);
+  if (u.scheme == "ws" || u.scheme == "wss") {
+    if (const auto slash = rest.find('/'); slash != std::string::npos) {
+      u.path = rest.substr(slash);
+      rest = rest.substr(0, slash);
+    }
+  }
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  if (rest.find('/') != std::string::npos || rest.find('@') != std::string::npos) {
+    return bad(
+        "expected only HOST:PORT after the scheme (credentials go in uplink.username/"
+        "uplink.password)");
+  }
+  std::string port;
+  if (!rest.empty() && rest.front() == '[') {
+    const auto close = rest.find(']');
+    if (close == std::string::npos) return bad("unclosed '['");
+    u.host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':') port = rest.substr(close + 2);
+  } else {
+    const auto colon = rest.rfind(':');
+    u.host = rest.substr(0, colon);
+    if (colon != std::string::npos) port = rest.substr(colon + 1);
+  }
+  if (u.host.empty()) return bad("missing host");
+  if (port.empty()) {
+    u.port = u.scheme == "ws" ? 80 : u.scheme == "wss" ? 443 : u.tls() ? 8883 : 1883;
+  } else {
+    unsigned long p = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9') return bad("port must be a number");
+      p = p * 10 + static_cast<unsigned long>(c - '0');
+      if (p > 65535) return bad("port must be 1..65535");
+    }
+    if (p == 0) return bad("port must be 1..65535");
+    u.port = static_cast<uint16_t>(p);
+  }
+  return u;
+}
+
+Result<std::unique_ptr<Transport>> MakeMqttTransportWithHint(
+    const UplinkOptions& options, const TransportIdentity& identity,
+    std::shared_ptr<std::atomic<int>> version_hint) {
+  auto url = ParseBrokerUrl(options.url);
+  if (!url.ok()) return url.status();
+  const bool any_tls_file = !options.tls.ca_file.empty() || !options.tls.cert_file.empty() ||
+                            !options.tls.key_file.empty();
+  if (!url->tls() && any_tls_file) {
+    return Status::InvalidArgument(
+        "uplink.url", "\"" + options.url +
+                          "\" is not a TLS URL but uplink.tls files are set: use ssl://HOST:PORT "
+                          "(or wss://) for TLS, or remove the [uplink.tls] files to send in the "
+                          "clear");
+  }
+  if (!version_hint) version_hint = std::make_shared<std::atomic<int>>(5);
+  return std::unique_ptr<Transport>(
+      new MqttTransport(options, identity, std::move(*url), std::move(version_hint)));
+}
+
+Result<std::unique_ptr<Transport>> MakeMqttTransport(const UplinkOptions& options,
+                                                     const TransportIdentity& identity) {
+  return MakeMqttTransportWithHint(options, identity, nullptr);
+}
+
+}  // namespace storegw::sync
