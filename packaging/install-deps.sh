@@ -7,7 +7,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake ninja-build pkg-config git
-  libsqlite3-dev sqlite3
+  libsqlite3-dev sqlite3 zlib1g-dev
   libprotobuf-dev protobuf-compiler
   libpaho-mqtt-dev libpaho-mqttpp-dev libssl-dev openssl
   libcurl4-openssl-dev

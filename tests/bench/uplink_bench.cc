@@ -79,16 +79,26 @@ Args Parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (k == "--role") a.role = next();
-    else if (k == "--data") a.data = next();
-    else if (k == "--url") a.url = next();
-    else if (k == "--events") a.events = std::stoull(next());
-    else if (k == "--batch-events") a.batch_events = std::stoi(next());
-    else if (k == "--max-inflight") a.max_inflight = std::stoi(next());
-    else if (k == "--max-message-bytes") a.max_message_bytes = std::stoull(next());
-    else if (k == "--bridge-inflight") a.bridge_inflight = std::stoi(next());
-    else if (k == "--compression") a.compression = next();
-    else if (k == "--skip-bridge") a.skip_bridge = true;
+    if (k == "--role")
+      a.role = next();
+    else if (k == "--data")
+      a.data = next();
+    else if (k == "--url")
+      a.url = next();
+    else if (k == "--events")
+      a.events = std::stoull(next());
+    else if (k == "--batch-events")
+      a.batch_events = std::stoi(next());
+    else if (k == "--max-inflight")
+      a.max_inflight = std::stoi(next());
+    else if (k == "--max-message-bytes")
+      a.max_message_bytes = std::stoull(next());
+    else if (k == "--bridge-inflight")
+      a.bridge_inflight = std::stoi(next());
+    else if (k == "--compression")
+      a.compression = next();
+    else if (k == "--skip-bridge")
+      a.skip_bridge = true;
     else {
       std::fprintf(stderr, "uplink_bench: unknown argument %s\n", k.c_str());
       std::exit(2);
@@ -107,7 +117,9 @@ uint64_t ProcKb(pid_t pid, const char* field) {
   return 0;
 }
 
-double Secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double Secs(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 // ------------------------------------------------------------ roles
 
@@ -403,9 +415,12 @@ bool BatchRange(const char* p, size_t n, uint64_t* first, uint64_t* last) {
   *first = *last = 0;
   while (uint32_t tag = in.ReadTag()) {
     const int field = static_cast<int>(tag >> 3);
-    if (field == 4 && !in.ReadVarint64(first)) return false;
-    else if (field == 5 && !in.ReadVarint64(last)) return false;
-    else if (field == 6) break;
+    if (field == 4 && !in.ReadVarint64(first))
+      return false;
+    else if (field == 5 && !in.ReadVarint64(last))
+      return false;
+    else if (field == 6)
+      break;
     else if (field != 4 && field != 5 &&
              !google::protobuf::internal::WireFormatLite::SkipField(&in, tag)) {
       return false;
@@ -425,7 +440,9 @@ struct Figures {
   bool complete = false;
 };
 
-std::string Self() { return fs::read_symlink("/proc/self/exe").string(); }
+std::string Self() {
+  return fs::read_symlink("/proc/self/exe").string();
+}
 
 // ------------------------------------------------------------ storegw run
 
@@ -475,8 +492,7 @@ Figures RunStoregw(const Args& a, const fs::path& dir, uint64_t* vmhwm_kb, uint6
       {Self(), "--role", "drain", "--data", (dir / "journal").string(), "--url",
        "tcp://127.0.0.1:" + std::to_string(link.port()), "--batch-events",
        std::to_string(a.batch_events), "--max-inflight", std::to_string(a.max_inflight),
-       "--max-message-bytes", std::to_string(a.max_message_bytes), "--compression",
-       a.compression},
+       "--max-message-bytes", std::to_string(a.max_message_bytes), "--compression", a.compression},
       out);
   uint64_t peak = 0;
   while (drain.running()) {
@@ -518,14 +534,17 @@ Figures RunBridge(const Args& a, const fs::path& dir) {
   store_opts.persistence = true;
   store_opts.max_inflight_messages = a.bridge_inflight;
   store_opts.max_queued_messages = 0;
-  store_opts.extra = "max_queued_bytes 0\n"
-                     "connection hq\n"
-                     "address 127.0.0.1:" + std::to_string(link.port()) + "\n"
-                     "topic retail/v1/# out 1\n"
-                     "cleansession false\n"
-                     "bridge_protocol_version mqttv311\n"
-                     "restart_timeout 1\n"
-                     "try_private false\n";
+  store_opts.extra =
+      "max_queued_bytes 0\n"
+      "connection hq\n"
+      "address 127.0.0.1:" +
+      std::to_string(link.port()) +
+      "\n"
+      "topic retail/v1/# out 1\n"
+      "cleansession false\n"
+      "bridge_protocol_version mqttv311\n"
+      "restart_timeout 1\n"
+      "try_private false\n";
   Mosquitto store(dir / "store-broker", store_opts);
 
   // Feed the same events as one QoS 1 message each (the JournaledEvent as
@@ -575,8 +594,8 @@ Figures RunBridge(const Args& a, const fs::path& dir) {
     });
   });
   link.SetRefuse(false);  // the link comes back: the bridge drains
-  const bool ok = storegw::sync_test::WaitUntil(
-      [&] { return counter.done != Clock::time_point{}; }, 900s, 50ms);
+  const bool ok = storegw::sync_test::WaitUntil([&] { return counter.done != Clock::time_point{}; },
+                                                900s, 50ms);
   sub.Close();
   consumer.join();
   f.complete = ok && counter.distinct == a.events;
@@ -591,49 +610,52 @@ Figures RunBridge(const Args& a, const fs::path& dir) {
 
 int Orchestrate(const Args& a) {
   storegw::sync_test::TempDir dir;
-  std::printf("uplink_bench: %" PRIu64 " events, batch_events %d, max_inflight %d, "
+  std::printf("uplink_bench: %" PRIu64
+              " events, batch_events %d, max_inflight %d, "
               "max_message_bytes %" PRIu64 ", compression %s; bridge max_inflight_messages %d\n",
-              a.events, a.batch_events, a.max_inflight, a.max_message_bytes,
-              a.compression.c_str(), a.bridge_inflight);
+              a.events, a.batch_events, a.max_inflight, a.max_message_bytes, a.compression.c_str(),
+              a.bridge_inflight);
   {
     const auto t0 = Clock::now();
-    storegw::sync_test::Process fill({Self(), "--role", "fill", "--data", (dir / "journal").string(),
-                                 "--events", std::to_string(a.events)},
-                                dir / "fill.out");
+    storegw::sync_test::Process fill(
+        {Self(), "--role", "fill", "--data", (dir / "journal").string(), "--events",
+         std::to_string(a.events)},
+        dir / "fill.out");
     while (fill.running()) std::this_thread::sleep_for(50ms);
     const std::string out = storegw::sync_test::ReadFile(dir / "fill.out");
     if (out.find("FILLED last_seq=" + std::to_string(a.events) + " ") == std::string::npos) {
       std::fprintf(stderr, "uplink_bench: filling the journal failed:\n%s", out.c_str());
       return 1;
     }
-    std::printf("  journal: %s  (filled in %.1f s)\n",
-                out.substr(0, out.find('\n')).c_str(), Secs(Clock::now() - t0));
+    std::printf("  journal: %s  (filled in %.1f s)\n", out.substr(0, out.find('\n')).c_str(),
+                Secs(Clock::now() - t0));
   }
 
   uint64_t vmhwm = 0, max_rss = 0;
   const Figures s = RunStoregw(a, dir.path(), &vmhwm, &max_rss);
-  std::printf("storegw uplink : %s %10.0f events/s at HQ (%.2f s), %6.1f bytes/event on the "
-              "wire (%" PRIu64 " bytes; payload %.1f B/event), duplicates %" PRIu64
-              ", daemon peak RSS %.1f MiB (VmHWM; sampled VmRSS max %.1f MiB)\n",
-              s.complete ? "complete  " : "INCOMPLETE", s.rate, s.seconds, s.bytes_per_event,
-              s.wire_bytes, static_cast<double>(s.payload_bytes) / static_cast<double>(a.events),
-              s.duplicates, static_cast<double>(vmhwm) / 1024.0,
-              static_cast<double>(max_rss) / 1024.0);
+  std::printf(
+      "storegw uplink : %s %10.0f events/s at HQ (%.2f s), %6.1f bytes/event on the "
+      "wire (%" PRIu64 " bytes; payload %.1f B/event), duplicates %" PRIu64
+      ", daemon peak RSS %.1f MiB (VmHWM; sampled VmRSS max %.1f MiB)\n",
+      s.complete ? "complete  " : "INCOMPLETE", s.rate, s.seconds, s.bytes_per_event, s.wire_bytes,
+      static_cast<double>(s.payload_bytes) / static_cast<double>(a.events), s.duplicates,
+      static_cast<double>(vmhwm) / 1024.0, static_cast<double>(max_rss) / 1024.0);
   if (a.skip_bridge) return s.complete ? 0 : 1;
 
   const Figures b = RunBridge(a, dir.path());
-  std::printf("mosquitto bridge: %s %10.0f events/s at HQ (%.2f s), %6.1f bytes/event on the "
-              "wire (%" PRIu64 " bytes; payload %.1f B/event), duplicates %" PRIu64 "\n",
-              b.complete ? "complete  " : "INCOMPLETE", b.rate, b.seconds, b.bytes_per_event,
-              b.wire_bytes, static_cast<double>(b.payload_bytes) / static_cast<double>(a.events),
-              b.duplicates);
-  std::printf("targets: >= 100000 events/s: %s (%.0f); >= 10x the bridge: %s (%.1fx); "
-              "<= 1/3 of the bridge's bytes/event: %s (%.2f); RSS <= 64 MiB: %s (%.1f MiB)\n",
-              s.rate >= 100000 ? "met" : "MISSED", s.rate,
-              b.rate > 0 && s.rate >= 10 * b.rate ? "met" : "MISSED", b.rate > 0 ? s.rate / b.rate : 0,
-              s.bytes_per_event * 3 <= b.bytes_per_event ? "met" : "MISSED",
-              b.bytes_per_event > 0 ? s.bytes_per_event / b.bytes_per_event : 0,
-              vmhwm <= 64 * 1024 ? "met" : "MISSED", static_cast<double>(vmhwm) / 1024.0);
+  std::printf(
+      "mosquitto bridge: %s %10.0f events/s at HQ (%.2f s), %6.1f bytes/event on the "
+      "wire (%" PRIu64 " bytes; payload %.1f B/event), duplicates %" PRIu64 "\n",
+      b.complete ? "complete  " : "INCOMPLETE", b.rate, b.seconds, b.bytes_per_event, b.wire_bytes,
+      static_cast<double>(b.payload_bytes) / static_cast<double>(a.events), b.duplicates);
+  std::printf(
+      "targets: >= 100000 events/s: %s (%.0f); >= 10x the bridge: %s (%.1fx); "
+      "<= 1/3 of the bridge's bytes/event: %s (%.2f); RSS <= 64 MiB: %s (%.1f MiB)\n",
+      s.rate >= 100000 ? "met" : "MISSED", s.rate,
+      b.rate > 0 && s.rate >= 10 * b.rate ? "met" : "MISSED", b.rate > 0 ? s.rate / b.rate : 0,
+      s.bytes_per_event * 3 <= b.bytes_per_event ? "met" : "MISSED",
+      b.bytes_per_event > 0 ? s.bytes_per_event / b.bytes_per_event : 0,
+      vmhwm <= 64 * 1024 ? "met" : "MISSED", static_cast<double>(vmhwm) / 1024.0);
   return s.complete && b.complete ? 0 : 1;
 }
 
