@@ -306,17 +306,22 @@ struct Journal::Impl {
     auto events = wdb.QueryInt("SELECT count(*) FROM events");
     if (!events.ok()) return events.status();
     if (*events != 0) return {};  // LoadIdentity reports the missing epoch
+    return RewriteIdentity();
+  }
+
+  // Replaces the identity (new epoch, configured ids) of a journal that
+  // never held an event, in one transaction.
+  Status RewriteIdentity() {
     if (Status s = wdb.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    if (Status s = wdb.Exec("DELETE FROM meta"); !s.ok()) {
-      (void)wdb.Exec("ROLLBACK");
-      return s;
-    }
-    if (Status s = WriteIdentity(); !s.ok()) {
+    Status s = wdb.Exec("DELETE FROM meta");
+    if (s.ok()) s = WriteIdentity();
+    if (s.ok()) s = wdb.Exec("COMMIT");
+    if (!s.ok()) {
       (void)wdb.Exec("ROLLBACK");
       return s;
     }
     report.created = true;
-    return wdb.Exec("COMMIT");
+    return {};
   }
 
   fs::path CheckFailedMarker() const { return path.string() + ".check-failed"; }
@@ -415,17 +420,7 @@ struct Journal::Impl {
       auto events = wdb.QueryInt("SELECT count(*) FROM events");
       if (!events.ok()) return events.status();
       if (*events == 0) {
-        if (Status s = wdb.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-        if (Status s = wdb.Exec("DELETE FROM meta"); !s.ok()) {
-          (void)wdb.Exec("ROLLBACK");
-          return s;
-        }
-        if (Status s = WriteIdentity(); !s.ok()) {
-          (void)wdb.Exec("ROLLBACK");
-          return s;
-        }
-        if (Status s = wdb.Exec("COMMIT"); !s.ok()) return s;
-        report.created = true;
+        if (Status s = RewriteIdentity(); !s.ok()) return s;
         return LoadIdentity();
       }
     }
@@ -934,7 +929,7 @@ struct Journal::Impl {
   void Publish(bool sizes, bool pruned = false) {
     const uint64_t last = next_seq - 1;
     const uint64_t wm = std::min(acked.load(), last);
-    if (wm != stats_watermark || a_watermark.load() != wm || a_oldest.load() == 0) {
+    if (wm != stats_watermark || a_oldest.load() == 0) {
       stats_watermark = wm;
       wm_base_cum = last_cum;
       int64_t oldest = 0;

@@ -136,15 +136,21 @@ inline v1::Event Return(const std::string& id, std::initializer_list<Line> lines
   return e;
 }
 
+// Appends (sku, qty) lines to any body whose lines are StockLine.
+template <typename Body>
+void AddStockLines(Body* body, std::initializer_list<Line> lines) {
+  for (const auto& l : lines) {
+    auto* x = body->add_lines();
+    x->set_sku(l.sku);
+    x->set_qty(l.qty);
+  }
+}
+
 inline v1::Event Receipt(const std::string& id, std::initializer_list<Line> lines) {
   v1::Event e = Base(id);
   auto* r = e.mutable_receipt();
   r->set_delivery_id("dn-" + id);
-  for (const auto& l : lines) {
-    auto* x = r->add_lines();
-    x->set_sku(l.sku);
-    x->set_qty(l.qty);
-  }
+  AddStockLines(r, lines);
   return e;
 }
 
@@ -174,11 +180,7 @@ inline v1::Event Transfer(const std::string& id, v1::Transfer::Direction dir,
   t->set_direction(dir);
   t->set_other_store_id("store-0007");
   t->set_transfer_id("tr-" + id);
-  for (const auto& l : lines) {
-    auto* x = t->add_lines();
-    x->set_sku(l.sku);
-    x->set_qty(l.qty);
-  }
+  AddStockLines(t, lines);
   return e;
 }
 
@@ -186,11 +188,7 @@ inline v1::Event Reservation(const std::string& id, std::initializer_list<Line> 
   v1::Event e = Base(id);
   auto* r = e.mutable_reservation();
   r->set_order_id("order-" + id);
-  for (const auto& l : lines) {
-    auto* x = r->add_lines();
-    x->set_sku(l.sku);
-    x->set_qty(l.qty);
-  }
+  AddStockLines(r, lines);
   return e;
 }
 
@@ -198,11 +196,7 @@ inline v1::Event Pickup(const std::string& id, std::initializer_list<Line> lines
   v1::Event e = Base(id);
   auto* r = e.mutable_pickup();
   r->set_order_id("order-" + id);
-  for (const auto& l : lines) {
-    auto* x = r->add_lines();
-    x->set_sku(l.sku);
-    x->set_qty(l.qty);
-  }
+  AddStockLines(r, lines);
   return e;
 }
 
