@@ -117,16 +117,31 @@ struct StockState {
   uint64_t as_of_seq = 0;
   uint64_t hq_version = 0;
   bool oversold = false;
+  bool low = false;  // a LOW_STOCK alert is open
   uint64_t updated_seq = 0;
 };
 
+// One ApplySnapshot across its chunks. The caller fills `after` from a
+// reader (deltas of events in (as_of_seq, scanned]); each chunk's writer
+// transaction adds only the events in (scanned, its own seq) and moves
+// `scanned` up, so the events after as_of_seq are read once, not per chunk.
+struct SnapshotRun {
+  const v1::StockSnapshot* snap = nullptr;
+  std::unordered_map<std::string, int64_t> after;  // every sku of the snapshot
+  uint64_t scanned = 0;
+  bool checked = false;  // the first chunk passed the epoch/store/as_of checks
+};
+
 struct Request {
-  enum class Kind { kAppend, kSnapshot, kPrune } kind = Kind::kAppend;
+  enum class Kind { kAppend, kSnapshot, kPrice, kPrune } kind = Kind::kAppend;
   std::vector<v1::Event>* events = nullptr;
-  const v1::StockSnapshot* snapshot = nullptr;
+  SnapshotRun* run = nullptr;  // kSnapshot: lines [begin, end) of run->snap
+  int begin = 0, end = 0;
+  const v1::PriceUpdate* price = nullptr;
   Status status;
   std::vector<AppendResult> results;
   SnapshotResult snap;
+  PriceResult price_result;
   uint64_t pruned = 0;
   std::promise<void> done;
 };
@@ -134,7 +149,7 @@ struct Request {
 // A read-only connection with its statements, owned by one thread at a time.
 struct Reader {
   sql::Db db;
-  sql::Stmt stock, prefix, range, alerts;
+  sql::Stmt stock, prefix, range, alerts, price_at, price_next;
 };
 
 }  // namespace
@@ -155,10 +170,11 @@ struct Journal::Impl {
   sql::Db wdb;
   sql::Stmt ins_event, find_event, get_stock, put_stock, ins_alert, clear_alert, set_meta,
       cum_before, scan_deltas, prune_scan, prune_delete, prune_alerts, q_page_count, q_freelist,
-      q_page_size, q_first;
+      q_page_size, q_first, find_price, ins_price;
   uint64_t next_seq = 1;
   uint64_t last_cum = 0;            // cum_bytes of the newest event
   uint64_t persisted_watermark = 0;
+  uint64_t txn_watermark = 0;       // the watermark the open transaction puts in meta
   uint64_t stats_watermark = 0;     // watermark the derived stats were computed for
   uint64_t wm_base_cum = 0;         // cum_bytes of every event <= watermark
   std::unordered_map<std::string, StockState> dirty;
@@ -220,7 +236,12 @@ struct Journal::Impl {
     // with the journal, so only the small tables are checked here and the
     // events table in the background -- unless a background check failed
     // before (marker file), then the whole file is checked now.
-    const bool full_check = fs::exists(CheckFailedMarker());
+    // A schema migration writes to the file: check all of it first, so that
+    // a damaged journal is moved aside as found, never migrated.
+    auto stored_version = wdb.QueryInt("PRAGMA user_version");
+    if (!stored_version.ok()) return fail(stored_version.status());
+    const bool full_check = fs::exists(CheckFailedMarker()) ||
+                            (*stored_version > 0 && *stored_version < kSchemaVersion);
     auto tables = wdb.QueryInt("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
                                "name IN ('meta', 'stock', 'alerts')");
     if (!tables.ok()) return fail(tables.status());
@@ -461,16 +482,23 @@ struct Journal::Impl {
          "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING"},
         {&find_event, "SELECT seq FROM events WHERE event_id = ?"},
         {&get_stock,
-         "SELECT on_hand, base_qty, as_of_seq, hq_version, oversold, updated_seq FROM stock "
-         "WHERE sku = ?"},
+         "SELECT on_hand, base_qty, as_of_seq, hq_version, oversold, updated_seq, low_stock "
+         "FROM stock WHERE sku = ?"},
         {&put_stock,
-         "INSERT INTO stock(sku, on_hand, base_qty, as_of_seq, hq_version, oversold, updated_seq) "
-         "VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sku) DO UPDATE SET on_hand = excluded.on_hand, "
-         "base_qty = excluded.base_qty, as_of_seq = excluded.as_of_seq, "
-         "hq_version = excluded.hq_version, oversold = excluded.oversold, "
-         "updated_seq = excluded.updated_seq"},
+         "INSERT INTO stock(sku, on_hand, base_qty, as_of_seq, hq_version, oversold, updated_seq, "
+         "low_stock) VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sku) DO UPDATE SET "
+         "on_hand = excluded.on_hand, base_qty = excluded.base_qty, "
+         "as_of_seq = excluded.as_of_seq, hq_version = excluded.hq_version, "
+         "oversold = excluded.oversold, updated_seq = excluded.updated_seq, "
+         "low_stock = excluded.low_stock"},
+        {&find_price,
+         "SELECT seq FROM prices WHERE sku = ? AND effective_from = ? AND price = ? AND "
+         "currency = ? ORDER BY seq LIMIT 1"},
+        {&ins_price,
+         "INSERT INTO prices(sku, effective_from, seq, price, currency) VALUES(?, ?, ?, ?, ?)"},
         {&ins_alert,
-         "INSERT INTO alerts(seq, kind, sku, on_hand, message, raised_at) VALUES(?, ?, ?, ?, ?, ?)"},
+         "INSERT INTO alerts(seq, kind, sku, on_hand, message, raised_at) VALUES(?, ?, ?, ?, ?, "
+         "?)"},
         {&clear_alert,
          "UPDATE alerts SET cleared_seq = ? WHERE sku = ? AND kind = ? AND cleared_seq IS NULL"},
         {&set_meta,
@@ -481,7 +509,8 @@ struct Journal::Impl {
         {&q_freelist, "PRAGMA freelist_count"},
         {&q_page_size, "PRAGMA page_size"},
         {&q_first, "SELECT coalesce(min(seq), 0) FROM events"},
-        {&scan_deltas, "SELECT body, count_delta FROM events WHERE seq > ? AND seq < ? ORDER BY seq"},
+        {&scan_deltas,
+         "SELECT body, count_delta FROM events WHERE seq > ? AND seq < ? ORDER BY seq"},
         {&prune_scan,
          "SELECT seq, recorded_at, body, count_delta FROM events WHERE seq <= ? ORDER BY seq "
          "LIMIT ?"},
@@ -529,7 +558,22 @@ struct Journal::Impl {
     if (Status s = r->alerts.Prepare(
             r->db.get(),
             "SELECT seq, kind, sku, on_hand, message, raised_at FROM alerts WHERE "
-            "cleared_seq IS NULL AND (kind = 1 OR raised_at >= ?) ORDER BY seq DESC LIMIT ?");
+            "cleared_seq IS NULL AND (kind IN (1, 4) OR raised_at >= ?) ORDER BY seq DESC "
+            "LIMIT ?");
+        !s.ok()) {
+      return s;
+    }
+    if (Status s = r->price_at.Prepare(
+            r->db.get(),
+            "SELECT seq, price, currency, effective_from FROM prices WHERE sku = ? AND "
+            "effective_from <= ? ORDER BY effective_from DESC, seq DESC LIMIT 1");
+        !s.ok()) {
+      return s;
+    }
+    if (Status s = r->price_next.Prepare(
+            r->db.get(),
+            "SELECT seq, price, currency, effective_from FROM prices WHERE sku = ? AND "
+            "effective_from > ? ORDER BY effective_from ASC, seq DESC LIMIT 1");
         !s.ok()) {
       return s;
     }
@@ -558,6 +602,7 @@ struct Journal::Impl {
       st.hq_version = static_cast<uint64_t>(get_stock.Int(3));
       st.oversold = get_stock.Int(4) != 0;
       st.updated_seq = static_cast<uint64_t>(get_stock.Int(5));
+      st.low = get_stock.Int(6) != 0;
     } else if (rc != SQLITE_DONE) {
       return wdb.Error(rc, "journal: read stock of " + sku);
     }
@@ -574,7 +619,8 @@ struct Journal::Impl {
           .Bind(4, static_cast<int64_t>(st.as_of_seq))
           .Bind(5, static_cast<int64_t>(st.hq_version))
           .Bind(6, int64_t{st.oversold ? 1 : 0})
-          .Bind(7, static_cast<int64_t>(st.updated_seq));
+          .Bind(7, static_cast<int64_t>(st.updated_seq))
+          .Bind(8, int64_t{st.low ? 1 : 0});
       int rc = put_stock.Step();
       if (rc != SQLITE_DONE) return wdb.Error(rc, "journal: write stock of " + sku);
       st.dirty = false;
@@ -681,14 +727,52 @@ struct Journal::Impl {
     } else if (st.on_hand >= 0 && st.oversold) {
       st.oversold = false;
       st.dirty = true;
-      sql::ResetGuard g(clear_alert);
-      clear_alert.Bind(1, static_cast<int64_t>(seq))
-          .Bind(2, sku)
-          .Bind(3, static_cast<int64_t>(v1::Alert::OVERSELL));
-      int rc = clear_alert.Step();
-      if (rc != SQLITE_DONE) return wdb.Error(rc, "journal: clear alert");
+      return ClearAlert(v1::Alert::OVERSELL, sku, seq);
     }
     return {};
+  }
+
+  Status ClearAlert(v1::Alert::Kind kind, const std::string& sku, uint64_t seq) {
+    sql::ResetGuard g(clear_alert);
+    clear_alert.Bind(1, static_cast<int64_t>(seq)).Bind(2, sku).Bind(3, static_cast<int64_t>(kind));
+    int rc = clear_alert.Step();
+    if (rc != SQLITE_DONE) return wdb.Error(rc, "journal: clear alert");
+    return {};
+  }
+
+  // The low-stock threshold of `sku` (per-sku map first, else the default);
+  // < 0: no low-stock alert for it.
+  int64_t LowStockThreshold(const std::string& sku) const {
+    auto it = opt.low_stock_thresholds.find(sku);
+    return it != opt.low_stock_thresholds.end() ? it->second : opt.low_stock_default;
+  }
+
+  // The low-stock rule, like oversell: raise once when on_hand falls below
+  // the sku's threshold, clear when it is back at or above it.
+  Status CheckLowStock(const std::string& sku, StockState& st, uint64_t seq, int64_t now) {
+    const int64_t threshold = LowStockThreshold(sku);
+    const bool below = threshold >= 0 && st.on_hand < threshold;
+    if (below && !st.low) {
+      st.low = true;
+      st.dirty = true;
+      auto r = RaiseAlert(v1::Alert::LOW_STOCK, sku, st.on_hand,
+                          "on_hand of " + sku + " fell to " + std::to_string(st.on_hand) +
+                              ", below its low-stock threshold " + std::to_string(threshold) +
+                              " at seq " + std::to_string(seq) + ": reorder or restock the shelf",
+                          seq, now);
+      if (!r.ok()) return r.status();
+    } else if (!below && st.low) {
+      st.low = false;
+      st.dirty = true;
+      return ClearAlert(v1::Alert::LOW_STOCK, sku, seq);
+    }
+    return {};
+  }
+
+  // Every rule that watches on_hand, after a change of `sku` at `seq`.
+  Status CheckStockAlerts(const std::string& sku, StockState& st, uint64_t seq, int64_t now) {
+    if (Status s = CheckOversell(sku, st, seq, now); !s.ok()) return s;
+    return CheckLowStock(sku, st, seq, now);
   }
 
   // ------------------------------------------------------------ requests
@@ -752,64 +836,93 @@ struct Journal::Impl {
                                }
                              });
       if (!err.ok()) return err;
+      // A cycle count far from the ledger: alert right after the count.
+      if (count_delta && opt.count_mismatch_threshold >= 0 &&
+          (*count_delta < 0 ? -*count_delta : *count_delta) > opt.count_mismatch_threshold) {
+        const auto& c = e.count();
+        auto a = RaiseAlert(v1::Alert::COUNT_MISMATCH, c.sku(), c.qty(),
+                            "cycle count of " + c.sku() + " at seq " + std::to_string(seq) +
+                                " found " + std::to_string(c.qty()) + ", the ledger held " +
+                                std::to_string(c.qty() - *count_delta) + " (difference " +
+                                std::to_string(*count_delta) + ", threshold " +
+                                std::to_string(opt.count_mismatch_threshold) +
+                                "): check for unrecorded receipts, shrink or a miscount",
+                            seq, now);
+        if (!a.ok()) return a.status();
+      }
       for (auto& [sku, st] : touched) {
-        if (Status s = CheckOversell(sku, *st, seq, now); !s.ok()) return s;
+        if (Status s = CheckStockAlerts(sku, *st, seq, now); !s.ok()) return s;
       }
     }
     return {};
   }
 
+  // One chunk (lines [r.begin, r.end)) of an HQ snapshot, journaled as its
+  // own stock_snapshot event holding just those lines, in the transaction
+  // that rebases them: a crash between chunks leaves every sku either
+  // rebased or not, each correct on its own.
   Status DoSnapshot(Request& r, int64_t now) {
-    const v1::StockSnapshot& snap = *r.snapshot;
-    const uint64_t last = next_seq - 1;
-    std::string reject;
-    if (snap.epoch() != epoch) {
-      reject = "snapshot is for epoch " + std::to_string(snap.epoch()) + ", this journal is epoch " +
-               std::to_string(epoch);
-    } else if (snap.store_id() != store_id) {
-      reject = "snapshot is for store '" + snap.store_id() + "', this is store '" + store_id + "'";
-    } else if (snap.as_of_seq() > last) {
-      reject = "snapshot as_of_seq " + std::to_string(snap.as_of_seq()) +
-               " is beyond the journal's last seq " + std::to_string(last);
-    }
-    if (!reject.empty()) {
-      r.snap.outcome = SnapshotResult::Outcome::kRejected;
-      r.snap.reason = reject;
-      auto seq = RaiseAlert(v1::Alert::SNAPSHOT_REJECTED, "", 0,
-                            "HQ stock snapshot (hq_version " + std::to_string(snap.hq_version()) +
-                                ") rejected: " + reject,
-                            0, now);
-      if (!seq.ok()) return seq.status();
-      r.snap.seq = *seq;
-      return {};
+    SnapshotRun& run = *r.run;
+    const v1::StockSnapshot& snap = *run.snap;
+    if (!run.checked) {
+      const uint64_t last = next_seq - 1;
+      std::string reject;
+      if (snap.epoch() != epoch) {
+        reject = "snapshot is for epoch " + std::to_string(snap.epoch()) +
+                 ", this journal is epoch " + std::to_string(epoch);
+      } else if (snap.store_id() != store_id) {
+        reject =
+            "snapshot is for store '" + snap.store_id() + "', this is store '" + store_id + "'";
+      } else if (snap.as_of_seq() > last) {
+        reject = "snapshot as_of_seq " + std::to_string(snap.as_of_seq()) +
+                 " is beyond the journal's last seq " + std::to_string(last);
+      }
+      if (!reject.empty()) {
+        r.snap.outcome = SnapshotResult::Outcome::kRejected;
+        r.snap.reason = reject;
+        auto seq = RaiseAlert(v1::Alert::SNAPSHOT_REJECTED, "", 0,
+                              "HQ stock snapshot (hq_version " + std::to_string(snap.hq_version()) +
+                                  ") rejected: " + reject,
+                              0, now);
+        if (!seq.ok()) return seq.status();
+        r.snap.seq = *seq;
+        return {};
+      }
+      run.checked = true;
     }
     v1::Event e;
-    *e.mutable_stock_snapshot() = snap;
+    auto* part = e.mutable_stock_snapshot();
+    part->set_store_id(snap.store_id());
+    part->set_epoch(snap.epoch());
+    part->set_as_of_seq(snap.as_of_seq());
+    part->set_hq_version(snap.hq_version());
+    for (int i = r.begin; i < r.end; ++i) *part->add_lines() = snap.lines(i);
     auto seq = InsertGatewayEvent(std::move(e), now);
     if (!seq.ok()) return seq.status();
     r.snap.seq = *seq;
 
-    // Local deltas after as_of_seq, for the skus in the snapshot.
-    std::unordered_map<std::string, int64_t> after;
-    for (const auto& l : snap.lines()) after.emplace(l.sku(), 0);
+    // Only the events the caller's scan did not see: (scanned, this event).
     {
+      const uint64_t from = std::max(run.scanned, snap.as_of_seq());
       sql::ResetGuard g(scan_deltas);
-      scan_deltas.Bind(1, static_cast<int64_t>(snap.as_of_seq())).Bind(2, static_cast<int64_t>(*seq));
+      scan_deltas.Bind(1, static_cast<int64_t>(from)).Bind(2, static_cast<int64_t>(*seq));
       int rc;
       v1::Event ev;
       while ((rc = scan_deltas.Step()) == SQLITE_ROW) {
         auto blob = scan_deltas.Blob(0);
         if (!ev.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
-          return Status::Corruption("journal: an event after seq " +
-                                    std::to_string(snap.as_of_seq()) + " does not decode");
+          return Status::Corruption("journal: an event after seq " + std::to_string(from) +
+                                    " does not decode");
         }
         internal::ForEachDelta(ev, scan_deltas.Int(1), [&](const std::string& sku, int64_t d) {
-          if (auto it = after.find(sku); it != after.end()) it->second += d;
+          if (auto it = run.after.find(sku); it != run.after.end()) it->second += d;
         });
       }
       if (rc != SQLITE_DONE) return wdb.Error(rc, "journal: scan deltas");
+      run.scanned = *seq;  // the chunk's own event has no stock delta
     }
-    for (const auto& l : snap.lines()) {
+    for (int i = r.begin; i < r.end; ++i) {
+      const auto& l = snap.lines(i);
       auto st = Stock(l.sku());
       if (!st.ok()) return st.status();
       StockState& s = **st;
@@ -821,16 +934,47 @@ struct Journal::Impl {
       s.base_qty = l.qty();
       s.as_of_seq = snap.as_of_seq();
       s.hq_version = snap.hq_version();
-      s.on_hand = l.qty() + after[l.sku()];
+      s.on_hand = l.qty() + run.after[l.sku()];
       s.updated_seq = *seq;
       s.dirty = true;
       ++r.snap.skus_applied;
-      if (Status c = CheckOversell(l.sku(), s, *seq, now); !c.ok()) return c;
+      if (Status c = CheckStockAlerts(l.sku(), s, *seq, now); !c.ok()) return c;
     }
-    if (r.snap.skus_applied == 0 && r.snap.skus_stale > 0) {
-      r.snap.outcome = SnapshotResult::Outcome::kStale;
-      r.snap.reason = "every line is older than the current base";
+    return {};
+  }
+
+  // An HQ price: journaled as a price_update event and recorded, unless an
+  // identical one (sku, effective_from, price, currency) is recorded already.
+  Status DoPrice(Request& r, int64_t now) {
+    const v1::PriceUpdate& p = *r.price;
+    {
+      sql::ResetGuard g(find_price);
+      find_price.Bind(1, p.sku())
+          .Bind(2, p.effective_from())
+          .Bind(3, p.price())
+          .Bind(4, p.currency());
+      int rc = find_price.Step();
+      if (rc == SQLITE_ROW) {
+        r.price_result.seq = static_cast<uint64_t>(find_price.Int(0));
+        r.price_result.duplicate = true;
+        return {};
+      }
+      if (rc != SQLITE_DONE) return wdb.Error(rc, "journal: look up price of " + p.sku());
     }
+    v1::Event e;
+    *e.mutable_price_update() = p;
+    auto seq = InsertGatewayEvent(std::move(e), now);
+    if (!seq.ok()) return seq.status();
+    sql::ResetGuard g(ins_price);
+    ins_price.Bind(1, p.sku())
+        .Bind(2, p.effective_from())
+        .Bind(3, static_cast<int64_t>(*seq))
+        .Bind(4, p.price())
+        .Bind(5, p.currency());
+    int rc = ins_price.Step();
+    if (rc != SQLITE_DONE) return wdb.Error(rc, "journal: record price of " + p.sku());
+    r.price_result.seq = *seq;
+    r.price_result.duplicate = false;
     return {};
   }
 
@@ -856,6 +1000,9 @@ struct Journal::Impl {
           return Status::Corruption("journal: event " + std::to_string(seq) + " does not decode");
         }
         Status err;
+        // A sku may appear on several lines of one event: every line is
+        // folded, not only the first (after which as_of_seq == seq).
+        std::unordered_set<std::string> folded_here;
         internal::ForEachDelta(ev, prune_scan.Int(3), [&](const std::string& sku, int64_t d) {
           if (!err.ok()) return;
           auto st = Stock(sku);
@@ -863,10 +1010,11 @@ struct Journal::Impl {
             err = st.status();
             return;
           }
-          if (seq > (*st)->as_of_seq) {
+          if (seq > (*st)->as_of_seq || folded_here.count(sku)) {
             (*st)->base_qty += d;
             (*st)->as_of_seq = seq;
             (*st)->dirty = true;
+            folded_here.insert(sku);
           }
         });
         if (!err.ok()) return err;
@@ -895,6 +1043,7 @@ struct Journal::Impl {
 
   Status PersistWatermarkInTxn() {
     const uint64_t wm = acked.load();
+    txn_watermark = wm;
     if (wm == persisted_watermark) return {};
     if (Status s = SetMeta("watermark", std::to_string(wm)); !s.ok()) return s;
     return {};
@@ -978,6 +1127,8 @@ struct Journal::Impl {
         for (auto& res : r->results) (res.duplicate ? dups : appended)++;
       } else if (r->kind == Request::Kind::kSnapshot) {
         st = DoSnapshot(*r, now);
+      } else if (r->kind == Request::Kind::kPrice) {
+        st = DoPrice(*r, now);
       }
       live.push_back(r);
     }
@@ -996,7 +1147,10 @@ struct Journal::Impl {
         r->results.clear();
       }
     } else {
-      persisted_watermark = acked.load() > persisted_watermark ? acked.load() : persisted_watermark;
+      // What this transaction wrote, not acked.load(): an Ack() racing the
+      // commit must still be written by a later one (retention prunes up to
+      // acked, and the watermark on disk must cover what was pruned).
+      persisted_watermark = std::max(persisted_watermark, txn_watermark);
       disk_full = false;
       if (a_first.load() == 0 && next_seq != seq0) a_first = seq0;
       a_appended += appended;
@@ -1135,6 +1289,54 @@ struct Journal::Impl {
     }
   }
 
+  // Sums, on a reader, the stock deltas of every committed event after the
+  // snapshot's as_of_seq for the skus in run.after, and records the newest
+  // seq it saw in run.scanned. Never blocks the writer.
+  Status ScanAfter(SnapshotRun& run) {
+    auto r = AcquireReader();
+    if (!r.ok()) return r.status();
+    sql::Db& db = (*r)->db;
+    Status st = db.Exec("BEGIN");
+    uint64_t top = 0;
+    if (st.ok()) {
+      auto max = db.QueryInt("SELECT coalesce(max(seq), 0) FROM events");
+      if (max.ok()) {
+        top = static_cast<uint64_t>(*max);
+      } else {
+        st = max.status();
+      }
+    }
+    const uint64_t from = run.snap->as_of_seq();
+    if (st.ok() && top > from) {
+      sql::Stmt scan;
+      st = scan.Prepare(db.get(),
+                        "SELECT body, count_delta FROM events WHERE seq > ? AND seq <= ? "
+                        "ORDER BY seq");
+      if (st.ok()) {
+        scan.Bind(1, static_cast<int64_t>(from)).Bind(2, static_cast<int64_t>(top));
+        int rc;
+        v1::Event ev;
+        while ((rc = scan.Step()) == SQLITE_ROW) {
+          auto blob = scan.Blob(0);
+          if (!ev.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+            st = Status::Corruption("journal: an event after seq " + std::to_string(from) +
+                                    " does not decode");
+            break;
+          }
+          internal::ForEachDelta(ev, scan.Int(1), [&](const std::string& sku, int64_t d) {
+            if (auto it = run.after.find(sku); it != run.after.end()) it->second += d;
+          });
+        }
+        if (st.ok() && rc != SQLITE_DONE) st = db.Error(rc, "journal: scan deltas");
+      }
+    }
+    (void)db.Exec("COMMIT");
+    ReleaseReader(std::move(*r));
+    if (!st.ok()) return st;
+    run.scanned = std::max(top, from);
+    return {};
+  }
+
   Status Submit(Request& r) {
     auto fut = r.done.get_future();
     {
@@ -1198,10 +1400,16 @@ Result<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& options) {
   if (!s.ok() && corrupt) {
     auto moved = MoveAside(impl->path);
     if (!moved.ok()) return moved.status();
+    // SQLite's own words ("database disk image is malformed") do not say
+    // which file: the operator reads the reason in the log.
+    std::string reason = s.message();
+    if (reason.find(impl->path.string()) == std::string::npos) {
+      reason = "journal: " + impl->path.string() + " is damaged: " + reason;
+    }
     impl->report.corrupt_moved_to = *moved;
-    impl->report.corrupt_reason = s.message();
+    impl->report.corrupt_reason = reason;
     if (options.on_corrupt == OnCorrupt::kMoveAsideAndFail) {
-      return Status::Corruption(s.message() + " (moved to " + *moved + ")");
+      return Status::Corruption(reason + " (moved to " + *moved + ")");
     }
     impl->report.created = false;
     s = impl->OpenFile(corrupt);
@@ -1285,24 +1493,108 @@ Result<std::vector<AppendResult>> Journal::Append(std::vector<v1::Event> events)
 }
 
 Result<SnapshotResult> Journal::ApplySnapshot(const v1::StockSnapshot& snapshot) {
-  for (int i = 0; i < snapshot.lines_size(); ++i) {
-    const auto& l = snapshot.lines(i);
-    const std::string f = "lines[" + std::to_string(i) + "]";
-    if (l.sku().empty() || l.sku().size() > 64) {
-      return Status::InvalidArgument(f + ".sku", "must be 1..64 characters");
+  if (Status s = ValidateSnapshot(snapshot); !s.ok()) return s;
+  SnapshotRun run;
+  run.snap = &snapshot;
+  // Sum the deltas after as_of_seq once, on a reader (the writer keeps
+  // committing meanwhile); each chunk then adds only what came after.
+  if (snapshot.epoch() == impl_->epoch && snapshot.store_id() == impl_->store_id) {
+    run.after.reserve(static_cast<size_t>(snapshot.lines_size()));
+    for (const auto& l : snapshot.lines()) run.after.emplace(l.sku(), 0);
+    if (Status s = impl_->ScanAfter(run); !s.ok()) return s;
+  }
+  const int n = snapshot.lines_size();
+  const int chunk = static_cast<int>(
+      std::clamp<size_t>(impl_->opt.snapshot_chunk_lines, 1, static_cast<size_t>(INT32_MAX)));
+  SnapshotResult total;
+  for (int begin = 0; begin < n; begin += chunk) {
+    Request r;
+    r.kind = Request::Kind::kSnapshot;
+    r.run = &run;
+    r.begin = begin;
+    r.end = std::min(n, begin + chunk);
+    const auto t0 = std::chrono::steady_clock::now();
+    if (Status s = impl_->Submit(r); !s.ok()) return s;
+    total.chunk_micros.push_back(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            .count());
+    if (r.snap.outcome == SnapshotResult::Outcome::kRejected) {
+      r.snap.chunk_micros = std::move(total.chunk_micros);
+      return r.snap;
     }
-    for (unsigned char c : l.sku()) {
-      if (c < 0x21 || c > 0x7e) {
-        return Status::InvalidArgument(f + ".sku", "must be printable ASCII without spaces");
-      }
-    }
-    if (l.qty() < 0) return Status::InvalidArgument(f + ".qty", "must be >= 0 in a snapshot");
+    if (total.first_seq == 0) total.first_seq = r.snap.seq;
+    total.seq = r.snap.seq;
+    total.skus_applied += r.snap.skus_applied;
+    total.skus_stale += r.snap.skus_stale;
+    ++total.chunks;
+  }
+  if (total.skus_applied == 0 && total.skus_stale > 0) {
+    total.outcome = SnapshotResult::Outcome::kStale;
+    total.reason = "every line is older than the current base (as_of_seq " +
+                   std::to_string(snapshot.as_of_seq()) + ", hq_version " +
+                   std::to_string(snapshot.hq_version()) + ")";
+  }
+  return total;
+}
+
+Result<PriceResult> Journal::ApplyPriceUpdate(const v1::PriceUpdate& update) {
+  if (Status s = ValidatePriceUpdate(update); !s.ok()) return s;
+  if (update.store_id() != impl_->store_id) {
+    return Status::InvalidArgument(
+        "store_id", "is '" + update.store_id() + "', this is store '" + impl_->store_id + "'");
   }
   Request r;
-  r.kind = Request::Kind::kSnapshot;
-  r.snapshot = &snapshot;
+  r.kind = Request::Kind::kPrice;
+  r.price = &update;
   if (Status s = impl_->Submit(r); !s.ok()) return s;
-  return r.snap;
+  return r.price_result;
+}
+
+Result<PriceRow> Journal::PriceAt(const std::string& sku, int64_t at_us) {
+  auto r = impl_->AcquireReader();
+  if (!r.ok()) return r.status();
+  Result<PriceRow> out = Status::NotFound("sku " + sku + " has no price in force");
+  Status st;
+  {
+    // Both statements in one read transaction: a consistent pair.
+    st = (*r)->db.Exec("BEGIN");
+    if (st.ok()) {
+      sql::ResetGuard g((*r)->price_at);
+      (*r)->price_at.Bind(1, sku).Bind(2, at_us);
+      int rc = (*r)->price_at.Step();
+      if (rc == SQLITE_ROW) {
+        PriceRow row;
+        row.sku = sku;
+        row.seq = static_cast<uint64_t>((*r)->price_at.Int(0));
+        row.price = (*r)->price_at.Int(1);
+        row.currency = std::string((*r)->price_at.Text(2));
+        row.effective_from = (*r)->price_at.Int(3);
+        out = std::move(row);
+      } else if (rc != SQLITE_DONE) {
+        st = (*r)->db.Error(rc, "journal: read price");
+      }
+    }
+    if (st.ok() && out.ok()) {
+      sql::ResetGuard g((*r)->price_next);
+      (*r)->price_next.Bind(1, sku).Bind(2, at_us);
+      int rc = (*r)->price_next.Step();
+      if (rc == SQLITE_ROW) {
+        v1::PriceUpdate next;
+        next.set_store_id(impl_->store_id);
+        next.set_sku(sku);
+        next.set_price((*r)->price_next.Int(1));
+        next.set_currency(std::string((*r)->price_next.Text(2)));
+        next.set_effective_from((*r)->price_next.Int(3));
+        out->next = std::move(next);
+      } else if (rc != SQLITE_DONE) {
+        st = (*r)->db.Error(rc, "journal: read next price");
+      }
+    }
+    (void)(*r)->db.Exec("COMMIT");
+  }
+  impl_->ReleaseReader(std::move(*r));
+  if (!st.ok()) return st;
+  return out;
 }
 
 Status Journal::Ack(uint64_t seq) {

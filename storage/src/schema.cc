@@ -49,6 +49,23 @@ constexpr const char* kMigrations[] = {
     );
     CREATE INDEX alerts_open ON alerts(sku, kind) WHERE cleared_seq IS NULL;
     )sql",
+    // 1 -> 2: HQ prices, and the low-stock alert state of each sku.
+    R"sql(
+    -- One row per applied PriceUpdate (each is also a journaled
+    -- `price_update` event, seq). The price in force at time t is the row
+    -- with the greatest effective_from <= t, ties to the greatest seq.
+    CREATE TABLE prices(
+      sku            TEXT NOT NULL,
+      effective_from INTEGER NOT NULL,  -- us since epoch
+      seq            INTEGER NOT NULL,
+      price          INTEGER NOT NULL,  -- minor units per base unit
+      currency       TEXT NOT NULL,
+      PRIMARY KEY(sku, effective_from, seq)
+    ) WITHOUT ROWID;
+
+    -- 1 while a LOW_STOCK alert of the sku is open.
+    ALTER TABLE stock ADD COLUMN low_stock INTEGER NOT NULL DEFAULT 0;
+    )sql",
 };
 
 static_assert(std::size(kMigrations) == kSchemaVersion);

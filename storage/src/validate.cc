@@ -1,5 +1,6 @@
 // Validation of device events and the stock deltas of each body type.
 #include <string>
+#include <unordered_map>
 
 #include "storegw/storage/journal.h"
 
@@ -153,6 +154,41 @@ Status ValidateDeviceEvent(const v1::Event& e) {
       return Status::InvalidArgument("price_update", "is written only by the gateway itself");
   }
   return Status::InvalidArgument("body", "is of an unknown type");
+}
+
+Status ValidateSnapshot(const v1::StockSnapshot& snap) {
+  // store_id, epoch and as_of_seq are checked against the journal by
+  // Journal::ApplySnapshot (a mismatch is rejected with an alert, not
+  // refused as malformed); as_of_seq 0 (HQ's view before any event) is valid.
+  const auto& lines = snap.lines();
+  if (lines.empty()) return Status::InvalidArgument("lines", "needs at least one line");
+  std::unordered_map<std::string_view, int> seen;
+  seen.reserve(static_cast<size_t>(lines.size()));
+  for (int i = 0; i < lines.size(); ++i) {
+    const std::string p = At("lines", i);
+    if (Status s = CheckSku(p + ".sku", lines[i].sku()); !s.ok()) return s;
+    if (lines[i].qty() < 0)
+      return Status::InvalidArgument(p + ".qty", "must be >= 0 in a snapshot");
+    if (Status s = CheckQty(p + ".qty", lines[i].qty(), true, false); !s.ok()) return s;
+    auto [it, fresh] = seen.emplace(lines[i].sku(), i);
+    if (!fresh) {
+      return Status::InvalidArgument(
+          p + ".sku", "repeats sku \"" + lines[i].sku() + "\" of " + At("lines", it->second));
+    }
+  }
+  return {};
+}
+
+Status ValidatePriceUpdate(const v1::PriceUpdate& p) {
+  if (Status s = CheckSku("sku", p.sku()); !s.ok()) return s;
+  if (p.price() < 0) return Status::InvalidArgument("price", "must be >= 0");
+  if (p.price() > kMaxQty) return Status::InvalidArgument("price", "is out of range (<= 10^12)");
+  if (Status s = CheckCurrency("currency", p.currency()); !s.ok()) return s;
+  if (p.effective_from() <= 0) {
+    return Status::InvalidArgument("effective_from",
+                                   "must be > 0 (microseconds since the Unix epoch)");
+  }
+  return {};
 }
 
 std::vector<std::pair<std::string, int64_t>> StockDeltas(const v1::Event& e) {

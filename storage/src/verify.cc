@@ -125,6 +125,7 @@ Result<VerifyReport> VerifyJournal(const fs::path& data_dir,
   int rc;
   v1::Event e;
   uint64_t done = 0;
+  std::map<uint64_t, v1::PriceUpdate> prices;  // retained price_update events by seq
   while ((rc = ev.Step()) == SQLITE_ROW) {
     const uint64_t seq = static_cast<uint64_t>(ev.Int(0));
     if (prev != 0 && seq != prev + 1) {
@@ -153,6 +154,7 @@ Result<VerifyReport> VerifyJournal(const fs::path& data_dir,
                        std::to_string(e.count().qty() - l.on_hand));
       }
     }
+    if (e.body_case() == v1::Event::kPriceUpdate) prices.emplace(seq, e.price_update());
     if (e.body_case() == v1::Event::kStockSnapshot && rep.full_replay) {
       const auto& snap = e.stock_snapshot();
       for (const auto& line : snap.lines()) {
@@ -233,6 +235,41 @@ Result<VerifyReport> VerifyJournal(const fs::path& data_dir,
     }
   }
   rep.skus = stored;
+
+  // Prices: every row is a retained price_update event with the same
+  // fields (rows of pruned events stay), and every retained price_update
+  // event has its row.
+  sql::Stmt pr;
+  if (Status s =
+          pr.Prepare(db.get(), "SELECT seq, sku, effective_from, price, currency FROM prices");
+      !s.ok()) {
+    return s;
+  }
+  size_t matched = 0;
+  while ((rc = pr.Step()) == SQLITE_ROW) {
+    const uint64_t seq = static_cast<uint64_t>(pr.Int(0));
+    const std::string sku(pr.Text(1));
+    auto it = prices.find(seq);
+    if (it == prices.end()) {
+      if (rep.events != 0 && seq >= rep.first_seq) {
+        return corrupt("price of " + sku + " recorded at seq " + std::to_string(seq) +
+                       ", which is not a price_update event");
+      }
+      continue;
+    }
+    const v1::PriceUpdate& p = it->second;
+    if (p.sku() != sku || p.effective_from() != pr.Int(2) || p.price() != pr.Int(3) ||
+        p.currency() != pr.Text(4)) {
+      return corrupt("price of " + sku + " at seq " + std::to_string(seq) +
+                     " differs from its price_update event");
+    }
+    ++matched;
+  }
+  if (rc != SQLITE_DONE) return db.Error(rc, "journal verify: read prices");
+  if (matched != prices.size()) {
+    return corrupt(std::to_string(prices.size() - matched) +
+                   " price_update event(s) have no row in the prices table");
+  }
   (void)db.Exec("COMMIT");
   return rep;
 }

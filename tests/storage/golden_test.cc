@@ -104,16 +104,43 @@ TEST_CASE("golden: a schema v1 journal opens with its events, ledger, identity a
   auto next = MustAppend(*j, {Sale("after-upgrade", {{"bread-white", 5}})});
   CHECK(next[0].seq == 9);
   CHECK(OnHand(*j, "bread-white") == 0);
+
+  // Schema 2 added the prices table (empty after the migration) and the
+  // low-stock state of each sku: prices work on the migrated journal.
+  CHECK(j->PriceAt("milk-1l", t0).status().code() == StatusCode::kNotFound);
+  v1::PriceUpdate p;
+  p.set_store_id("store-golden");
+  p.set_sku("milk-1l");
+  p.set_price(109);
+  p.set_currency("EUR");
+  p.set_effective_from(t0);
+  auto pr = j->ApplyPriceUpdate(p);
+  REQUIRE_MESSAGE(pr.ok(), pr.status().ToString());
+  CHECK(pr->seq == 10);
+  CHECK_FALSE(pr->duplicate);
+  auto price = j->PriceAt("milk-1l", t0 + 1);
+  REQUIRE_MESSAGE(price.ok(), price.status().ToString());
+  CHECK(price->price == 109);
+  CHECK(price->currency == "EUR");
+  CHECK(price->seq == 10);
   j.reset();
+  CHECK(SqlInt(dir / "journal.db", "SELECT count(*) FROM prices") == 1);
+  CHECK(SqlInt(dir / "journal.db",
+               "SELECT count(*) FROM pragma_table_info('prices') WHERE name IN "
+               "('sku', 'effective_from', 'seq', 'price', 'currency')") == 5);
+  // Every migrated stock row starts without an open low-stock alert.
+  CHECK(SqlInt(dir / "journal.db", "SELECT count(*) FROM stock WHERE low_stock != 0") == 0);
+  CHECK(SqlInt(dir / "journal.db", "SELECT count(*) FROM stock") == 2);
 
   // A migration (when this release's schema is newer) says where it came from.
   const int64_t now_version = SqlInt(dir / "journal.db", "PRAGMA user_version");
   CHECK(now_version >= 1);
-  CHECK(report.migrated_from == (now_version > 1 ? 1 : 0));
+  CHECK(now_version >= 2);
+  CHECK(report.migrated_from == 1);
   auto v = VerifyJournal(dir.path());
   REQUIRE_MESSAGE(v.ok(), v.status().ToString());
   CHECK(v->full_replay);
-  CHECK(v->last_seq == 9);
+  CHECK(v->last_seq == 10);
   CHECK(v->watermark == 3);
 }
 

@@ -33,14 +33,22 @@ using google::protobuf::util::MessageDifferencer;
 const std::vector<std::string> kSkus = {"apple", "bread", "cheese", "dates", "eggs"};
 const std::string kUnusedSku = "zucchini";  // never mentioned: must stay unknown
 
+// The alert options the runner opens its journal with (the model applies
+// the same rules): count mismatch above 4, low stock under 2 by default,
+// under 6 for eggs, never for apple; snapshots in chunks of 2 lines.
+constexpr int64_t kMismatchThreshold = 4;
+constexpr int64_t kLowDefault = 2;
+const std::map<std::string, int64_t> kLowThresholds = {{"eggs", 6}, {"apple", -1}};
+constexpr size_t kChunkLines = 2;
+
 // What the model expects at one seq.
 struct Expect {
-  enum class Kind { kDevice, kSnapshot, kOversell, kRejected } kind;
+  enum class Kind { kDevice, kSnapshot, kOversell, kRejected, kCountMismatch, kLowStock } kind;
   v1::Event event;             // kDevice
-  v1::StockSnapshot snapshot;  // kSnapshot
-  std::string sku;             // kOversell
-  int64_t on_hand = 0;         // kOversell
-  uint64_t cause = 0;          // kOversell
+  v1::StockSnapshot snapshot;  // kSnapshot (one chunk)
+  std::string sku;             // alerts
+  int64_t on_hand = 0;         // alerts
+  uint64_t cause = 0;          // alerts
 };
 
 class Model {
@@ -51,6 +59,7 @@ class Model {
     uint64_t as_of = 0;
     uint64_t version = 0;
     bool oversold = false;
+    bool low = false;
     std::vector<std::pair<uint64_t, int64_t>> deltas;  // (seq, delta), seq ascending
     int64_t on_hand = 0;                               // cached; see Recompute()
   };
@@ -87,7 +96,12 @@ class Model {
       s.on_hand += d;
       if (std::find(touched.begin(), touched.end(), sku) == touched.end()) touched.push_back(sku);
     }
-    for (const auto& sku : touched) Oversell(sku, seq);
+    if (e.has_count() && std::abs(deltas[0].second) > kMismatchThreshold) {
+      ++last;
+      pending.push_back(
+          {Expect::Kind::kCountMismatch, {}, {}, e.count().sku(), e.count().qty(), seq});
+    }
+    for (const auto& sku : touched) StockAlerts(sku, seq);
     return seq;
   }
 
@@ -105,23 +119,32 @@ class Model {
       pending.push_back(x);
       return {SnapshotResult::Outcome::kRejected, seq};
     }
-    SnapOutcome out{SnapshotResult::Outcome::kApplied, ++last};
-    pending.push_back({Expect::Kind::kSnapshot, {}, snap, {}, 0, 0});
-    for (const auto& l : snap.lines()) {
-      Sku& s = skus[l.sku()];
-      // Stale: older than the sku's current base (HQ versions only grow in
-      // this test, so an equal as_of_seq is never stale here).
-      if (s.known && snap.as_of_seq() < s.as_of) {
-        ++out.stale;
-        continue;
+    SnapOutcome out{SnapshotResult::Outcome::kApplied, 0};
+    // One stock_snapshot event per chunk of kChunkLines lines, each
+    // followed by the alerts its lines raise.
+    for (int begin = 0; begin < snap.lines_size(); begin += static_cast<int>(kChunkLines)) {
+      const int end = std::min(snap.lines_size(), begin + static_cast<int>(kChunkLines));
+      v1::StockSnapshot part = snap;
+      part.clear_lines();
+      for (int i = begin; i < end; ++i) *part.add_lines() = snap.lines(i);
+      out.seq = ++last;
+      pending.push_back({Expect::Kind::kSnapshot, {}, part, {}, 0, 0});
+      for (const auto& l : part.lines()) {
+        Sku& s = skus[l.sku()];
+        // Stale: older than the sku's current base (HQ versions only grow in
+        // this test, so an equal as_of_seq is never stale here).
+        if (s.known && snap.as_of_seq() < s.as_of) {
+          ++out.stale;
+          continue;
+        }
+        s.known = true;
+        s.base = l.qty();
+        s.as_of = snap.as_of_seq();
+        s.version = snap.hq_version();
+        s.on_hand = Recompute(s);
+        ++out.applied;
+        StockAlerts(l.sku(), out.seq);
       }
-      s.known = true;
-      s.base = l.qty();
-      s.as_of = snap.as_of_seq();
-      s.version = snap.hq_version();
-      s.on_hand = Recompute(s);
-      ++out.applied;
-      Oversell(l.sku(), out.seq);
     }
     if (out.applied == 0) out.outcome = SnapshotResult::Outcome::kStale;
     return out;
@@ -148,9 +171,10 @@ class Model {
     return out;
   }
 
-  // Raised once when on_hand goes below zero, again only after it was back
-  // at or above zero.
-  void Oversell(const std::string& sku, uint64_t cause) {
+  // Oversell: raised once when on_hand goes below zero, again only after
+  // it was back at or above zero. Low stock: the same under the sku's
+  // threshold. Oversell first.
+  void StockAlerts(const std::string& sku, uint64_t cause) {
     Sku& s = skus[sku];
     if (s.on_hand < 0 && !s.oversold) {
       s.oversold = true;
@@ -158,6 +182,16 @@ class Model {
       pending.push_back({Expect::Kind::kOversell, {}, {}, sku, s.on_hand, cause});
     } else if (s.on_hand >= 0 && s.oversold) {
       s.oversold = false;
+    }
+    auto it = kLowThresholds.find(sku);
+    const int64_t threshold = it != kLowThresholds.end() ? it->second : kLowDefault;
+    const bool below = threshold >= 0 && s.on_hand < threshold;
+    if (below && !s.low) {
+      s.low = true;
+      ++last;
+      pending.push_back({Expect::Kind::kLowStock, {}, {}, sku, s.on_hand, cause});
+    } else if (!below && s.low) {
+      s.low = false;
     }
   }
 };
@@ -167,6 +201,10 @@ class Runner {
   Runner(uint64_t seed, const fs::path& dir) : rng_(seed), dir_(dir) {
     opts_ = Options(dir);
     opts_.now_us = clock_.fn();
+    opts_.count_mismatch_threshold = kMismatchThreshold;
+    opts_.low_stock_default = kLowDefault;
+    opts_.low_stock_thresholds = kLowThresholds;
+    opts_.snapshot_chunk_lines = kChunkLines;
     j_ = MustOpen(opts_);
     epoch_ = j_->epoch();
   }
@@ -480,6 +518,12 @@ class Runner {
       return os.str();
     }
     counts["snapshot_stale_lines"] += static_cast<int>(want.stale);
+    if (want.outcome != SnapshotResult::Outcome::kRejected && s.lines_size() > 2) {
+      counts["snapshot_chunked"]++;
+      if (r->chunks != 2 || r->chunk_micros.size() != 2) {
+        return "a 3-line snapshot was applied in " + std::to_string(r->chunks) + " chunks, not 2";
+      }
+    }
     if (want.outcome == SnapshotResult::Outcome::kStale) counts["snapshot_all_stale"]++;
     if (want.outcome == SnapshotResult::Outcome::kApplied && want.stale > 0) {
       counts["snapshot_mixed"]++;
@@ -505,17 +549,24 @@ class Runner {
       return os.str();
     }
     auto sort_key = [](const v1::JournaledEvent& e) {
-      return e.event().has_alert()
-                 ? std::make_pair(e.event().alert().cause_seq(), e.event().alert().sku())
-                 : std::make_pair(uint64_t{0}, std::string());
+      return std::make_pair(e.event().alert().sku(), static_cast<int>(e.event().alert().kind()));
+    };
+    auto stock_alert = [](const v1::JournaledEvent& e) {
+      return e.event().has_alert() && (e.event().alert().kind() == v1::Alert::OVERSELL ||
+                                       e.event().alert().kind() == v1::Alert::LOW_STOCK);
+    };
+    auto expect_key = [](const Expect& x) {
+      return std::make_pair(x.sku, x.kind == Expect::Kind::kOversell
+                                       ? static_cast<int>(v1::Alert::OVERSELL)
+                                       : static_cast<int>(v1::Alert::LOW_STOCK));
     };
     std::vector<v1::JournaledEvent> g = *got;
     std::vector<Expect> w = want;
-    // Sort runs of oversell alerts with one cause by sku, on both sides.
+    // Sort runs of oversell/low-stock alerts with one cause by (sku, kind),
+    // on both sides.
     for (size_t i = 0; i < g.size();) {
       size_t k = i;
-      while (k < g.size() && g[k].event().has_alert() &&
-             g[k].event().alert().kind() == v1::Alert::OVERSELL &&
+      while (k < g.size() && stock_alert(g[k]) &&
              g[k].event().alert().cause_seq() == g[i].event().alert().cause_seq()) {
         ++k;
       }
@@ -529,10 +580,14 @@ class Runner {
     }
     for (size_t i = 0; i < w.size();) {
       size_t k = i;
-      while (k < w.size() && w[k].kind == Expect::Kind::kOversell && w[k].cause == w[i].cause) ++k;
+      while (k < w.size() &&
+             (w[k].kind == Expect::Kind::kOversell || w[k].kind == Expect::Kind::kLowStock) &&
+             w[k].cause == w[i].cause) {
+        ++k;
+      }
       if (k > i + 1) {
         std::sort(w.begin() + static_cast<long>(i), w.begin() + static_cast<long>(k),
-                  [](const Expect& a, const Expect& b) { return a.sku < b.sku; });
+                  [&](const Expect& a, const Expect& b) { return expect_key(a) < expect_key(b); });
       }
       i = k > i ? k : i + 1;
     }
@@ -575,6 +630,21 @@ class Runner {
           counts["oversell_alert"]++;
           break;
         }
+        case Expect::Kind::kCountMismatch:
+        case Expect::Kind::kLowStock: {
+          const auto kind =
+              x.kind == Expect::Kind::kLowStock ? v1::Alert::LOW_STOCK : v1::Alert::COUNT_MISMATCH;
+          const auto& a = e.event().alert();
+          if (!e.event().has_alert() || a.kind() != kind || a.sku() != x.sku ||
+              a.on_hand() != x.on_hand || a.cause_seq() != x.cause || a.message().empty() ||
+              e.event().device_id() != "gw-test") {
+            os << "expected " << v1::Alert::Kind_Name(kind) << " sku " << x.sku << " on_hand "
+               << x.on_hand << " cause " << x.cause;
+            return os.str();
+          }
+          counts[kind == v1::Alert::LOW_STOCK ? "low_stock_alert" : "count_mismatch_alert"]++;
+          break;
+        }
       }
     }
     return "";
@@ -612,22 +682,25 @@ class Runner {
     if (unused.ok() || unused.status().code() != StatusCode::kNotFound) {
       return "a sku never mentioned has a stock row";
     }
-    // Open oversell alerts are exactly the skus the model holds oversold.
+    // Open oversell (low-stock) alerts are exactly the skus the model holds
+    // oversold (low).
     auto alerts = j_->OpenAlerts(100000);
     if (!alerts.ok()) return "OpenAlerts: " + alerts.status().ToString();
-    std::vector<std::string> open, want;
-    for (const auto& a : *alerts) {
-      if (a.kind() == v1::Alert::OVERSELL) open.push_back(a.sku());
-    }
-    for (const auto& [sku, s] : model_.skus) {
-      if (s.oversold) want.push_back(sku);
-    }
-    std::sort(open.begin(), open.end());
-    if (open != want) {
-      std::string o, w;
-      for (const auto& x : open) o += x + " ";
-      for (const auto& x : want) w += x + " ";
-      return "open oversell alerts [" + o + "], model [" + w + "]";
+    for (const auto kind : {v1::Alert::OVERSELL, v1::Alert::LOW_STOCK}) {
+      std::vector<std::string> open, want;
+      for (const auto& a : *alerts) {
+        if (a.kind() == kind) open.push_back(a.sku());
+      }
+      for (const auto& [sku, s] : model_.skus) {
+        if (kind == v1::Alert::OVERSELL ? s.oversold : s.low) want.push_back(sku);
+      }
+      std::sort(open.begin(), open.end());
+      if (open != want) {
+        std::string o, w;
+        for (const auto& x : open) o += x + " ";
+        for (const auto& x : want) w += x + " ";
+        return "open " + v1::Alert::Kind_Name(kind) + " alerts [" + o + "], model [" + w + "]";
+      }
     }
     return "";
   }
@@ -699,7 +772,10 @@ TEST_CASE("model: 10,000 random operations agree with the ledger model") {
                           "snapshot_stale_lines",
                           "snapshot_all_stale",
                           "snapshot_mixed",
-                          "oversell_alert"}) {
+                          "snapshot_chunked",
+                          "oversell_alert",
+                          "count_mismatch_alert",
+                          "low_stock_alert"}) {
       CHECK_MESSAGE(run.counts[k] > 50, std::string(k)
                                             << " happened only " << run.counts[k] << " times");
     }

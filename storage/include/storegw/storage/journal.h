@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,17 @@ struct JournalOptions {
   // Clock for recorded_at (microseconds since the Unix epoch). Tests replace
   // it; default is the system clock.
   std::function<int64_t()> now_us;
+  // Cycle count alert: |counted qty - on_hand before the count| > threshold
+  // raises COUNT_MISMATCH (journaled, upstream, on /v1/status). < 0: off.
+  int64_t count_mismatch_threshold = 0;
+  // Low-stock alert (optional): raised once when on_hand falls below the
+  // sku's threshold (per-sku map first, else default), cleared when back at
+  // or above it. default < 0 and no map entry: off for that sku.
+  int64_t low_stock_default = -1;
+  std::map<std::string, int64_t> low_stock_thresholds;
+  // Lines of a StockSnapshot applied per writer transaction (a 50,000-sku
+  // snapshot must not stall ingest > 100 ms at a time). 0 means 1.
+  size_t snapshot_chunk_lines = 2000;
 };
 
 // Per-event answer of Append(), in request order.
@@ -85,6 +97,26 @@ struct SnapshotResult {
   size_t skus_applied = 0;   // lines rebased
   size_t skus_stale = 0;     // lines older than the sku's current base
   std::string reason;        // for kStale / kRejected
+  size_t chunks = 0;         // stock_snapshot events journaled (one per chunk)
+  uint64_t first_seq = 0;    // seq of the first chunk's event
+  // Per chunk: from its submission to the writer to its durable commit.
+  std::vector<int64_t> chunk_micros;
+};
+
+// Outcome of ApplyPriceUpdate().
+struct PriceResult {
+  uint64_t seq = 0;        // seq of the journaled price_update event
+  bool duplicate = false;  // an identical update was recorded before
+};
+
+// The price of a sku in force at some time (see Journal::PriceAt).
+struct PriceRow {
+  std::string sku;
+  int64_t price = 0;
+  std::string currency;
+  int64_t effective_from = 0;
+  uint64_t seq = 0;                     // seq of its price_update event
+  std::optional<v1::PriceUpdate> next;  // next scheduled change, if any
 };
 
 struct StockRow {
@@ -158,7 +190,33 @@ class Journal {
   // store, or with as_of_seq beyond last_seq, is rejected and an alert
   // (SNAPSHOT_REJECTED) is journaled. Lines older than a sku's current base
   // are ignored (stale).
+  // kInvalidArgument (nothing journaled) when ValidateSnapshot fails.
+  // The lines are applied in chunks of options.snapshot_chunk_lines, one
+  // writer transaction each (device appends interleave between chunks);
+  // every chunk is journaled as its own `stock_snapshot` event with the
+  // same store/epoch/as_of_seq/hq_version and that chunk's lines, so a
+  // crash between chunks leaves each sku either rebased or not. Returns
+  // after every chunk is committed; the counts cover all chunks and `seq`
+  // is the seq of the last chunk's event. An error part-way (kUnavailable
+  // at Close, an I/O error) leaves the chunks committed so far applied,
+  // each sku correct on its own; applying the snapshot again is safe.
+  // The deltas after as_of_seq are summed once on a reader connection, and
+  // each chunk's transaction adds only the events that arrived since.
   Result<SnapshotResult> ApplySnapshot(const v1::StockSnapshot& snapshot);
+
+  // Journals `update` as a `price_update` gateway event and records it,
+  // through the writer. kInvalidArgument (ValidatePriceUpdate, or a
+  // store_id other than the journal's: field "store_id") changes nothing.
+  // An identical update (same sku, effective_from, price, currency) already
+  // recorded answers duplicate=true with its original seq; nothing new is
+  // journaled.
+  Result<PriceResult> ApplyPriceUpdate(const v1::PriceUpdate& update);
+
+  // The price in force at `at_us` (us since the Unix epoch): the update with
+  // the greatest effective_from <= at_us (ties: the one journaled last).
+  // kNotFound if none is in force yet. `next` is the next scheduled change
+  // after at_us, if any. Reader pool.
+  Result<PriceRow> PriceAt(const std::string& sku, int64_t at_us);
 
   // Marks every seq <= `seq` delivered. Never moves the watermark back and
   // never past last_seq. Cheap: folded into the next commit; persisted within
@@ -177,7 +235,8 @@ class Journal {
   // max_bytes of stored event bytes (at least one event if any).
   Result<std::vector<v1::JournaledEvent>> ReadEvents(uint64_t from_seq, size_t max_events,
                                                      size_t max_bytes);
-  // Open alerts (oversell not yet cleared, recent others), newest first.
+  // Open alerts, newest first: OVERSELL and LOW_STOCK until cleared, the
+  // other kinds (COUNT_MISMATCH, SNAPSHOT_REJECTED) for a day after raised_at.
   Result<std::vector<v1::StatusAlert>> OpenAlerts(size_t limit);
 
   // Blocks until last_seq > `seq`, the timeout passes or the journal
@@ -202,6 +261,16 @@ class Journal {
 // On failure, kInvalidArgument with the field path relative to the event,
 // e.g. "event_id", "sale.lines[0].qty", "sale.lines[1].currency".
 Status ValidateDeviceEvent(const v1::Event& event);
+
+// Checks an HQ stock snapshot (no journal needed): lines non-empty, each
+// sku in the device sku format and not repeated, qty >= 0. kInvalidArgument
+// with a field path like "lines[3].qty".
+Status ValidateSnapshot(const v1::StockSnapshot& s);
+
+// Checks an HQ price update: sku format, price >= 0, currency of three
+// upper-case letters (ISO 4217), effective_from > 0. kInvalidArgument with
+// the field name.
+Status ValidatePriceUpdate(const v1::PriceUpdate& p);
 
 // Stock delta(s) of one event body, by sku, in line order; a sku may repeat.
 // Counts are absolute and not included (the ledger computes their delta).
