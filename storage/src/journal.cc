@@ -178,7 +178,12 @@ struct Journal::Impl {
   uint64_t stats_watermark = 0;     // watermark the derived stats were computed for
   uint64_t wm_base_cum = 0;         // cum_bytes of every event <= watermark
   std::unordered_map<std::string, StockState> dirty;
+  // The disk refused a write (SQLITE_FULL). Appends are refused without
+  // touching the disk until next_disk_probe, then one group tries again:
+  // the status stays "full" instead of flickering with every request.
   bool disk_full = false;
+  std::chrono::steady_clock::time_point next_disk_probe{};
+  static constexpr std::chrono::seconds kDiskProbeInterval{1};
 
   // ---- queue
   std::mutex mu;
@@ -1106,7 +1111,9 @@ struct Journal::Impl {
   void ProcessGroup(std::vector<Request*>& group) {
     const int64_t now = Now();
     const uint64_t seq0 = next_seq, cum0 = last_cum;
-    const bool full = a_full.load();
+    const bool full = a_journal_bytes.load() >= opt.max_bytes ||
+                      (disk_full && std::chrono::steady_clock::now() < next_disk_probe);
+    bool tried_append = false;
     dirty.clear();
     Status st = wdb.Exec("BEGIN IMMEDIATE");
     uint64_t appended = 0, dups = 0;
@@ -1123,6 +1130,7 @@ struct Journal::Impl {
               "free space");
           continue;
         }
+        tried_append = true;
         st = DoAppend(*r, now);
         for (auto& res : r->results) (res.duplicate ? dups : appended)++;
       } else if (r->kind == Request::Kind::kSnapshot) {
@@ -1141,7 +1149,10 @@ struct Journal::Impl {
     if (st.ok()) a_journal_bytes = used;
     if (!st.ok()) {
       Rollback(seq0, cum0);
-      if (st.code() == StatusCode::kResourceExhausted) disk_full = true;
+      if (st.code() == StatusCode::kResourceExhausted) {
+        disk_full = true;
+        next_disk_probe = std::chrono::steady_clock::now() + kDiskProbeInterval;
+      }
       for (Request* r : live) {
         r->status = st;
         r->results.clear();
@@ -1151,7 +1162,7 @@ struct Journal::Impl {
       // commit must still be written by a later one (retention prunes up to
       // acked, and the watermark on disk must cover what was pruned).
       persisted_watermark = std::max(persisted_watermark, txn_watermark);
-      disk_full = false;
+      if (tried_append) disk_full = false;
       if (a_first.load() == 0 && next_seq != seq0) a_first = seq0;
       a_appended += appended;
       a_dups += dups;
