@@ -153,6 +153,17 @@ const std::vector<KeySpec>& Keys() {
        .field = FIELD(uplink.connect_timeout),
        .min = kSec,
        .max = 3600 * kSec},
+      {.name = "uplink.request_timeout",
+       .kind = Kind::kDuration,
+       .field = FIELD(uplink.request_timeout),
+       .min = kSec,
+       .max = 3600 * kSec},
+      {.name = "uplink.proxy", .kind = Kind::kString, .field = FIELD(uplink.proxy), .secret = true},
+      {.name = "uplink.session_expiry",
+       .kind = Kind::kDuration,
+       .field = FIELD(uplink.session_expiry),
+       .min = 0,
+       .max = 3650 * kDay},
       {.name = "uplink.compression",
        .kind = Kind::kEnum,
        .field = FIELD(uplink.compression),
@@ -174,6 +185,18 @@ const std::vector<KeySpec>& Keys() {
 
       {.name = "status.listen", .kind = Kind::kOptAddr, .field = FIELD(status.listen)},
       {.name = "status.token", .kind = Kind::kToken, .field = FIELD(status.token), .secret = true},
+
+      {.name = "alerts.count_mismatch_threshold",
+       .kind = Kind::kInt,
+       .field = FIELD(alerts.count_mismatch_threshold),
+       .min = -1,
+       .max = 1000000000},
+      {.name = "alerts.low_stock_default",
+       .kind = Kind::kInt,
+       .field = FIELD(alerts.low_stock_default),
+       .min = -1,
+       .max = 1000000000},
+      {.name = "alerts.low_stock_file", .kind = Kind::kPath, .field = FIELD(alerts.low_stock_file)},
   };
   return keys;
 }
@@ -533,9 +556,11 @@ void CrossChecks(const Config& c, std::string_view source, std::vector<std::stri
                        " is not an MQTT URL (tcp://, ssl://, mqtt://, mqtts://, ws://, wss://) "
                        "but uplink.transport is \"mqtt\"");
   }
-  if (c.uplink.transport == "https" && scheme != "https" && scheme != "http") {
-    problems.push_back(where + ": uplink.url: " + Quote(c.uplink.url) +
-                       " is not an https:// URL but uplink.transport is \"https\"");
+  if (c.uplink.transport == "https" && scheme != "https") {
+    problems.push_back(
+        where + ": uplink.url: " + Quote(c.uplink.url) +
+        " is not an https:// URL but uplink.transport is \"https\"" +
+        (scheme == "http" ? " (plain http:// is refused: batches carry sales data)" : ""));
   }
   if (c.uplink.transport != "none" && !tls &&
       (!c.uplink.tls.ca_file.empty() || !c.uplink.tls.cert_file.empty())) {
@@ -772,11 +797,49 @@ Status CheckConfigFiles(const Config& config) {
                                "http.device_tokens_file", &config.http.device_tokens_file},
                            {"uplink.tls.ca_file", &config.uplink.tls.ca_file},
                            {"uplink.tls.cert_file", &config.uplink.tls.cert_file},
-                           {"uplink.tls.key_file", &config.uplink.tls.key_file}}) {
+                           {"uplink.tls.key_file", &config.uplink.tls.key_file},
+                           {"alerts.low_stock_file", &config.alerts.low_stock_file}}) {
     Status s = CheckReadable(key, *path);
     if (!s.ok()) return s;
   }
+  if (!config.alerts.low_stock_file.empty()) {
+    auto loaded = LoadLowStockFile(config.alerts.low_stock_file);
+    if (!loaded.ok()) return loaded.status();
+  }
   return Status::Ok();
+}
+
+Result<std::map<std::string, int64_t>> LoadLowStockFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return Status::NotFound("alerts.low_stock_file: " + path.string() + ": cannot be read");
+  }
+  std::map<std::string, int64_t> out;
+  std::string line;
+  int lineno = 0;
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument(
+        "alerts.low_stock_file",
+        "alerts.low_stock_file: " + path.string() + ":" + std::to_string(lineno) + ": " + why);
+  };
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::istringstream words(line);
+    std::string sku, number, extra;
+    if (!(words >> sku)) continue;  // blank or comment
+    if (!(words >> number) || (words >> extra)) {
+      return bad("expected \"SKU THRESHOLD\" (two words), got " + Quote(line));
+    }
+    if (sku.size() > 64) return bad("sku longer than 64 characters");
+    int64_t n = 0;
+    auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), n);
+    if (ec != std::errc() || ptr != number.data() + number.size() || n < -1 || n > 1000000000) {
+      return bad("threshold must be an integer from -1 (off) to 1000000000, got " + Quote(number));
+    }
+    if (!out.emplace(sku, n).second) return bad("sku " + Quote(sku) + " is listed twice");
+  }
+  return out;
 }
 
 std::string ConfigToToml(const Config& config) {

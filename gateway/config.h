@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,6 +69,17 @@ struct Config {
     // is broken: the connection is torn down and rebuilt.
     Millis ack_timeout = std::chrono::seconds(30);
     Millis connect_timeout = std::chrono::seconds(10);  // one connection attempt, at most
+    // MQTT: how long the broker keeps this gateway's session (downstream
+    // subscriptions and the snapshots/prices HQ publishes meanwhile) after
+    // the link drops. "0s": a fresh session per connection (whatever HQ
+    // sends while the store is offline is lost).
+    Millis session_expiry = std::chrono::hours(24 * 7);
+    // transport "https": one POST (connect, upload, HQ's answer), at most.
+    Millis request_timeout = std::chrono::seconds(30);
+    // transport "https": proxy URL, e.g. "http://proxy.example:3128" (HTTP
+    // CONNECT), https:// or socks5://; credentials in it are a secret
+    // (printed as "***"). Empty: the https_proxy / no_proxy environment.
+    std::string proxy;
     std::string compression = "deflate";  // "deflate" | "none" (batch payloads, MQTT 5)
     std::string client_id;  // MQTT client id; empty: "storegw-<store_id>-<gateway_id>"
     std::string username;   // broker (MQTT) or HTTP basic-auth user; empty: none
@@ -97,6 +109,19 @@ struct Config {
     // random one (e.g. `openssl rand -hex 24`).
     std::string token;
   } status;
+
+  struct Alerts {
+    // COUNT_MISMATCH when a cycle count differs from on_hand before it by
+    // more than this many base units; -1: never.
+    int count_mismatch_threshold = 0;
+    // LOW_STOCK when on_hand falls below this (cleared at or above it);
+    // -1: off, except for skus in low_stock_file.
+    int low_stock_default = -1;
+    // Per-sku thresholds, one "SKU THRESHOLD" pair a line, '#' comments;
+    // they win over low_stock_default (-1 there: off for that sku). Meant
+    // to be generated centrally and shipped with the config. Empty: none.
+    std::string low_stock_file;
+  } alerts;
 };
 
 // Parses `text` (the content of the file called `source_name`, which is
@@ -120,6 +145,11 @@ Status SetConfigValue(Config& config, std::string_view key, std::string_view val
 // a non-loopback listen address needs a tokens file, the uplink URL scheme
 // matches the transport). ParseConfig already calls it.
 Status ValidateConfig(const Config& config, std::string_view source_name);
+
+// Reads alerts.low_stock_file: "SKU THRESHOLD" per line, '#' comments and
+// blank lines ignored, THRESHOLD an integer >= -1, a sku at most once.
+// Errors name the file and line.
+Result<std::map<std::string, int64_t>> LoadLowStockFile(const std::filesystem::path& path);
 
 // Checks that every file the config names exists and is readable (tokens
 // file, TLS files). Separate from parsing so unit tests and tools can parse

@@ -23,6 +23,7 @@
 #include "status_server.h"
 #include "storegw/devices/device_api.h"
 #include "storegw/storage/journal.h"
+#include "storegw/sync/downstream.h"
 #include "storegw/sync/uplink.h"
 #include "systemd_notify.h"
 #include "version.h"
@@ -83,6 +84,9 @@ storage::JournalOptions JournalOptionsFrom(const Config& c) {
   o.max_bytes = c.journal.max_bytes;
   // Round up: a retention of 1500ms keeps events at least that long.
   o.retention = std::chrono::ceil<std::chrono::seconds>(c.journal.retention);
+  o.count_mismatch_threshold = c.alerts.count_mismatch_threshold;
+  o.low_stock_default = c.alerts.low_stock_default;
+  // alerts.low_stock_file: read (and checked) by RunDaemon.
   return o;
 }
 
@@ -112,6 +116,9 @@ sync::UplinkOptions UplinkOptionsFrom(const Config& c) {
   o.hq_ack_timeout = c.uplink.hq_ack_timeout;
   o.ack_timeout = c.uplink.ack_timeout;
   o.connect_timeout = c.uplink.connect_timeout;
+  o.session_expiry = c.uplink.session_expiry;
+  o.request_timeout = c.uplink.request_timeout;
+  o.proxy = c.uplink.proxy;
   o.tls = {c.uplink.tls.ca_file, c.uplink.tls.cert_file, c.uplink.tls.key_file};
   o.client_id = c.uplink.client_id;
   o.username = c.uplink.username;
@@ -210,7 +217,15 @@ int RunDaemon(const RunFlags& flags) {
                flags.config_path.empty() ? "embedded defaults" : flags.config_path);
 
   // 2. Journal.
-  auto journal = storage::Journal::Open(JournalOptionsFrom(*config));
+  storage::JournalOptions journal_options = JournalOptionsFrom(*config);
+  if (!config->alerts.low_stock_file.empty()) {
+    auto thresholds = LoadLowStockFile(config->alerts.low_stock_file);
+    if (!thresholds.ok()) return StartFailure(thresholds.status().message());
+    journal_options.low_stock_thresholds = std::move(*thresholds);
+    spdlog::info("alerts: {} per-sku low-stock thresholds from {}",
+                 journal_options.low_stock_thresholds.size(), config->alerts.low_stock_file);
+  }
+  auto journal = storage::Journal::Open(journal_options);
   if (!journal.ok()) return StartFailure(journal.status().message(), "journal");
   LogOpenReport(**journal);
 
@@ -218,8 +233,13 @@ int RunDaemon(const RunFlags& flags) {
   // retries and reports on its own; a broker that is not there is not a
   // start-up failure: the store keeps selling and the journal buffers).
   StatusReporter status(**journal, *config);
+  // Downstream (HQ stock snapshots and prices, MQTT only): applied through
+  // the journal on the uplink's receive thread, so the broker gets each
+  // PUBACK only once the change is committed. Declared before the uplink,
+  // so it outlives the sink.
+  sync::Downstream downstream(journal->get());
   std::unique_ptr<sync::Uplink> uplink;
-  if (config->uplink.transport == "mqtt") {
+  if (config->uplink.transport == "mqtt" || config->uplink.transport == "https") {
     auto u = sync::Uplink::Create(UplinkOptionsFrom(*config), journal->get());
     if (!u.ok()) {
       (*journal)->Close();
@@ -230,12 +250,23 @@ int RunDaemon(const RunFlags& flags) {
     uplink = std::move(*u);
     status.SetUplinkFields([up = uplink.get()](v1::GatewayStatus* s) { up->FillStatus(s); });
     uplink->SetStatusSource([&status] { return status.Build(); });
+    if (config->uplink.transport == "mqtt") {
+      uplink->SetDownstreamSink([&downstream](sync::DownstreamKind kind, std::string payload) {
+        (void)downstream.Submit(kind, payload);  // counted and logged inside
+      });
+    }
     if (Status st = uplink->Start(); !st.ok()) {
       (*journal)->Close();
       return StartFailure(st.message(), "uplink");
     }
-    spdlog::info("uplink: MQTT to {} (ack = \"{}\"), replaying from seq {}", config->uplink.url,
-                 config->uplink.ack, (*journal)->Stats().watermark + 1);
+    if (config->uplink.transport == "https") {
+      spdlog::info("uplink: HTTPS POST to {}{}, replaying from seq {}", config->uplink.url,
+                   config->uplink.proxy.empty() ? "" : " via uplink.proxy",
+                   (*journal)->Stats().watermark + 1);
+    } else {
+      spdlog::info("uplink: MQTT to {} (ack = \"{}\"), replaying from seq {}", config->uplink.url,
+                   config->uplink.ack, (*journal)->Stats().watermark + 1);
+    }
   } else if (config->uplink.transport == "none") {
     spdlog::info("uplink: disabled (uplink.transport = \"none\"); events stay in the journal");
   } else {
@@ -250,6 +281,7 @@ int RunDaemon(const RunFlags& flags) {
   status.Sample();
   StatusHttp status_http(status, **journal, config->status.token);
   if (uplink) status_http.SetUplinkStatus([up = uplink.get()] { return up->status(); });
+  status_http.SetDownstreamCounters([&downstream] { return downstream.counters(); });
   devices::ApiOptions api_options = ApiOptionsFrom(*config);
   api_options.on_append_done = status_http.AppendObserver();
   const bool status_listener = !config->status.listen.empty();
@@ -305,10 +337,37 @@ int RunDaemon(const RunFlags& flags) {
     spdlog::info("systemd watchdog: {} ms, fed every {} ms", watchdog->count() / 1000,
                  tick.count());
   }
+  bool integrity_logged = false, full_logged = false;
+  uint64_t appended_when_full = 0;
   int sig = WaitForStop(tick, [&] {
     if (watchdog) NotifyWatchdog();
     status.Sample();
     status_http.Sample();
+    // Say it when the journal's background integrity check fails (damage
+    // the quick start-up check cannot see) and when ingest starts and stops
+    // being refused for lack of space. While the disk is full the journal
+    // probes it again on the next request, so `full` flickers: "resumed" is
+    // said only once an append really went through.
+    const storage::JournalStats js = (*journal)->Stats();
+    if (!integrity_logged && !js.integrity_error.empty()) {
+      integrity_logged = true;
+      spdlog::error(
+          "{}; storegw keeps running on it; the next start moves it aside (kept) and starts a new "
+          "journal with a new epoch: deliver the backlog, then restart storegw",
+          js.integrity_error);
+    }
+    if (js.full && !full_logged) {
+      full_logged = true;
+      appended_when_full = js.events_appended;
+      spdlog::error("journal: full ({} bytes in use, max_bytes {}{}): ingest answers 503 until "
+                    "delivery and retention (or more disk) free space",
+                    js.journal_bytes, js.max_bytes,
+                    js.journal_bytes < js.max_bytes ? "; the disk is full" : "");
+    } else if (full_logged && !js.full && js.events_appended > appended_when_full) {
+      full_logged = false;
+      spdlog::info("journal: space available again ({} bytes in use): ingest resumed",
+                   js.journal_bytes);
+    }
   });
 
   // 7. Stop in reverse order.
@@ -326,6 +385,8 @@ int RunDaemon(const RunFlags& flags) {
     // resent from the watermark next time.
     uplink->Stop();
   }
+  // No more downstream messages (the uplink is stopped).
+  downstream.Stop();
   storage::JournalStats st = (*journal)->Stats();
   (*journal)->Close();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();

@@ -210,6 +210,48 @@ std::string RenderMetrics(const MetricsInput& in) {
     w.Sample("storegw_link_state", {{"state", state}}, s.link() == state ? 1 : 0);
   }
 
+  // Downstream (HQ snapshots and prices).
+  const sync::DownstreamCounters down = in.downstream.value_or(sync::DownstreamCounters{});
+  w.Family("storegw_downstream_messages_total", "counter",
+           "Downstream messages from HQ handled since start, by topic kind (stock, prices) and "
+           "outcome (applied, stale, duplicate, refused).");
+  w.Sample("storegw_downstream_messages_total", {{"kind", "stock"}, {"outcome", "applied"}},
+           down.snapshots_applied);
+  w.Sample("storegw_downstream_messages_total", {{"kind", "stock"}, {"outcome", "stale"}},
+           down.snapshots_stale);
+  w.Sample("storegw_downstream_messages_total", {{"kind", "prices"}, {"outcome", "applied"}},
+           down.prices_applied);
+  w.Sample("storegw_downstream_messages_total", {{"kind", "prices"}, {"outcome", "duplicate"}},
+           down.prices_duplicate);
+  w.Counter("storegw_downstream_accepted_total",
+            "Downstream messages accepted since start (applied, stale or duplicate).",
+            down.accepted());
+  // Every reason a test or an alert rule may look for is listed, even at 0.
+  std::map<std::string, uint64_t> refused = {
+      {"undecodable", 0}, {"empty", 0},       {"invalid_sku", 0},  {"invalid_qty", 0},
+      {"other_store", 0}, {"other_epoch", 0}, {"journal_error", 0}};
+  for (const auto& [reason, n] : down.refused) refused[reason] = n;
+  w.Family("storegw_downstream_refused_total", "counter",
+           "Downstream messages refused since start, by reason (see sync/README.md); each is "
+           "logged with its reason.");
+  for (const auto& [reason, n] : refused) {
+    w.Sample("storegw_downstream_refused_total", {{"reason", reason}}, n);
+  }
+  w.Counter("storegw_downstream_snapshot_lines_applied_total",
+            "Snapshot lines (skus) rebased on an HQ snapshot since start.",
+            down.snapshot_lines_applied);
+  w.Counter("storegw_downstream_snapshot_lines_stale_total",
+            "Snapshot lines ignored as older than the sku's current base since start.",
+            down.snapshot_lines_stale);
+  w.Counter("storegw_downstream_price_updates_total",
+            "HQ price updates recorded since start (duplicates not counted).", down.prices_applied);
+  w.Gauge("storegw_downstream_queued", "Downstream messages received and waiting to be applied.",
+          down.queued);
+  w.Family("storegw_downstream_snapshot_apply_seconds", "gauge",
+           "Time the last HQ snapshot took to apply (all chunks).");
+  w.Sample("storegw_downstream_snapshot_apply_seconds", {},
+           Number(static_cast<double>(down.last_snapshot_apply.count()) / 1e6));
+
   // Alerts, by kind (every kind listed, so a rule can test for > 0).
   std::map<std::string, uint64_t> alerts;
   const auto* kinds = v1::Alert::Kind_descriptor();

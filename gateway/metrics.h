@@ -17,6 +17,7 @@
 
 #include "storegw/devices/device_api.h"
 #include "storegw/storage/journal.h"
+#include "storegw/sync/downstream.h"
 #include "storegw/sync/uplink.h"
 #include "storegw/v1/storegw.pb.h"
 
@@ -51,6 +52,8 @@ struct MetricsInput {
   storage::JournalStats journal;             // Journal::Stats()
   std::optional<devices::ApiCounters> api;   // nullopt before the device API runs
   std::optional<sync::UplinkStatus> uplink;  // nullopt: no uplink configured
+  // nullopt: no downlink (uplink not MQTT); the families then show zeros.
+  std::optional<sync::DownstreamCounters> downstream;
   LatencyHistogram::Snapshot commit_latency;
   // HTTP responses by status code, over every listener of the daemon.
   std::vector<std::pair<int, uint64_t>> http_responses;

@@ -102,6 +102,11 @@ void StatusHttp::SetUplinkStatus(std::function<sync::UplinkStatus()> source) {
   uplink_status_ = std::move(source);
 }
 
+void StatusHttp::SetDownstreamCounters(std::function<sync::DownstreamCounters()> source) {
+  std::lock_guard lock(mu_);
+  downstream_counters_ = std::move(source);
+}
+
 void StatusHttp::SetExtraResponseCounts(
     std::function<std::vector<std::pair<int, uint64_t>>()> source) {
   std::lock_guard lock(mu_);
@@ -116,10 +121,12 @@ MetricsInput StatusHttp::CollectMetrics() {
   std::function<devices::ApiCounters()> api;
   std::function<sync::UplinkStatus()> uplink;
   std::function<std::vector<std::pair<int, uint64_t>>()> extra;
+  std::function<sync::DownstreamCounters()> downstream;
   {
     std::lock_guard lock(mu_);
     api = api_counters_;
     uplink = uplink_status_;
+    downstream = downstream_counters_;
     extra = extra_responses_;
   }
   MetricsInput in;
@@ -130,6 +137,7 @@ MetricsInput StatusHttp::CollectMetrics() {
     in.http_responses = in.api->responses_by_code;
   }
   if (uplink) in.uplink = uplink();
+  if (downstream) in.downstream = downstream();
   if (extra) {
     for (const auto& p : extra()) in.http_responses.push_back(p);
   }

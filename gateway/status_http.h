@@ -64,6 +64,7 @@ class StatusHttp {
   // Sources of the /metrics numbers that live elsewhere.
   void SetApiCounters(std::function<devices::ApiCounters()> source);
   void SetUplinkStatus(std::function<sync::UplinkStatus()> source);
+  void SetDownstreamCounters(std::function<sync::DownstreamCounters()> source);
   // Responses by HTTP code of another listener (status.listen), added to
   // storegw_http_requests_total.
   void SetExtraResponseCounts(std::function<std::vector<std::pair<int, uint64_t>>()> source);
@@ -87,9 +88,10 @@ class StatusHttp {
   StatusHistory history_;
   LatencyHistogram commit_latency_;
 
-  std::mutex mu_;  // guards the three sources
+  std::mutex mu_;  // guards the sources below
   std::function<devices::ApiCounters()> api_counters_;
   std::function<sync::UplinkStatus()> uplink_status_;
+  std::function<sync::DownstreamCounters()> downstream_counters_;
   std::function<std::vector<std::pair<int, uint64_t>>()> extra_responses_;
 };
 

@@ -662,14 +662,46 @@ void DeviceApiImpl::GetStockList(const httplib::Request& req, httplib::Response&
   res.set_content(out, kJson);
 }
 
+std::string PriceJson(const storage::PriceRow& r, int64_t at_us) {
+  std::string out = "{\"sku\":" + JsonString(r.sku) + ",\"price\":" + JsonInt64(r.price) +
+                    ",\"currency\":" + JsonString(r.currency) +
+                    ",\"effective_from\":" + JsonInt64(r.effective_from) +
+                    ",\"seq\":" + JsonUint64(r.seq) + ",\"at\":" + JsonInt64(at_us);
+  if (r.next) {
+    out += ",\"next\":{\"price\":" + JsonInt64(r.next->price()) +
+           ",\"currency\":" + JsonString(r.next->currency()) +
+           ",\"effective_from\":" + JsonInt64(r.next->effective_from()) + "}";
+  }
+  return out + "}";
+}
+
 void DeviceApiImpl::GetPrice(const httplib::Request& req, httplib::Response& res) {
   std::optional<std::string> device;
   if (!Authenticate(req, res, &device)) return;
   const std::string sku = req.matches[1];
-  // HQ price updates are not applied by this version of the gateway yet:
-  // say so rather than invent a price.
-  Error(res, 404, "not_found",
-        "no price known for sku \"" + sku + "\": this gateway does not hold HQ prices yet", "sku");
+  if (sku.size() > 64 || !PrintableAscii(sku)) {
+    c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+    Error(res, 400, "invalid_argument", "sku must be 1..64 printable ASCII characters", "sku");
+    return;
+  }
+  // The price in force now, from the journal: answered offline too, and a
+  // change HQ scheduled comes into force at its time without a restart.
+  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  auto row = journal_.PriceAt(sku, now_us);
+  if (!row.ok()) {
+    if (row.status().code() == StatusCode::kNotFound) {
+      Error(res, 404, "not_found",
+            "no price in force for sku \"" + sku +
+                "\": head office has not sent one yet (or the first one starts later)",
+            "sku");
+    } else {
+      ErrorFromStatus(res, row.status(), false);
+    }
+    return;
+  }
+  res.set_content(PriceJson(*row, now_us), kJson);
 }
 
 void DeviceApiImpl::Readyz(httplib::Response& res) {

@@ -23,8 +23,20 @@
 //   * The TLS error_handler is not used: its context dangles in 1.2 (see
 //     net_probe.h); failures are diagnosed with our own probes instead.
 //   * The connect_options object lives as long as the client (cpp #325),
-//     so a persistent session (clean_start false + session expiry set with
-//     set_properties on it) can be added for downstream subscriptions.
+//     and carries the persistent session of the downstream subscriptions:
+//     clean_start false + Session Expiry Interval set with set_properties
+//     on that very object (builder properties are lost, cpp #445). The
+//     client id is stable (storegw-{store}-{gateway}), so every fresh
+//     client the engine builds resumes the same broker session.
+//   * Downstream messages: MQTTAsync in Paho C 1.3.12 sends the PUBACK of
+//     an incoming QoS 1 PUBLISH only after the message callback returned
+//     (measured against mosquitto's protocol log: a callback that sleeps
+//     4 s gets its PUBACK to the broker 4 s later; the old synchronous
+//     client acked first, see paho.mqtt.cpp #353). The daemon's sink
+//     (Downstream::Submit) applies the message inside the callback, so the
+//     broker keeps and redelivers a message until its change is committed.
+//     The receive thread is busy meanwhile (about 0.3 s for a 50,000-line
+//     snapshot; uplink PUBACKs wait, the keep-alive is far away).
 #include "mqtt_transport.h"
 
 #include <mqtt/async_client.h>
@@ -85,6 +97,8 @@ struct Shared {
   TransportListener* listener = nullptr;  // null: closed, drop callbacks
   std::string server_disconnect;          // v5 DISCONNECT reason from the broker
   std::string ack_topic;
+  std::string stock_topic;   // {prefix}/{store_id}/downstream/stock
+  std::string prices_topic;  // {prefix}/{store_id}/downstream/prices
   std::string url;
 };
 
@@ -107,7 +121,15 @@ class Callbacks final : public mqtt::callback, public mqtt::iaction_listener {
   void message_arrived(mqtt::const_message_ptr msg) override {
     if (!msg) return;
     std::lock_guard lk(s_->mu);
-    if (!s_->listener || msg->get_topic() != s_->ack_topic) return;
+    if (!s_->listener) return;
+    const std::string& topic = msg->get_topic();
+    if (topic == s_->stock_topic || topic == s_->prices_topic) {
+      s_->listener->OnDownstream(
+          topic == s_->stock_topic ? DownstreamKind::kStock : DownstreamKind::kPrices,
+          msg->get_payload_str());
+      return;
+    }
+    if (topic != s_->ack_topic) return;
     const auto& p = msg->get_payload();
     v1::HqAck ack;
     if (!ack.ParseFromArray(p.data(), static_cast<int>(p.size()))) {
@@ -171,6 +193,8 @@ class MqttTransport final : public Transport {
     events_topic_ = mqtt::string_ref(base + "/events");
     status_topic_ = mqtt::string_ref(base + "/status");
     shared_->ack_topic = base + "/ack";
+    shared_->stock_topic = o.topic_prefix + "/" + id.store_id + "/downstream/stock";
+    shared_->prices_topic = o.topic_prefix + "/" + id.store_id + "/downstream/prices";
     shared_->url = o.url;
     compress_ = o.compression == "deflate";
   }
@@ -193,25 +217,41 @@ class MqttTransport final : public Transport {
     }
     if (!s.ok()) return s;
     if (req.want_hq_acks) {
-      try {
-        auto tok = cli_->subscribe(shared_->ack_topic, 1);
-        if (!WaitToken(*tok, req)) {
-          return Status::Unavailable("subscribing to " + shared_->ack_topic + " timed out");
+      if (Status sub = Subscribe(shared_->ack_topic, req); !sub.ok()) return sub;
+    }
+    if (req.want_downstream) {
+      // A broker that refuses them (ACL) must not stop the uplink: say so
+      // loudly and keep sending.
+      for (const std::string* topic : {&shared_->stock_topic, &shared_->prices_topic}) {
+        if (Status sub = Subscribe(*topic, req); !sub.ok()) {
+          if (sub.code() != StatusCode::kPermissionDenied) return sub;
+          spdlog::error("downstream: {}: HQ stock snapshots or prices will not reach this store",
+                        sub.message());
         }
-        if (version_ == 5) {
-          const mqtt::subscribe_response rsp = tok->get_subscribe_response();
-          const std::vector<mqtt::ReasonCode> codes = rsp.get_reason_codes();
-          for (auto rc : codes) {
-            if (rc >= 0x80) {
-              return Status::PermissionDenied("broker refused the subscription to " +
-                                              shared_->ack_topic + ": " + ReasonText(rc));
-            }
+      }
+    }
+    return {};
+  }
+
+  // Subscribes to `topic` with QoS 1 and waits for the SUBACK.
+  Status Subscribe(const std::string& topic, const ConnectRequest& req) {
+    try {
+      auto tok = cli_->subscribe(topic, 1);
+      if (!WaitToken(*tok, req)) {
+        return Status::Unavailable("subscribing to " + topic + " timed out");
+      }
+      if (version_ == 5) {
+        const mqtt::subscribe_response rsp = tok->get_subscribe_response();
+        const std::vector<mqtt::ReasonCode> codes = rsp.get_reason_codes();
+        for (auto rc : codes) {
+          if (rc >= 0x80) {
+            return Status::PermissionDenied("broker refused the subscription to " + topic + ": " +
+                                            ReasonText(rc));
           }
         }
-      } catch (const mqtt::exception& e) {
-        return Status::Unavailable("subscribing to " + shared_->ack_topic +
-                                   " failed: " + std::string(e.what()));
       }
+    } catch (const mqtt::exception& e) {
+      return Status::Unavailable("subscribing to " + topic + " failed: " + std::string(e.what()));
     }
     return {};
   }
@@ -249,11 +289,13 @@ class MqttTransport final : public Transport {
   }
 
   void Close(const std::optional<std::string>& final_status) override {
-    {
+    if (!cli_) {
       std::lock_guard lk(shared_->mu);
       shared_->listener = nullptr;
+      return;
     }
-    if (!cli_) return;
+    // The listener stays attached until the DISCONNECT is out: a downstream
+    // message that arrives meanwhile is still applied.
     try {
       if (cli_->is_connected()) {
         if (final_status) {
@@ -267,6 +309,10 @@ class MqttTransport final : public Transport {
       }
     } catch (const std::exception& e) {
       spdlog::debug("uplink: disconnect: {}", e.what());
+    }
+    {
+      std::lock_guard lk(shared_->mu);
+      shared_->listener = nullptr;
     }
     cli_.reset();
   }
@@ -325,14 +371,14 @@ class MqttTransport final : public Transport {
           .keep_alive_interval(std::chrono::duration_cast<std::chrono::seconds>(opt_.keep_alive))
           .connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(opt_.connect_timeout))
           .automatic_reconnect(false);
-      // A fresh session per connection for now; downstream subscriptions
-      // will switch to clean_start(false) plus a session expiry property
-      // set with conn_opts_.set_properties() (builder properties are lost,
-      // cpp #445).
+      // Downstream subscriptions want a persistent session (what HQ sends
+      // while the link is down waits at the broker); otherwise a fresh
+      // session per connection.
+      const bool persistent = req.want_downstream && opt_.session_expiry.count() > 0;
       if (version == 5) {
-        b.clean_start(true);
+        b.clean_start(!persistent);
       } else {
-        b.clean_session(true);
+        b.clean_session(!persistent);
       }
       if (!opt_.username.empty()) b.user_name(opt_.username);
       if (!opt_.password.empty()) b.password(opt_.password);
@@ -340,6 +386,16 @@ class MqttTransport final : public Transport {
         b.will(mqtt::will_options(status_topic_, mqtt::binary_ref(req.will_payload), 1, true));
       }
       conn_opts_ = b.finalize();
+      if (persistent && version == 5) {
+        // On conn_opts_ itself, which outlives the connect (cpp #445, #325).
+        const auto secs = std::chrono::duration_cast<std::chrono::seconds>(opt_.session_expiry);
+        mqtt::properties props;
+        // A four-byte integer property; Paho C++ takes it as int32_t (the
+        // bits are what go on the wire: modular conversion, C++20).
+        const auto expiry = static_cast<uint32_t>(std::min<int64_t>(secs.count(), 0xFFFFFFFE));
+        props.add({mqtt::property::SESSION_EXPIRY_INTERVAL, static_cast<int32_t>(expiry)});
+        conn_opts_.set_properties(props);
+      }
       if (url_.tls()) {
         // No error_handler: with Paho C++ 1.2 its context dangles (see
         // net_probe.h); a failed handshake is diagnosed by TlsProbe.

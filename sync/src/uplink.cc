@@ -98,7 +98,9 @@ class Uplink::Impl {
       : opt_(std::move(options)),
         journal_(journal),
         factory_(std::move(factory)),
-        hq_mode_(opt_.ack == "hq"),
+        // Over HTTPS, HQ's own 2xx answer is its acknowledgement: there is
+        // no separate HqAck channel, so "hq" means the same as "broker".
+        hq_mode_(opt_.ack == "hq" && opt_.transport != "https"),
         batcher_(journal, opt_.store_id, opt_.gateway_id, journal->epoch(),
                  static_cast<size_t>(opt_.batch_events),
                  static_cast<size_t>(opt_.max_message_bytes)) {
@@ -110,6 +112,10 @@ class Uplink::Impl {
 
   void SetStatusSource(std::function<v1::GatewayStatus()> source) {
     status_source_ = std::move(source);
+  }
+
+  void SetDownstreamSink(std::function<void(DownstreamKind, std::string)> sink) {
+    downstream_sink_ = std::move(sink);
   }
 
   Status Start() {
@@ -164,6 +170,7 @@ class Uplink::Impl {
     Status status;                // kSendDone, kLinkLost
     uint64_t epoch = 0, seq = 0;  // kHqAck
     std::string gateway_id;       // kHqAck
+    SendFailure how;              // kSendDone (failed)
   };
 
   // Stamps what one connection reports with its session number, so nothing
@@ -174,11 +181,23 @@ class Uplink::Impl {
     void OnSendDone(uint64_t id, Status status) override {
       impl_->Post(session_, Ev{EvKind::kSendDone, id, std::move(status)});
     }
+    void OnSendFailed(uint64_t id, Status status, SendFailure how) override {
+      Ev ev{EvKind::kSendDone, id, std::move(status)};
+      if (ev.status.ok()) ev.status = Status::Unavailable("send failed");
+      ev.how = how;
+      impl_->Post(session_, std::move(ev));
+    }
     void OnLinkLost(Status reason) override {
       impl_->Post(session_, Ev{EvKind::kLinkLost, 0, std::move(reason)});
     }
     void OnHqAck(uint64_t epoch, uint64_t seq, const std::string& gateway_id) override {
       impl_->Post(session_, Ev{EvKind::kHqAck, 0, {}, epoch, seq, gateway_id});
+    }
+    // Not stamped with the session: a downstream message is HQ's, whatever
+    // connection brought it, so one that arrives while this connection
+    // closes is still applied (its PUBACK goes out when the sink returns).
+    void OnDownstream(DownstreamKind kind, std::string payload) override {
+      if (impl_->downstream_sink_) impl_->downstream_sink_(kind, std::move(payload));
     }
 
    private:
@@ -297,10 +316,17 @@ class Uplink::Impl {
       const uint64_t connects_before = status().connects;
       Status why = ConnectAndRun(backoff);
       if (Stopping()) break;
+      if (halted_) {
+        Halt(halt_status_);
+        break;
+      }
       failed_since_up = status().connects == connects_before;
       RecordError(why);
       SetLink(failed_since_up ? "down" : "connecting");
-      const Millis delay = backoff.Next();
+      // HQ's Retry-After is a floor under the jittered back-off (capped at
+      // backoff_max, so one odd header cannot silence a store for a day).
+      const Millis delay = std::max(backoff.Next(), std::min(retry_after_, opt_.backoff_max));
+      retry_after_ = Millis(0);
       // A days-long outage repeats the same error: say it once, then every
       // ten minutes (each attempt still shows at debug level).
       const TimePoint now = SteadyClock::now();
@@ -315,6 +341,23 @@ class Uplink::Impl {
       SleepUnlessStopped(delay);
     }
     SetLink("down");
+  }
+
+  // HQ refused a batch for good: resending it would fail the same way, and
+  // skipping it would leave a gap HQ can never fill. Stop sending, keep
+  // the watermark below it, say so on the status until a restart.
+  void Halt(const Status& why) {
+    const Status shown(why.code(), "uplink stopped: " + why.message() + "; nothing after seq " +
+                                       std::to_string(wm_) + " is sent until storegw is restarted");
+    RecordError(shown);
+    {
+      std::lock_guard lk(status_mu_);
+      st_.halted = true;
+    }
+    SetLink("down");
+    spdlog::error("uplink: {}", shown.message());
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return stop_; });
   }
 
   // One connection: connect, replay until it breaks (or Stop), close.
@@ -340,6 +383,7 @@ class Uplink::Impl {
     ConnectRequest req;
     req.will_payload = StatusPayload(false);
     req.want_hq_acks = hq_mode_;
+    req.want_downstream = static_cast<bool>(downstream_sink_);
     req.cancel = &cancel_;
     if (Status s = t->Connect(&listener, req); !s.ok()) {
       t->Close(std::nullopt);
@@ -426,6 +470,21 @@ class Uplink::Impl {
         const Pending pend = p->second;
         pending_.erase(p);
         if (!ev.status.ok()) {
+          if (ev.how.permanent) {
+            // Stop sending, but let the batches before this one finish
+            // (Replay returns once they are resolved), so the watermark
+            // ends right below the refused batch.
+            if (!halted_ || pend.first < halt_first_) {
+              halt_first_ = pend.first;
+              halt_status_ =
+                  Status(ev.status.code(), "batch seq " + Range(pend.first, pend.last) + " (" +
+                                               std::to_string(pend.bytes) +
+                                               " bytes) not delivered: " + ev.status.message());
+            }
+            halted_ = true;
+            return {};
+          }
+          retry_after_ = std::max(retry_after_, ev.how.retry_after);
           if (ev.status.code() == StatusCode::kResourceExhausted && pend.bytes > 0) {
             // The broker's message limit is below max_message_bytes: halve
             // the batches until they fit (down to one event per batch).
@@ -520,6 +579,10 @@ class Uplink::Impl {
       for (Ev& ev : evs) {
         if (Status s = Handle(ev, backoff); !s.ok()) return s;
       }
+      if (halted_ && std::none_of(pending_.begin(), pending_.end(),
+                                  [&](const auto& p) { return p.second.first < halt_first_; })) {
+        return halt_status_;
+      }
 
       TimePoint now = SteadyClock::now();
       // A batch the transport has not acknowledged in time: broken link.
@@ -545,7 +608,7 @@ class Uplink::Impl {
 
       // Fill the window.
       bool journal_empty = false;
-      while (Unacknowledged() < max_window && pending_.size() < max_pending) {
+      while (!halted_ && Unacknowledged() < max_window && pending_.size() < max_pending) {
         auto b = batcher_.Build(next_seq_);
         if (!b.ok()) return b.status();
         if (!b->has_value()) {
@@ -561,7 +624,10 @@ class Uplink::Impl {
               "sending it alone",
               batch.first_seq, bytes, opt_.max_message_bytes);
         }
-        if (Status s = t.Send(id, std::move(batch.payload)); !s.ok()) return s;
+        if (Status s = t.SendBatch(id, std::move(batch.payload), {batch.first_seq, batch.last_seq});
+            !s.ok()) {
+          return s;
+        }
         if (window_.empty()) last_hq_progress_ = SteadyClock::now();
         window_.push_back({id, batch.first_seq, batch.last_seq, batch.events});
         pending_[id] = {SteadyClock::now(), batch.first_seq, batch.last_seq, bytes};
@@ -593,7 +659,7 @@ class Uplink::Impl {
       if (hq_mode_ && !window_.empty()) {
         deadline = std::min(deadline, last_hq_progress_ + opt_.hq_ack_timeout);
       }
-      const bool room = Unacknowledged() < max_window && pending_.size() < max_pending;
+      const bool room = !halted_ && Unacknowledged() < max_window && pending_.size() < max_pending;
       std::unique_lock lk(mu_);
       // The reader returned nothing although the watcher saw a newer seq:
       // cannot happen with the journal's publish-after-commit, but if it
@@ -611,7 +677,8 @@ class Uplink::Impl {
   storage::Journal* const journal_;
   const TransportFactory factory_;
   const bool hq_mode_;
-  std::function<v1::GatewayStatus()> status_source_;  // set before Start
+  std::function<v1::GatewayStatus()> status_source_;                  // set before Start
+  std::function<void(DownstreamKind, std::string)> downstream_sink_;  // set before Start
 
   std::mutex mu_;  // guards the members below up to cv_
   std::condition_variable cv_;
@@ -633,6 +700,10 @@ class Uplink::Impl {
   uint64_t next_seq_ = 1;
   uint64_t wm_ = 0;  // highest seq acknowledged as delivered
   TimePoint last_hq_progress_{};
+  bool halted_ = false;      // a batch was refused for good (Halt)
+  uint64_t halt_first_ = 0;  // first seq of the refused batch
+  Status halt_status_;       // why, for the status page
+  Millis retry_after_{0};    // HQ's Retry-After of this connection's failures
   bool warned_v311_ = false;
   std::string last_logged_error_;
   TimePoint last_logged_at_{};
@@ -702,6 +773,9 @@ Status ValidateOptions(UplinkOptions& o, storage::Journal* journal) {
   if (o.keep_alive < std::chrono::seconds(1)) {
     return Status::InvalidArgument("uplink.keep_alive", "must be at least 1s");
   }
+  if (o.request_timeout < std::chrono::seconds(1)) {
+    return Status::InvalidArgument("uplink.request_timeout", "must be at least 1s");
+  }
   if (o.status_interval.count() <= 0) {
     return Status::InvalidArgument("uplink.status_interval", "must be > 0");
   }
@@ -709,6 +783,10 @@ Status ValidateOptions(UplinkOptions& o, storage::Journal* journal) {
     return Status::InvalidArgument(
         o.tls.cert_file.empty() ? "uplink.tls.cert_file" : "uplink.tls.key_file",
         "uplink.tls.cert_file and uplink.tls.key_file go together (mutual TLS needs both)");
+  }
+  if (o.session_expiry.count() < 0 || o.session_expiry > std::chrono::seconds(0xFFFFFFFEu)) {
+    return Status::InvalidArgument("uplink.session_expiry",
+                                   "must be between 0s and 49710d (MQTT's limit)");
   }
   if (o.client_id.empty()) o.client_id = "storegw-" + o.store_id + "-" + o.gateway_id;
   return {};
@@ -722,13 +800,22 @@ Uplink::~Uplink() {
 }
 
 Result<std::unique_ptr<Uplink>> Uplink::Create(UplinkOptions options, storage::Journal* journal) {
-  if (options.transport != "mqtt") {
-    return Status::InvalidArgument(
-        "uplink.transport",
-        "\"" + options.transport + "\" is not available in this build (supported: \"mqtt\")");
+  if (options.transport != "mqtt" && options.transport != "https") {
+    return Status::InvalidArgument("uplink.transport",
+                                   "\"" + options.transport +
+                                       "\" is not available in this build (supported: \"mqtt\", "
+                                       "\"https\")");
   }
   if (Status s = ValidateOptions(options, journal); !s.ok()) return s;
   TransportIdentity id{options.store_id, options.gateway_id, journal->epoch()};
+  if (options.transport == "https") {
+    // Validate the URL and proxy once now, so a typo fails at start-up.
+    if (auto probe = MakeHttpsTransport(options, id); !probe.ok()) return probe.status();
+    auto opts = std::make_shared<UplinkOptions>(options);
+    TransportFactory factory = [opts, id]() { return MakeHttpsTransport(*opts, id); };
+    return std::unique_ptr<Uplink>(
+        new Uplink(std::make_unique<Impl>(std::move(options), journal, std::move(factory))));
+  }
   // Validate the URL once now, so a typo fails at start-up, not in the log.
   if (auto probe = MakeMqttTransport(options, id); !probe.ok()) return probe.status();
   auto opts = std::make_shared<UplinkOptions>(options);
@@ -752,6 +839,9 @@ Result<std::unique_ptr<Uplink>> Uplink::CreateWithTransport(UplinkOptions option
 
 void Uplink::SetStatusSource(std::function<v1::GatewayStatus()> source) {
   impl_->SetStatusSource(std::move(source));
+}
+void Uplink::SetDownstreamSink(std::function<void(DownstreamKind, std::string)> sink) {
+  impl_->SetDownstreamSink(std::move(sink));
 }
 Status Uplink::Start() {
   return impl_->Start();

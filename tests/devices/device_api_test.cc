@@ -473,7 +473,58 @@ TEST_CASE("GET stock by sku and by prefix, and no prices yet") {
   REQUIRE(price);
   CHECK(price->status == 404);
   CHECK(ErrorOf(price).code == "not_found");
-  CHECK(ErrorOf(price).message.find("no price known") != std::string::npos);
+  CHECK(ErrorOf(price).field == "sku");
+  CHECK(ErrorOf(price).message.find("no price in force for sku \"SKU-000001\"") !=
+        std::string::npos);
+}
+
+TEST_CASE("GET /v1/prices/{sku}: the price in force now, and the next scheduled change") {
+  TestGateway gw;
+  auto c = gw.Client();
+  const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  auto apply = [&](const std::string& sku, int64_t price, int64_t from) {
+    v1::PriceUpdate p;
+    p.set_store_id(gw.journal().store_id());
+    p.set_sku(sku);
+    p.set_price(price);
+    p.set_currency("EUR");
+    p.set_effective_from(from);
+    auto r = gw.journal().ApplyPriceUpdate(p);
+    REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  };
+  apply("SKU-000001", 300, now - 7'200'000'000);  // two hours ago
+  apply("SKU-000001", 249, now - 60'000'000);     // a minute ago: in force
+  apply("SKU-000001", 199, now + 3'600'000'000);  // in an hour
+  apply("SKU-000002", 99, now + 3'600'000'000);   // only a future price
+
+  auto r = c->Get("/v1/prices/SKU-000001");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->get_header_value("Content-Type") == "application/json");
+  const auto body = ParseObject(r->body);
+  CHECK(StringMember(body, "sku") == "SKU-000001");
+  CHECK(StringMember(body, "price") == "249");
+  CHECK(StringMember(body, "currency") == "EUR");
+  CHECK(StringMember(body, "effective_from") == std::to_string(now - 60'000'000));
+  CHECK(std::stoll(StringMember(body, "at")) >= now);
+  const google::protobuf::Value* next = Member(body, "next");
+  REQUIRE_MESSAGE(next != nullptr, r->body);
+  CHECK(StringMember(next->struct_value(), "price") == "199");
+  CHECK(StringMember(next->struct_value(), "effective_from") ==
+        std::to_string(now + 3'600'000'000));
+
+  // Nothing in force yet: 404, saying so.
+  auto future_only = c->Get("/v1/prices/SKU-000002");
+  REQUIRE(future_only);
+  CHECK(future_only->status == 404);
+  CHECK(ErrorOf(future_only).field == "sku");
+
+  auto bad = c->Get("/v1/prices/" + std::string(65, 'X'));
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  CHECK(ErrorOf(bad).field == "sku");
 }
 
 TEST_CASE("other routes go to the ExtraHandler, the rest is 404 or 405 JSON") {

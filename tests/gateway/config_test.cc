@@ -61,6 +61,9 @@ compression = "none"
 client_id = "storegw-custom"
 username = "store42"
 password = "s3cret-pa55"
+session_expiry = "1d"
+request_timeout = "12s"
+proxy = "http://proxy.example:3128"
 
 [uplink.tls]
 ca_file = "/etc/storegw/ca.pem"
@@ -69,6 +72,11 @@ key_file = "/etc/storegw/client.key"
 
 [log]
 level = "debug"
+
+[alerts]
+count_mismatch_threshold = 5
+low_stock_default = 3
+low_stock_file = "/etc/storegw/low-stock.txt"
 
 [status]
 listen = "127.0.0.1:9100"
@@ -156,6 +164,12 @@ TEST_CASE("gateway config: every key is parsed") {
   CHECK(c.uplink.ack_timeout == 20s);
   CHECK(c.uplink.connect_timeout == 7s);
   CHECK(c.uplink.compression == "none");
+  CHECK(c.uplink.session_expiry == std::chrono::hours(24));
+  CHECK(c.uplink.request_timeout == 12s);
+  CHECK(c.uplink.proxy == "http://proxy.example:3128");
+  CHECK(c.alerts.count_mismatch_threshold == 5);
+  CHECK(c.alerts.low_stock_default == 3);
+  CHECK(c.alerts.low_stock_file == "/etc/storegw/low-stock.txt");
   CHECK(c.status.listen == "127.0.0.1:9100");
   CHECK(c.status.token == "status-token-0123456789");
 

@@ -218,3 +218,46 @@ TEST_CASE("metrics: before the device API and without an uplink, every family is
   CHECK(doc->families.count("storegw_http_requests_total") == 1);
   CHECK(doc->families.at("storegw_http_requests_total").samples.empty());
 }
+
+TEST_CASE("metrics: downstream counters by kind, outcome and refusal reason") {
+  gateway::MetricsInput in;
+  in.status.set_link("up");
+  sync::DownstreamCounters d;
+  d.snapshots_applied = 3;
+  d.snapshots_stale = 1;
+  d.snapshot_lines_applied = 50002;
+  d.snapshot_lines_stale = 4;
+  d.prices_applied = 7;
+  d.prices_duplicate = 2;
+  d.refused = {{"undecodable", 5}, {"invalid_currency", 1}, {"other_epoch", 2}};
+  d.queued = 1;
+  d.last_snapshot_apply = std::chrono::microseconds(257000);
+  in.downstream = d;
+  std::string error;
+  auto doc = ParsePrometheus(gateway::RenderMetrics(in), &error);
+  REQUIRE_MESSAGE(doc, error);
+  using L = test::PromLabels;
+  CHECK(doc->Value("storegw_downstream_messages_total",
+                   L{{"kind", "stock"}, {"outcome", "applied"}}) == 3);
+  CHECK(doc->Value("storegw_downstream_messages_total",
+                   L{{"kind", "stock"}, {"outcome", "stale"}}) == 1);
+  CHECK(doc->Value("storegw_downstream_messages_total",
+                   L{{"kind", "prices"}, {"outcome", "duplicate"}}) == 2);
+  CHECK(doc->Value("storegw_downstream_accepted_total") == 13);
+  CHECK(doc->Value("storegw_downstream_refused_total", L{{"reason", "undecodable"}}) == 5);
+  CHECK(doc->Value("storegw_downstream_refused_total", L{{"reason", "invalid_currency"}}) == 1);
+  CHECK(doc->Value("storegw_downstream_refused_total", L{{"reason", "other_epoch"}}) == 2);
+  // Reasons never seen are listed at 0, so an alert rule can rely on them.
+  CHECK(doc->Has("storegw_downstream_refused_total", L{{"reason", "other_store"}}));
+  CHECK(doc->Value("storegw_downstream_refused_total", L{{"reason", "other_store"}}) == 0);
+  CHECK(doc->Value("storegw_downstream_snapshot_lines_applied_total") == 50002);
+  CHECK(doc->Value("storegw_downstream_price_updates_total") == 7);
+  CHECK(doc->Value("storegw_downstream_queued") == 1);
+  CHECK(doc->Value("storegw_downstream_snapshot_apply_seconds") == doctest::Approx(0.257));
+
+  // Without a downlink the families are there, at zero.
+  auto empty = ParsePrometheus(gateway::RenderMetrics(gateway::MetricsInput{}), &error);
+  REQUIRE_MESSAGE(empty, error);
+  CHECK(empty->Value("storegw_downstream_accepted_total") == 0);
+  CHECK(empty->Has("storegw_downstream_refused_total", L{{"reason", "undecodable"}}));
+}

@@ -3,8 +3,8 @@
 //
 // The engine (uplink.h) owns ordering, batching, the window, the watermark,
 // timeouts and back-off; a Transport only moves bytes. MQTT (Paho) is the
-// first implementation; an HTTPS transport (libcurl: POST the batch with an
-// Idempotency-Key, 2xx = acknowledged) plugs in the same way.
+// first implementation; HTTPS (libcurl: POST the batch with an
+// Idempotency-Key, 2xx = acknowledged) is the second.
 //
 // Lifecycle: the engine asks its TransportFactory for a fresh Transport for
 // every connection attempt (a stuck client is thrown away, never reused),
@@ -15,17 +15,38 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "storegw/status.h"
 
 namespace storegw::sync {
 
 struct UplinkOptions;
+
+// What HQ sends down (DESIGN.md section 5): {prefix}/{store_id}/downstream/stock
+// carries a StockSnapshot, .../downstream/prices a PriceUpdate.
+enum class DownstreamKind { kStock, kPrices };
+
+// How a failed send is to be treated, beyond its Status (see
+// TransportListener::OnSendFailed).
+struct SendFailure {
+  // Retrying the same batch cannot succeed: head office refused it for
+  // good (HTTPS: a 4xx answer other than 408 and 429). The engine stops
+  // the uplink instead of resending it in a loop, never skips it, keeps
+  // the watermark below it, and shows the reason on the status until the
+  // gateway is restarted.
+  bool permanent = false;
+  // Head office asked for at least this long before the next attempt
+  // (HTTP Retry-After on 429/503). 0: no hint; the engine's back-off
+  // applies (the longer of the two wins, capped at uplink.backoff_max).
+  std::chrono::milliseconds retry_after{0};
+};
 
 // Receives what a connected Transport reports. Implementations must be
 // quick and must not call back into the Transport (the engine queues and
@@ -35,10 +56,23 @@ class TransportListener {
   // The send `id` is acknowledged (ok) or failed (not ok, with why: "broker
   // refused batch: packet too large (0x95)", "connection lost").
   virtual void OnSendDone(uint64_t id, Status status) = 0;
+  // The send `id` failed (status not ok), with how to treat it: a
+  // permanent refusal or a Retry-After hint. A transport with nothing to
+  // add calls OnSendDone instead.
+  virtual void OnSendFailed(uint64_t id, Status status, SendFailure how) = 0;
   // The connection is gone (the engine will Close() and reconnect).
   virtual void OnLinkLost(Status reason) = 0;
   // Head office says it stored every event of `epoch` up to `seq`.
   virtual void OnHqAck(uint64_t epoch, uint64_t seq, const std::string& gateway_id) = 0;
+  // HQ published a downstream message (QoS 1, payload as received). Runs
+  // on the transport's receive thread; the MQTT transport acknowledges it
+  // to the broker when this returns, so an implementation may apply it
+  // durably here, briefly (the uplink's acks wait meanwhile; stay far
+  // below the keep-alive). Transports without a downlink never call it.
+  virtual void OnDownstream(DownstreamKind kind, std::string payload) {
+    (void)kind;
+    (void)payload;
+  }
 
  protected:
   ~TransportListener() = default;
@@ -51,6 +85,10 @@ struct ConnectRequest {
   std::string will_payload;
   // Subscribe to HQ acknowledgements (ack = "hq").
   bool want_hq_acks = false;
+  // Subscribe (QoS 1) to the downstream topics, in a persistent session
+  // when options.session_expiry > 0 (messages HQ publishes while the link
+  // is down are kept by the broker and arrive after the reconnect).
+  bool want_downstream = false;
   // Set by another thread to abandon a Connect() in progress (Stop()).
   const std::atomic<bool>* cancel = nullptr;
 };
@@ -72,7 +110,21 @@ class Transport {
   // start (and no OnSendDone follows).
   virtual Status Send(uint64_t id, std::string payload) = 0;
 
-  // Publishes the retained status (best effort, no completion).
+  // The seq range of a batch, for transports that put it on the wire
+  // outside the payload (HTTPS: the Idempotency-Key header).
+  struct BatchRange {
+    uint64_t first_seq = 0;
+    uint64_t last_seq = 0;
+  };
+  // What the engine calls: Send() plus the batch's seq range. The default
+  // ignores the range.
+  virtual Status SendBatch(uint64_t id, std::string payload, const BatchRange& range) {
+    (void)range;
+    return Send(id, std::move(payload));
+  }
+
+  // Publishes the retained status (best effort, no completion). HTTPS has
+  // no status channel: a no-op there.
   virtual Status PublishStatus(std::string payload) = 0;
 
   // Ends the connection: publishes `final_status` first when given and
@@ -104,5 +156,15 @@ using TransportFactory = std::function<Result<std::unique_ptr<Transport>>()>;
 // options.tls). Validates the URL; does not connect.
 Result<std::unique_ptr<Transport>> MakeMqttTransport(const UplinkOptions& options,
                                                      const TransportIdentity& identity);
+
+// The libcurl HTTPS transport: POSTs each batch to options.url (https://
+// only) with Content-Type application/x-protobuf and Idempotency-Key
+// {gateway_id}-{epoch}-{first_seq}-{last_seq}; 2xx acknowledges it,
+// 408/429/5xx and transport errors fail it (with Retry-After), any other
+// 4xx refuses it for good. Up to min(max_inflight, 4) requests in flight
+// on keep-alive connections; proxy per options.proxy or the environment.
+// Validates the URL and proxy; does not connect. See sync/README.md.
+Result<std::unique_ptr<Transport>> MakeHttpsTransport(const UplinkOptions& options,
+                                                      const TransportIdentity& identity);
 
 }  // namespace storegw::sync

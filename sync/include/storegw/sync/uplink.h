@@ -59,14 +59,16 @@ struct TlsFiles {
 };
 
 struct UplinkOptions {
-  // "mqtt" (Paho MQTT C++, MQTT v5 with fallback to 3.1.1). "https" is
-  // reserved for the libcurl transport; "none" is not an uplink (the
-  // gateway does not create one).
+  // "mqtt" (Paho MQTT C++, MQTT v5 with fallback to 3.1.1). "https"
+  // (libcurl: one POST per batch, see MakeHttpsTransport); "none" is not
+  // an uplink (the gateway does not create one).
   std::string transport = "mqtt";
   // tcp://HOST:PORT or mqtt:// (plain), ssl://HOST:PORT or mqtts:// (TLS,
   // hostname or IP checked against the broker's certificate); ws:// and
   // wss://HOST:PORT/PATH for MQTT over WebSockets. Plain TCP only when the
-  // URL says so: TLS files with a plain URL are an error.
+  // URL says so: TLS files with a plain URL are an error. transport =
+  // "https": https://HOST[:PORT]/PATH (http:// is refused: batches are
+  // sales data and the link crosses the internet).
   std::string url = "tcp://127.0.0.1:1883";
   // Topics: {topic_prefix}/{store_id}/{gateway_id}/events|status|ack.
   std::string topic_prefix = "retail/v1";
@@ -107,11 +109,28 @@ struct UplinkOptions {
   Millis connect_timeout = std::chrono::seconds(10);
   // MQTT keep-alive (whole seconds, at least 1 s): detects a dead idle link.
   Millis keep_alive = std::chrono::seconds(30);
+  // HTTPS: one POST (connect, send, HQ's answer) at most; a request that
+  // takes longer fails and the engine backs off and resends.
+  Millis request_timeout = std::chrono::seconds(30);
+  // HTTPS: proxy URL (http://HOST:PORT for an HTTP CONNECT proxy; https://
+  // and socks5:// work too; credentials as http://USER:PASS@HOST:PORT are
+  // a secret, never logged). Empty: libcurl's environment variables
+  // https_proxy / HTTPS_PROXY / all_proxy and no_proxy apply.
+  std::string proxy;
   // How often the retained status is republished while connected (it is
   // also published on every connect and replaced by the last-will on an
   // unclean disconnect).
   Millis status_interval = std::chrono::seconds(30);
   TlsFiles tls;
+  // MQTT session expiry for the downstream subscriptions (Uplink::
+  // SetDownstreamSink): the broker keeps the session (subscriptions and
+  // the QoS 1 messages HQ publishes meanwhile) this long after the link
+  // drops, so prices and snapshots sent while the store was offline arrive
+  // after the reconnect. Whole seconds; MQTT 5 clean_start=false with this
+  // Session Expiry Interval, MQTT 3.1.1 clean_session=false (the broker's
+  // own expiry applies). 0: a fresh session per connection (messages sent
+  // while offline are lost). Needs a stable client_id.
+  Millis session_expiry = std::chrono::hours(24 * 7);
   // MQTT client id. Empty: "storegw-{store_id}-{gateway_id}".
   std::string client_id;
   std::string username;  // empty: none
@@ -140,6 +159,10 @@ struct UplinkStatus {
   uint64_t inflight_batches = 0;
   uint64_t watermark = 0;  // as far as this uplink has acknowledged
   double send_rate = 0;    // events/s acknowledged, over the last minute
+  // Head office refused a batch for good (SendFailure::permanent): the
+  // engine stopped and sends nothing until restarted; link is "down" and
+  // last_error says which batch and why.
+  bool halted = false;
 };
 
 class Uplink {
@@ -147,8 +170,8 @@ class Uplink {
   // Validates `options` (kInvalidArgument naming the "uplink.*" key) and
   // the journal's identity. Does not connect. `journal` must outlive it.
   static Result<std::unique_ptr<Uplink>> Create(UplinkOptions options, storage::Journal* journal);
-  // Same, with another transport (tests use fakes; a future HTTPS uplink
-  // plugs in here). `factory` is called for every connection attempt.
+  // Same, with another transport (tests use fakes). `factory` is called
+  // for every connection attempt.
   static Result<std::unique_ptr<Uplink>> CreateWithTransport(UplinkOptions options,
                                                              storage::Journal* journal,
                                                              TransportFactory factory);
@@ -165,6 +188,16 @@ class Uplink {
   // source the uplink publishes what it knows (identity, journal stats,
   // link). Set before Start().
   void SetStatusSource(std::function<v1::GatewayStatus()> source);
+
+  // Where downstream messages (HQ stock snapshots and price updates) go.
+  // With a sink set, the MQTT transport subscribes to
+  // {topic_prefix}/{store_id}/downstream/stock and .../prices (QoS 1,
+  // persistent session, see session_expiry). The sink runs on the
+  // transport's receive thread; the broker gets the message's PUBACK when
+  // it returns, so it should return once the change is durable (e.g.
+  // Downstream::Submit), and quickly: the uplink's acks wait meanwhile.
+  // Set before Start().
+  void SetDownstreamSink(std::function<void(DownstreamKind, std::string)> sink);
 
   // Starts the engine thread; returns at once (the first connection attempt
   // runs in the background). kFailedPrecondition if already started.
