@@ -12,8 +12,32 @@ if(STOREGW_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 if(STOREGW_TSAN)
-  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  # -U__SANITIZE_THREAD__: protobuf 3.21's map_field.h gives MapFieldBase two
+  # extra members when __SANITIZE_THREAD__ is defined (GCC defines it under
+  # -fsanitize=thread). Debian's libprotobuf is built without TSan, so code
+  # compiled with the macro disagrees with the library on the layout of every
+  # message with a map field (google.protobuf.Struct/Value in the JSON
+  # paths), and inline Map code then reads garbage and crashes (SEGV in
+  # map.h; not the "unexpected memory mapping" of kernels with a high
+  # vm.mmap_rnd_bits). libstdc++'s only use of the macro is to define
+  # _GLIBCXX_TSAN, which we keep. STOREGW_TSAN_BUILD tells our code (TSan
+  # suppressions) that it is a TSan build.
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer -U__SANITIZE_THREAD__
+                      -D_GLIBCXX_TSAN=1 -DSTOREGW_TSAN_BUILD=1)
   add_link_options(-fsanitize=thread)
+endif()
+
+# libFuzzer build (preset "fuzz", clang only): everything is instrumented
+# for coverage and built with ASan+UBSan; only the fuzz binaries link the
+# libFuzzer driver (tests/fuzz/CMakeLists.txt adds -fsanitize=fuzzer).
+option(STOREGW_FUZZ "Build the libFuzzer targets (clang)" OFF)
+if(STOREGW_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "STOREGW_FUZZ needs clang (cmake --preset fuzz)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+                      -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=address,undefined)
 endif()
 
 # Hardened link flags for every executable.

@@ -16,7 +16,7 @@ PKGS=(
   doctest-dev
   mosquitto mosquitto-clients
   python3 curl
-  clang-format
+  clang-format clang libclang-rt-14-dev
   lintian rpm cpio elfutils systemd man-db
   chromium
 )
