@@ -79,12 +79,13 @@ TEST_CASE("https uplink: drain through 503s, stalls and dropped connections, exa
   const uint64_t last = (*j)->Stats().last_seq;
   REQUIRE(last >= 6000);
 
-  HqServer hq(HqOptions(pki));
   // Faults by POST number: 503 + Retry-After (not stored), a stall longer
   // than the request timeout (stored after it: the gateway never hears the
-  // 200 and resends), and a 500 without a hint.
+  // 200 and resends), and a 500 without a hint. Declared before the server:
+  // its threads read them until it is destroyed.
   const std::set<uint64_t> unavailable = {3, 15, 31};
   const std::set<uint64_t> stalls = {9, 40};
+  HqServer hq(HqOptions(pki));
   hq.set_hook([&](uint64_t n, const v1::EventBatch&) {
     HqServer::Action a;
     if (unavailable.count(n)) {

@@ -273,7 +273,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "downstream daemon: bad messages of every kind are refused and counted; the "
+    "downstream daemon: bad messages of every kind are refused and counted - the "
     "subscription stays alive") {
   gt::TempDir dir;
   chmod(dir.path().c_str(), 0755);
@@ -441,7 +441,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "downstream daemon: kill -9 while a snapshot is being applied; the broker redelivers "
+    "downstream daemon: kill -9 while a snapshot is being applied - the broker redelivers "
     "it and it is applied after the restart") {
   gt::TempDir dir;
   chmod(dir.path().c_str(), 0755);

@@ -220,7 +220,7 @@ TEST_CASE("downstream: a stale snapshot is accepted but changes nothing") {
   CHECK(c.refused_total() == 0);
 }
 
-TEST_CASE("downstream: queued messages are applied in arrival order; Stop() drains the queue") {
+TEST_CASE("downstream: queued messages are applied in arrival order - Stop() drains the queue") {
   Fixture f;
   storage::Journal& j = *f.journal;
   sync::Downstream down(&j);
@@ -271,7 +271,7 @@ TEST_CASE("downstream: a 20,000-line snapshot is applied in chunks and counted")
   CHECK(c.last_snapshot_apply.count() > 0);
 }
 
-TEST_CASE("downstream: Submit applies before it returns; after Stop it refuses") {
+TEST_CASE("downstream: Submit applies before it returns - after Stop it refuses") {
   Fixture f;
   storage::Journal& j = *f.journal;
   sync::Downstream down(&j);
