@@ -15,7 +15,7 @@ PKGS=(
   libsystemd-dev
   doctest-dev
   mosquitto mosquitto-clients
-  python3 curl
+  python3 curl util-linux mount
   clang-format clang libclang-rt-14-dev
   lintian rpm cpio elfutils systemd man-db
   chromium

@@ -12,39 +12,25 @@
 
 #include "fuzz_common.h"
 #include "ingest_body.h"
-#include "json_out.h"
+#include "ingest_checks.h"
 #include "storegw/storage/journal.h"
 
-namespace {
-
-using storegw::Status;
-using storegw::StatusCode;
 namespace dev = storegw::devices;
 namespace fz = storegw::fuzz;
-
-void CheckError(const Status& s) {
-  fz::Check(s.code() == StatusCode::kInvalidArgument, "error is not invalid_argument",
-            s.ToString());
-  fz::Check(!s.message().empty(), "error without a message");
-  fz::Check(fz::IsJson(dev::ErrorJson("invalid_argument", s.message(), s.field())),
-            "error body is not valid JSON", s.message());
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string body(reinterpret_cast<const char*>(data), size);
   auto decoded = dev::DecodeIngestBody(dev::BodyFormat::kJson, body);
   if (!decoded.ok()) {
-    CheckError(decoded.status());
+    fz::CheckIngestError(decoded.status());
     return 0;
   }
   fz::Check(!decoded->events.empty(), "decoded body without events");
   for (size_t i = 0; i < decoded->events.size(); ++i) {
     const auto& e = decoded->events[i];
-    Status s = storegw::storage::ValidateDeviceEvent(e);
+    storegw::Status s = storegw::storage::ValidateDeviceEvent(e);
     if (!s.ok()) {
-      CheckError(s.WithFieldPrefix(dev::EventPath(decoded->single, i)));
+      fz::CheckIngestError(s.WithFieldPrefix(dev::EventPath(decoded->single, i)));
       continue;
     }
     std::string json;

@@ -15,39 +15,7 @@ namespace {
 using namespace testing;  // NOLINT
 using google::protobuf::util::MessageDifferencer;
 
-struct Fixture {
-  TempDir dir;
-  FakeClock clock;
-  std::unique_ptr<Journal> j;
-  Fixture() {
-    auto o = Options(dir.path());
-    o.now_us = clock.fn();
-    j = MustOpen(o);
-  }
-  uint64_t Append1(const v1::Event& e) {
-    auto r = MustAppend(*j, {e});
-    REQUIRE(r.size() == 1);
-    REQUIRE_FALSE(r[0].duplicate);
-    return r[0].seq;
-  }
-  uint64_t last() { return j->Stats().last_seq; }
-  v1::JournaledEvent At(uint64_t seq) {
-    auto r = j->ReadEvents(seq, 1, 1 << 20);
-    REQUIRE(r.ok());
-    REQUIRE(r->size() == 1);
-    REQUIRE((*r)[0].seq() == seq);
-    return (*r)[0];
-  }
-  StockRow Row(const std::string& sku) {
-    auto r = j->Stock(sku);
-    REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-    return *r;
-  }
-  SnapshotResult Snap(const v1::StockSnapshot& s) {
-    auto r = j->ApplySnapshot(s);
-    REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-    return *r;
-  }
+struct Fixture : LedgerFixture {
   // Checks that `seq` holds an OVERSELL alert about `sku` raised by `cause`.
   void ExpectOversell(uint64_t seq, const std::string& sku, int64_t on_hand, uint64_t cause) {
     auto e = At(seq);

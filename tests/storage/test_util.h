@@ -308,4 +308,47 @@ inline int64_t SqlInt(const fs::path& db_path, const std::string& sql) {
   return v;
 }
 
+// A journal on a fake clock in a temp dir, with the reads ledger tests need.
+// `tweak` adjusts the options before the first open (and every Reopen).
+struct LedgerFixture {
+  TempDir dir;
+  FakeClock clock;
+  JournalOptions opt;
+  std::unique_ptr<Journal> j;
+  explicit LedgerFixture(const std::function<void(JournalOptions&)>& tweak = {}) {
+    opt = Options(dir.path());
+    opt.now_us = clock.fn();
+    if (tweak) tweak(opt);
+    j = MustOpen(opt);
+  }
+  void Reopen() {
+    j.reset();
+    j = MustOpen(opt);
+  }
+  uint64_t Append1(const v1::Event& e) {
+    auto r = MustAppend(*j, {e});
+    REQUIRE(r.size() == 1);
+    REQUIRE_FALSE(r[0].duplicate);
+    return r[0].seq;
+  }
+  uint64_t last() { return j->Stats().last_seq; }
+  v1::JournaledEvent At(uint64_t seq) {
+    auto r = j->ReadEvents(seq, 1, 1 << 24);
+    REQUIRE(r.ok());
+    REQUIRE(r->size() == 1);
+    REQUIRE((*r)[0].seq() == seq);
+    return (*r)[0];
+  }
+  SnapshotResult Snap(const v1::StockSnapshot& s) {
+    auto r = j->ApplySnapshot(s);
+    REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+    return *r;
+  }
+  StockRow Row(const std::string& sku) {
+    auto r = j->Stock(sku);
+    REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+    return *r;
+  }
+};
+
 }  // namespace storegw::storage::testing
