@@ -1,4 +1,4 @@
-// Downstream from HQ (issue 5), the storage half: snapshot reconciliation by
+// Downstream from HQ, the storage half: snapshot reconciliation by
 // hand, chunked snapshots, prices, COUNT_MISMATCH and LOW_STOCK alerts, and
 // the validation of HQ input.
 #include <doctest/doctest.h>
@@ -17,7 +17,7 @@ namespace {
 
 using namespace testing;  // NOLINT
 
-struct Fixture : LedgerFixture {
+struct DownstreamFixture : LedgerFixture {
   using LedgerFixture::LedgerFixture;
   std::vector<v1::StatusAlert> Open(v1::Alert::Kind kind) {
     auto r = j->OpenAlerts(1000);
@@ -58,7 +58,7 @@ TEST_CASE("reconcile: a snapshot before, between and after the local sales") {
   // is HQ's 20 plus the local deltas after as_of_seq.
   for (int when = 0; when < 3; ++when) {
     CAPTURE(when);
-    Fixture f;
+    DownstreamFixture f;
     const uint64_t r1 = f.Append1(Receipt("r1", {{"a", 10}}));
     const auto snap = Snapshot(f.j->epoch(), r1, 1, {{"a", 20}});
     if (when == 0) {
@@ -85,7 +85,7 @@ TEST_CASE("reconcile: a snapshot before, between and after the local sales") {
 }
 
 TEST_CASE("reconcile: a snapshot as of a seq between the sales counts only the later ones") {
-  Fixture f;
+  DownstreamFixture f;
   f.Append1(Receipt("r1", {{"a", 10}}));
   const uint64_t s1 = f.Append1(Sale("s1", {{"a", 2}}));
   f.Append1(Sale("s2", {{"a", 3}}));
@@ -99,7 +99,7 @@ TEST_CASE("reconcile: a snapshot as of a seq between the sales counts only the l
 }
 
 TEST_CASE("reconcile: stale snapshots (older hq_version, older as_of_seq) are ignored") {
-  Fixture f;
+  DownstreamFixture f;
   f.Append1(Receipt("r1", {{"a", 10}, {"b", 5}}));
   const uint64_t s1 = f.Append1(Sale("s1", {{"a", 2}}));
   f.Append1(Sale("s2", {{"a", 3}}));
@@ -138,7 +138,7 @@ TEST_CASE("reconcile: stale snapshots (older hq_version, older as_of_seq) are ig
 }
 
 TEST_CASE("reconcile: a snapshot for another epoch or store is rejected with an alert") {
-  Fixture f;
+  DownstreamFixture f;
   f.Append1(Receipt("r1", {{"a", 10}}));
   const uint64_t epoch = f.j->epoch();
   struct Case {
@@ -171,7 +171,7 @@ TEST_CASE("reconcile: a snapshot for another epoch or store is rejected with an 
 }
 
 TEST_CASE("reconcile: a count after a snapshot sets the value, later sales move it") {
-  Fixture f([](JournalOptions& o) { o.count_mismatch_threshold = -1; });
+  DownstreamFixture f([](JournalOptions& o) { o.count_mismatch_threshold = -1; });
   const uint64_t r1 = f.Append1(Receipt("r1", {{"a", 10}}));
   f.Append1(Sale("s1", {{"a", 4}}));
   f.Snap(Snapshot(f.j->epoch(), r1, 1, {{"a", 20}}));
@@ -190,7 +190,7 @@ TEST_CASE("reconcile: a count after a snapshot sets the value, later sales move 
 }
 
 TEST_CASE("reconcile: oversell from local sales after a snapshot, and from a snapshot") {
-  Fixture f;
+  DownstreamFixture f;
   const uint64_t r1 = f.Append1(Receipt("r1", {{"a", 5}, {"b", 5}}));
   f.Append1(Sale("s1", {{"b", 4}}));
   // HQ says a had 1: a sale of 2 oversells it.
@@ -221,7 +221,7 @@ TEST_CASE("reconcile: oversell from local sales after a snapshot, and from a sna
 // ------------------------------------------------------------ alerts
 
 TEST_CASE("count mismatch: an alert right after a count that differs by more than the threshold") {
-  Fixture f([](JournalOptions& o) { o.count_mismatch_threshold = 3; });
+  DownstreamFixture f([](JournalOptions& o) { o.count_mismatch_threshold = 3; });
   f.Append1(Receipt("r1", {{"a", 10}}));
   SUBCASE("at the threshold: no alert") {
     const uint64_t k = f.Append1(Count("k1", "a", 7));  // |7 - 10| = 3
@@ -271,14 +271,14 @@ TEST_CASE("count mismatch: an alert right after a count that differs by more tha
 }
 
 TEST_CASE("count mismatch: a negative threshold turns it off") {
-  Fixture f([](JournalOptions& o) { o.count_mismatch_threshold = -1; });
+  DownstreamFixture f([](JournalOptions& o) { o.count_mismatch_threshold = -1; });
   f.Append1(Receipt("r1", {{"a", 10}}));
   const uint64_t k = f.Append1(Count("k1", "a", 0));
   CHECK(f.last() == k);
 }
 
 TEST_CASE("low stock: off by default") {
-  Fixture f;
+  DownstreamFixture f;
   f.Append1(Receipt("r1", {{"a", 1}}));
   const uint64_t s = f.Append1(Sale("s1", {{"a", 1}}));
   CHECK(f.last() == s);
@@ -286,7 +286,7 @@ TEST_CASE("low stock: off by default") {
 }
 
 TEST_CASE("low stock: raised once on crossing below, cleared at or above, per-sku first") {
-  Fixture f([](JournalOptions& o) {
+  DownstreamFixture f([](JournalOptions& o) {
     o.low_stock_default = 5;
     o.low_stock_thresholds = {{"b", 2}, {"c", -1}};
   });
@@ -371,7 +371,7 @@ v1::StockSnapshot ManySkus(uint64_t epoch, uint64_t as_of, uint64_t version, int
 }
 
 TEST_CASE("chunking: each chunk is its own stock_snapshot event of that chunk's lines") {
-  Fixture f([](JournalOptions& o) { o.snapshot_chunk_lines = 3; });
+  DownstreamFixture f([](JournalOptions& o) { o.snapshot_chunk_lines = 3; });
   f.Append1(Receipt("r1", {{"sku-00001", 5}}));
   const auto snap = ManySkus(f.j->epoch(), 1, 4, 7);
   auto res = f.Snap(snap);
@@ -489,9 +489,9 @@ TEST_CASE("chunking: a crash between chunks leaves a correct state, and applying
   // just those lines. Every sku is right on its own, verify passes, and
   // the full snapshot applied again (HQ resends) ends where an uncrashed
   // apply does.
-  Fixture f([](JournalOptions& o) { o.snapshot_chunk_lines = 4; });
-  Fixture clean([](JournalOptions& o) { o.snapshot_chunk_lines = 4; });
-  for (Fixture* x : {&f, &clean}) {
+  DownstreamFixture f([](JournalOptions& o) { o.snapshot_chunk_lines = 4; });
+  DownstreamFixture clean([](JournalOptions& o) { o.snapshot_chunk_lines = 4; });
+  for (DownstreamFixture* x : {&f, &clean}) {
     auto r = MustAppend(*x->j, {Receipt("r1", {{"sku-00000", 9}, {"sku-00005", 9}})});
     (void)r;
   }
@@ -527,7 +527,7 @@ TEST_CASE("chunking: a crash between chunks leaves a correct state, and applying
 }
 
 TEST_CASE("chunking: an invalid snapshot journals nothing, a rejected one only its alert") {
-  Fixture f([](JournalOptions& o) { o.snapshot_chunk_lines = 2; });
+  DownstreamFixture f([](JournalOptions& o) { o.snapshot_chunk_lines = 2; });
   f.Append1(Receipt("r1", {{"a", 1}}));
   auto bad = ManySkus(f.j->epoch(), 1, 1, 5);
   bad.mutable_lines(3)->set_qty(-1);
@@ -599,7 +599,7 @@ TEST_CASE("validate: price updates name the bad field") {
 // ------------------------------------------------------------ prices
 
 TEST_CASE("prices: the update in force is the latest effective_from <= now, ties to the last") {
-  Fixture f;
+  DownstreamFixture f;
   const int64_t t = f.clock.now();
   CHECK(f.j->PriceAt("milk", t).status().code() == StatusCode::kNotFound);
   auto p1 = f.j->ApplyPriceUpdate(Price("milk", 100, t - 1000));
@@ -652,7 +652,7 @@ TEST_CASE("prices: the update in force is the latest effective_from <= now, ties
 }
 
 TEST_CASE("prices: a future-dated price comes into force by time alone") {
-  Fixture f;
+  DownstreamFixture f;
   const int64_t t = f.clock.now();
   REQUIRE(f.j->ApplyPriceUpdate(Price("milk", 100, t - 1)).ok());
   REQUIRE(f.j->ApplyPriceUpdate(Price("milk", 150, t + 60'000'000)).ok());
@@ -676,7 +676,7 @@ TEST_CASE("prices: a future-dated price comes into force by time alone") {
 }
 
 TEST_CASE("prices: an identical update is a duplicate and journals nothing") {
-  Fixture f;
+  DownstreamFixture f;
   const int64_t t = f.clock.now();
   auto a = f.j->ApplyPriceUpdate(Price("milk", 100, t));
   REQUIRE(a.ok());
@@ -703,7 +703,7 @@ TEST_CASE("prices: an identical update is a duplicate and journals nothing") {
 }
 
 TEST_CASE("prices: another store's update and invalid fields change nothing") {
-  Fixture f;
+  DownstreamFixture f;
   const int64_t t = f.clock.now();
   struct Case {
     v1::PriceUpdate p;
@@ -729,7 +729,7 @@ TEST_CASE("prices: another store's update and invalid fields change nothing") {
 }
 
 TEST_CASE("verify: catches a prices row that disagrees with its price_update event") {
-  Fixture f;
+  DownstreamFixture f;
   const int64_t t = f.clock.now();
   REQUIRE(f.j->ApplyPriceUpdate(Price("milk", 100, t)).ok());
   REQUIRE(f.j->ApplyPriceUpdate(Price("milk", 110, t + 5)).ok());

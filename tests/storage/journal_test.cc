@@ -1,6 +1,6 @@
-// The journal's own rules (DESIGN.md section 3): identity and epoch, dense
-// seqs, duplicates, atomic batches, back-pressure, the ack watermark,
-// retention, and what Open() does with files that are not right.
+// The journal's own rules: identity and epoch, dense seqs, duplicates,
+// atomic batches, back-pressure, the ack watermark, retention, and what
+// Open() does with files that are not right.
 #include <doctest/doctest.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <sys/stat.h>

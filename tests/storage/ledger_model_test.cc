@@ -1,7 +1,9 @@
 // Model-based test of the journal and its stock ledger: thousands of random
 // operations (every body type, duplicates, invalid events, counts, snapshots
 // early, late, stale and foreign) checked after every one against a small
-// in-memory model of the rules in DESIGN.md sections 3 and 4.
+// in-memory model of the journal's rules (dense seqs, duplicates answered
+// with their original seq, atomic batches) and the ledger's (deltas per body,
+// counts, snapshot rebasing, alerts).
 //
 // The model keeps the per-seq deltas itself and computes
 //   on_hand(sku) = base_qty + sum(deltas of sku with seq > as_of_seq)

@@ -1,5 +1,6 @@
-// The stock ledger (DESIGN.md section 4): deltas per body, counts as an
-// absolute set, snapshot rebasing by as_of_seq, and oversell alerts.
+// The stock ledger: deltas per body, counts as an absolute set (journaled as
+// the delta that achieves it), snapshot rebasing by as_of_seq
+// (on_hand = base_qty + the deltas after as_of_seq), and oversell alerts.
 #include <doctest/doctest.h>
 #include <google/protobuf/util/message_differencer.h>
 
@@ -15,7 +16,7 @@ namespace {
 using namespace testing;  // NOLINT
 using google::protobuf::util::MessageDifferencer;
 
-struct Fixture : LedgerFixture {
+struct LedgerCaseFixture : LedgerFixture {
   // Checks that `seq` holds an OVERSELL alert about `sku` raised by `cause`.
   void ExpectOversell(uint64_t seq, const std::string& sku, int64_t on_hand, uint64_t cause) {
     auto e = At(seq);
@@ -32,7 +33,7 @@ struct Fixture : LedgerFixture {
 };
 
 TEST_CASE("ledger: each body moves on_hand by its delta") {
-  Fixture f;
+  LedgerCaseFixture f;
   struct Step {
     v1::Event e;
     int64_t expect;
@@ -64,7 +65,7 @@ TEST_CASE("ledger: each body moves on_hand by its delta") {
 }
 
 TEST_CASE("ledger: a count sets on_hand at its seq, recorded as the delta that achieves it") {
-  Fixture f;
+  LedgerCaseFixture f;
   const uint64_t r1 = f.Append1(Receipt("r1", {{"a", 10}}));
   f.Append1(Sale("s1", {{"a", 3}}));  // 7
   f.Append1(Count("k1", "a", 5));     // 5: recorded delta -2
@@ -88,7 +89,7 @@ TEST_CASE("ledger: a count sets on_hand at its seq, recorded as the delta that a
 }
 
 TEST_CASE("ledger: snapshots arriving early, late, stale, and for another sku") {
-  Fixture f;
+  LedgerCaseFixture f;
   const uint64_t r1 = f.Append1(Receipt("r1", {{"a", 10}, {"b", 4}}));
   const uint64_t s1 = f.Append1(Sale("s1", {{"a", 2}}));
   f.Append1(Sale("s2", {{"a", 3}}));
@@ -171,7 +172,7 @@ TEST_CASE("ledger: snapshots arriving early, late, stale, and for another sku") 
 }
 
 TEST_CASE("ledger: snapshots for another epoch or store, or from the future, are rejected") {
-  Fixture f;
+  LedgerCaseFixture f;
   f.Append1(Receipt("r1", {{"a", 10}}));
   f.Append1(Sale("s1", {{"a", 2}}));
   const uint64_t epoch = f.j->epoch();
@@ -212,7 +213,7 @@ TEST_CASE("ledger: snapshots for another epoch or store, or from the future, are
 }
 
 TEST_CASE("ledger: a malformed snapshot is refused and changes nothing") {
-  Fixture f;
+  LedgerCaseFixture f;
   f.Append1(Receipt("r1", {{"a", 10}}));
   const uint64_t last = f.last();
   const v1::StockSnapshot bad[] = {
@@ -231,7 +232,7 @@ TEST_CASE("ledger: a malformed snapshot is refused and changes nothing") {
 }
 
 TEST_CASE("oversell: alert right after the causing event, once, re-armed at >= 0") {
-  Fixture f;
+  LedgerCaseFixture f;
   f.Append1(Receipt("r1", {{"a", 2}}));
   f.Append1(Sale("s0", {{"a", 2}}));
   CHECK(OnHand(*f.j, "a") == 0);  // zero is not oversold
@@ -295,7 +296,7 @@ TEST_CASE("oversell: alert right after the causing event, once, re-armed at >= 0
 }
 
 TEST_CASE("oversell: within a batch, alerts sit right after their event") {
-  Fixture f;
+  LedgerCaseFixture f;
   f.Append1(Receipt("r1", {{"a", 1}, {"b", 1}}));
   auto r = MustAppend(*f.j, {Sale("s1", {{"a", 2}}), Receipt("r2", {{"c", 5}}),
                              Sale("s2", {{"b", 3}, {"c", 6}, {"d", 1}}), Sensor("t1")});
@@ -323,7 +324,7 @@ TEST_CASE("oversell: within a batch, alerts sit right after their event") {
 }
 
 TEST_CASE("oversell: a late snapshot that puts on_hand below zero raises it") {
-  Fixture f;
+  LedgerCaseFixture f;
   const uint64_t r1 = f.Append1(Receipt("r1", {{"a", 10}}));
   f.Append1(Sale("s1", {{"a", 4}}));
   REQUIRE(OnHand(*f.j, "a") == 6);

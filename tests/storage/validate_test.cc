@@ -1,5 +1,7 @@
-// ValidateDeviceEvent and StockDeltas: what a device may submit, and what each
-// body does to stock (DESIGN.md sections 2 and 4).
+// ValidateDeviceEvent and StockDeltas: what a device may submit (the required
+// fields each body's proto message documents), and what each body does to
+// stock (sale and pickup -qty; return, receipt +qty; adjustment its signed
+// qty; transfer -qty OUT, +qty IN; reservation and sensor nothing).
 #include <doctest/doctest.h>
 
 #include <map>
