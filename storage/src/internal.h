@@ -1,4 +1,4 @@
-// Pieces shared by journal.cc (the writer) and verify.cc (the offline
+// Pieces shared by the journal (the writer) and verify.cc (the offline
 // checker), so that both apply the very same ledger rules.
 #pragma once
 

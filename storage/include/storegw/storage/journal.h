@@ -185,11 +185,14 @@ class Journal {
   // is full or the disk is; kUnavailable after Close().
   Result<std::vector<AppendResult>> Append(std::vector<v1::Event> events);
 
-  // Applies an HQ stock snapshot through the writer (DESIGN.md section 4) and
-  // journals it as a `stock_snapshot` event. A snapshot for another epoch or
+  // Applies an HQ stock snapshot through the writer and journals it as a
+  // `stock_snapshot` event. Each line rebases its sku: base_qty becomes the
+  // line's qty as of the snapshot's as_of_seq, and on_hand that qty plus the
+  // sku's deltas journaled after as_of_seq. A snapshot for another epoch or
   // store, or with as_of_seq beyond last_seq, is rejected and an alert
   // (SNAPSHOT_REJECTED) is journaled. Lines older than a sku's current base
-  // are ignored (stale).
+  // (smaller as_of_seq, or the same with a smaller hq_version) are ignored
+  // (stale).
   // kInvalidArgument (nothing journaled) when ValidateSnapshot fails.
   // The lines are applied in chunks of options.snapshot_chunk_lines, one
   // writer transaction each (device appends interleave between chunks);
