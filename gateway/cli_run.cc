@@ -1,6 +1,6 @@
 #include <memory>
 
-#include "cli.h"
+#include "storegw/cli/cli.h"
 #include "daemon.h"
 
 namespace storegw::gateway {

@@ -15,16 +15,18 @@
 
 #include <spdlog/spdlog.h>
 
-#include "cli.h"
-#include "config.h"
-#include "logging.h"
-#include "status.h"
-#include "status_http.h"
-#include "status_server.h"
+#include "storegw/cli/cli.h"
+#include "storegw/config/config.h"
+#include "storegw/http/listen.h"
+#include "storegw/cli/logging.h"
+#include "storegw/monitor/status.h"
+#include "storegw/monitor/status_http.h"
+#include "storegw/monitor/status_server.h"
 #include "storegw/devices/device_api.h"
 #include "storegw/storage/journal.h"
 #include "storegw/sync/downstream.h"
 #include "storegw/sync/uplink.h"
+#include "storegw/v1/warmup.h"
 #include "systemd_notify.h"
 #include "version.h"
 
@@ -151,7 +153,7 @@ void LogOpenReport(const storage::Journal& j) {
 }
 
 std::string BaseUrl(const std::string& listen, uint16_t port) {
-  auto hp = ParseListen(listen);
+  auto hp = http::ParseListenAddress(listen);
   std::string host = hp.ok() ? hp->host : "127.0.0.1";
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   return "http://" + host + ":" + std::to_string(port);
@@ -208,6 +210,9 @@ int RunDaemon(const RunFlags& flags) {
   sigset_t stop_set = StopSignals();
   pthread_sigmask(SIG_BLOCK, &stop_set, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a device hanging up must not kill the daemon
+  // Protobuf's lazily built shared state, before the uplink's and the HTTP
+  // servers' threads exist (storegw/v1/warmup.h says why).
+  v1::WarmUpProtobuf();
 
   // 1. Config.
   auto config = EffectiveConfig(flags);
@@ -313,8 +318,8 @@ int RunDaemon(const RunFlags& flags) {
   std::string base = BaseUrl(config->http.listen, (*api)->port());
   std::string status_base =
       status_server ? BaseUrl(config->status.listen, status_server->port()) : base;
-  if (auto hp = ParseListen(status_listener ? config->status.listen : config->http.listen);
-      hp.ok() && !IsLoopbackHost(hp->host) && config->status.token.empty()) {
+  if (auto hp = http::ParseListenAddress(status_listener ? config->status.listen : config->http.listen);
+      hp.ok() && !hp->loopback && config->status.token.empty()) {
     spdlog::warn(
         "status page and /metrics on {} are open to the network without a token: set "
         "status.token to require one",

@@ -4,7 +4,7 @@
 #include <exception>
 #include <iostream>
 
-#include "cli.h"
+#include "storegw/cli/cli.h"
 #include "version.h"
 
 int main(int argc, char** argv) {

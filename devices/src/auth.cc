@@ -1,5 +1,7 @@
 #include "auth.h"
 
+#include "storegw/http/auth.h"
+
 #include <cstdint>
 #include <fstream>
 #include <sstream>
@@ -15,12 +17,6 @@ bool IsBlank(char c) {
   return c == ' ' || c == '\t' || c == '\r';
 }
 
-bool PrintableAscii(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
-}
 
 std::vector<std::string_view> SplitFields(std::string_view line) {
   std::vector<std::string_view> out;
@@ -38,35 +34,13 @@ std::vector<std::string_view> SplitFields(std::string_view line) {
 
 }  // namespace
 
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  // Walk all of b whatever a holds; fold every difference (and the length
-  // difference) into one accumulator and test it once at the end.
-  size_t diff = a.size() ^ b.size();
-  for (size_t i = 0; i < b.size(); ++i) {
-    const unsigned char x = a.empty() ? 0 : static_cast<unsigned char>(a[i % a.size()]);
-    diff |= static_cast<size_t>(x ^ static_cast<unsigned char>(b[i]));
+bool PrintableAscii(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x21 || c > 0x7e) return false;
   }
-  // Make the compiler keep the loop (no early-out through the optimiser).
-  volatile size_t sink = diff;
-  return sink == 0;
+  return true;
 }
 
-std::optional<std::string_view> BearerToken(std::string_view h) {
-  while (!h.empty() && IsBlank(h.front())) h.remove_prefix(1);
-  while (!h.empty() && IsBlank(h.back())) h.remove_suffix(1);
-  constexpr std::string_view kScheme = "bearer";
-  if (h.size() <= kScheme.size()) return std::nullopt;
-  for (size_t i = 0; i < kScheme.size(); ++i) {
-    char c = h[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != kScheme[i]) return std::nullopt;
-  }
-  if (!IsBlank(h[kScheme.size()])) return std::nullopt;
-  h.remove_prefix(kScheme.size());
-  while (!h.empty() && IsBlank(h.front())) h.remove_prefix(1);
-  if (h.empty()) return std::nullopt;
-  return h;
-}
 
 Result<TokenTable> TokenTable::Parse(std::string_view text, const std::string& name) {
   TokenTable table;
@@ -148,7 +122,7 @@ std::optional<std::string> TokenTable::DeviceForToken(std::string_view token) co
   size_t found = entries_.size();
   for (size_t i = 0; i < entries_.size(); ++i) {
     // No break on a match: every entry is compared, whatever the token.
-    const bool eq = ConstantTimeEquals(token, entries_[i].token);
+    const bool eq = http::ConstantTimeEquals(token, entries_[i].token);
     found = eq ? i : found;
   }
   if (found == entries_.size()) return std::nullopt;

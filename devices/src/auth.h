@@ -47,12 +47,8 @@ class TokenTable {
   std::vector<Entry> entries_;
 };
 
-// True when a and b are equal. Runs in time that depends only on b.size()
-// (b is the secret we hold), not on where a and b differ.
-bool ConstantTimeEquals(std::string_view a, std::string_view b);
-
-// The token of an "Authorization: Bearer TOKEN" header value; nullopt when
-// the header is missing or not a Bearer credential.
-std::optional<std::string_view> BearerToken(std::string_view authorization);
+// True when every byte of `s` is printable ASCII other than space (0x21..0x7e):
+// what device ids and skus in URLs may hold.
+bool PrintableAscii(std::string_view s);
 
 }  // namespace storegw::devices

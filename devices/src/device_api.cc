@@ -12,9 +12,6 @@
 // Nothing before Append writes anything, and Append is all-or-nothing, so a
 // refused request changes nothing.
 #include <httplib.h>
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <google/protobuf/util/json_util.h>
 
@@ -32,6 +29,9 @@
 #include "ingest_body.h"
 #include "json_out.h"
 #include "storegw/devices/device_api.h"
+#include "storegw/http/auth.h"
+#include "storegw/http/server.h"
+#include "storegw/v1/warmup.h"
 
 namespace storegw::devices {
 namespace {
@@ -40,49 +40,6 @@ constexpr const char* kJson = "application/json";
 constexpr size_t kDefaultStockLimit = 100;
 constexpr size_t kMaxStockLimit = 10000;
 
-bool PrintableAscii(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
-}
-
-std::string HostPort(const ListenAddress& a) {
-  const bool v6 = a.host.find(':') != std::string::npos;
-  return (v6 ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
-}
-
-// httplib does not say why a bind failed: try the same bind ourselves to get
-// the OS's reason (address in use, not an address of this machine, ...).
-std::string BindFailureReason(const ListenAddress& a) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* res = nullptr;
-  const std::string port = std::to_string(a.port);
-  if (int rc = getaddrinfo(a.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
-    return std::string("cannot resolve host: ") + gai_strerror(rc);
-  }
-  std::string reason = "bind failed";
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    const int fd = ::socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-    if (fd < 0) {
-      reason = std::strerror(errno);
-      continue;
-    }
-    int yes = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-      reason = std::strerror(errno);
-    } else if (::listen(fd, 1) != 0) {
-      reason = std::strerror(errno);
-    }
-    ::close(fd);
-  }
-  freeaddrinfo(res);
-  return reason;
-}
 
 std::string CodeForHttpStatus(int status) {
   switch (status) {
@@ -134,6 +91,18 @@ std::string FieldMessage(const std::string& field, const std::string& message) {
   return field + " " + message;
 }
 
+http::ServerOptions ServerOptionsFor(const ApiOptions& o, const std::atomic<bool>& closing) {
+  http::ServerOptions so;
+  so.name = "device API";
+  so.threads = o.threads;
+  so.keep_alive_timeout_s = o.keep_alive_timeout_s;
+  so.keep_alive_max_count = 100000;  // tills keep their connection
+  so.io_timeout_s = o.io_timeout_s;
+  so.max_body_bytes = o.max_body_bytes;
+  so.closing = [&closing] { return closing.load(); };
+  return so;
+}
+
 class DeviceApiImpl final : public DeviceApi {
  public:
   DeviceApiImpl(const ApiOptions& options, storage::Journal& journal, ExtraHandler extra,
@@ -141,13 +110,14 @@ class DeviceApiImpl final : public DeviceApi {
       : options_(options),
         journal_(journal),
         extra_(std::move(extra)),
-        tokens_(std::move(tokens)) {}
+        tokens_(std::move(tokens)),
+        server_(ServerOptionsFor(options, shutting_down_)) {}
 
   ~DeviceApiImpl() override { Stop(); }
 
   Status Listen(const ListenAddress& addr);
 
-  uint16_t port() const override { return port_; }
+  uint16_t port() const override { return server_.port(); }
   void BeginShutdown() override { shutting_down_.store(true); }
   void Stop() override;
   void SetReady(bool ready) override { ready_.store(ready); }
@@ -187,94 +157,31 @@ class DeviceApiImpl final : public DeviceApi {
   const ExtraHandler extra_;
   const std::optional<TokenTable> tokens_;  // nullopt: no device auth (loopback only)
 
-  httplib::Server svr_;
-  std::thread listen_thread_;
-  uint16_t port_ = 0;
-  std::atomic<int> listen_fd_{-1};
-  std::atomic<bool> listen_exited_{false};  // set by the listen thread when it ends
-
   std::atomic<bool> shutting_down_{false};
+  http::Server server_;  // after shutting_down_: its options read it
+  httplib::Server& svr_ = server_.raw();
   std::atomic<bool> ready_{false};
-  std::mutex stop_mu_;    // serialises Stop()
-  bool stopped_ = false;  // guarded by stop_mu_
 
   struct Counters {
     std::atomic<uint64_t> requests{0}, events_accepted{0}, events_duplicate{0}, rejected_invalid{0},
         rejected_auth{0}, rejected_too_large{0}, rejected_media_type{0}, rejected_unavailable{0},
         errors_internal{0};
-    std::array<std::atomic<uint64_t>, 600> by_code{};  // answers by HTTP status (100..599)
   } c_;
 };
 
 Status DeviceApiImpl::Listen(const ListenAddress& addr) {
-  svr_.new_task_queue = [n = options_.threads] {
-    return new httplib::ThreadPool(static_cast<size_t>(n));
-  };
-  // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a
-  // second gateway bind the same port silently and steal half the requests.
-  svr_.set_socket_options([this](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    listen_fd_.store(sock);
-  });
-  svr_.set_keep_alive_timeout(options_.keep_alive_timeout_s);
-  // httplib's default closes a connection after 5 requests; tills keep theirs.
-  svr_.set_keep_alive_max_count(100000);
-  svr_.set_read_timeout(options_.io_timeout_s, 0);
-  svr_.set_write_timeout(options_.io_timeout_s, 0);
-  svr_.set_tcp_nodelay(true);
-  svr_.set_payload_max_length(options_.max_body_bytes);
   Routes();
-
-  int port = -1;
-  if (addr.port == 0) {
-    port = svr_.bind_to_any_port(addr.host);
-  } else if (svr_.bind_to_port(addr.host, addr.port)) {
-    port = addr.port;
-  }
-  if (port <= 0) {
-    return Status::Unavailable("device API: cannot listen on " + HostPort(addr) + ": " +
-                               BindFailureReason(addr) +
-                               " (is another storegw or service using it?)");
-  }
-  port_ = static_cast<uint16_t>(port);
-  // httplib listens with a backlog of 5: a store's tills reconnecting at once
-  // would see their SYNs dropped for a second. Listening again on the bound
-  // socket only raises the backlog.
-  if (int fd = listen_fd_.load(); fd >= 0) ::listen(fd, 256);
-
-  listen_thread_ = std::thread([this] {
-    svr_.listen_after_bind();
-    listen_exited_.store(true);
-  });
-  // stop() is a no-op until the accept loop runs: wait for it (the thread
-  // gets there at once, or returns at once on failure), so that a Stop()
-  // right after Start() cannot leave the thread listening forever.
-  while (!svr_.is_running()) {
-    if (listen_exited_.load()) {
-      listen_thread_.join();
-      return Status::Unavailable("device API: the HTTP server on " + HostPort(addr) +
-                                 " did not start");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return {};
+  return server_.Start(addr);
 }
 
 void DeviceApiImpl::Stop() {
-  std::lock_guard<std::mutex> lock(stop_mu_);
-  if (stopped_) return;
+  // Answers carry "Connection: close" from now on (ServerOptions::closing),
+  // and Server::Stop() returns when every handler has returned: handlers
+  // inside Journal::Append finish (the journal commits them) and answer
+  // first. Idle keep-alive connections end after keep_alive_timeout_s.
   shutting_down_.store(true);
   ready_.store(false);
-  // stop() closes the listening socket; listen_after_bind() then shuts the
-  // thread pool down, which waits for every queued and running connection:
-  // handlers inside Journal::Append finish (the journal commits them) and
-  // answer before we return. Keep-alive connections end after their current
-  // request (we answer "Connection: close" once shutting down) or when idle
-  // for keep_alive_timeout_s.
-  svr_.stop();
-  if (listen_thread_.joinable()) listen_thread_.join();
-  stopped_ = true;
+  server_.Stop();
 }
 
 ApiCounters DeviceApiImpl::counters() const {
@@ -288,9 +195,7 @@ ApiCounters DeviceApiImpl::counters() const {
   out.rejected_media_type = c_.rejected_media_type.load();
   out.rejected_unavailable = c_.rejected_unavailable.load();
   out.errors_internal = c_.errors_internal.load();
-  for (size_t code = 100; code < c_.by_code.size(); ++code) {
-    if (uint64_t n = c_.by_code[code].load()) out.responses_by_code.emplace_back(int(code), n);
-  }
+  out.responses_by_code = server_.ResponsesByCode();
   return out;
 }
 
@@ -302,14 +207,6 @@ void DeviceApiImpl::Routes() {
   svr_.set_pre_routing_handler([this](const Request&, Response&) {
     c_.requests.fetch_add(1, std::memory_order_relaxed);
     return HandlerResponse::Unhandled;
-  });
-  svr_.set_post_routing_handler([this](const Request&, Response& res) {
-    if (res.status >= 100 && res.status < 600) {
-      c_.by_code[static_cast<size_t>(res.status)].fetch_add(1, std::memory_order_relaxed);
-    }
-    // Once shutting down, end keep-alive connections after this answer so
-    // that Stop() does not wait for busy clients.
-    if (shutting_down_.load()) res.set_header("Connection", "close");
   });
   // Called by httplib for every answer >= 400, also for ours: only fill in a
   // JSON error where httplib answered on its own (bad request line, 413 on a
@@ -453,7 +350,7 @@ bool DeviceApiImpl::Authenticate(const httplib::Request& req, httplib::Response&
         "token");
   }
   const std::string header = req.get_header_value("Authorization");
-  auto token = BearerToken(header);
+  auto token = http::BearerToken(header);
   if (!token) return fail("the Authorization header is not \"Bearer TOKEN\"");
   auto dev = tokens_->DeviceForToken(*token);
   if (!dev) return fail("unknown device token (not in the gateway's device tokens file)");
@@ -751,20 +648,30 @@ void DeviceApiImpl::Other(const httplib::Request& req, httplib::Response& res, s
 
 Result<std::unique_ptr<DeviceApi>> DeviceApi::Start(const ApiOptions& options,
                                                     storage::Journal& journal, ExtraHandler extra) {
+  v1::WarmUpProtobuf();  // before the request threads exist (storegw/v1/warmup.h)
   auto addr = ParseListenAddress(options.listen);
   if (!addr.ok()) return addr.status();
-  if (options.threads < 1 || options.threads > 4096) {
-    return Status::InvalidArgument(
-        "threads", "device API: threads must be 1..4096, got " + std::to_string(options.threads));
+  using L = ApiLimits;
+  if (options.threads < L::kMinThreads || options.threads > L::kMaxThreads) {
+    return Status::InvalidArgument("threads", "device API: threads must be " +
+                                                  std::to_string(L::kMinThreads) + ".." +
+                                                  std::to_string(L::kMaxThreads) + ", got " +
+                                                  std::to_string(options.threads));
   }
-  if (options.max_body_bytes < 1024) {
+  if (options.max_body_bytes < L::kMinBodyBytes || options.max_body_bytes > L::kMaxBodyBytes) {
     return Status::InvalidArgument("max_body_bytes",
-                                   "device API: max_body_bytes must be at least 1024, got " +
+                                   "device API: max_body_bytes must be " +
+                                       std::to_string(L::kMinBodyBytes) + ".." +
+                                       std::to_string(L::kMaxBodyBytes) + ", got " +
                                        std::to_string(options.max_body_bytes));
   }
-  if (options.retry_after_s < 1 || options.keep_alive_timeout_s < 1 || options.io_timeout_s < 1) {
-    return Status::InvalidArgument(
-        "", "device API: retry_after_s, keep_alive_timeout_s and io_timeout_s must be >= 1");
+  for (int v : {options.retry_after_s, options.keep_alive_timeout_s, options.io_timeout_s}) {
+    if (v < L::kMinSeconds || v > L::kMaxSeconds) {
+      return Status::InvalidArgument("", "device API: retry_after_s, keep_alive_timeout_s and "
+                                         "io_timeout_s must be " +
+                                             std::to_string(L::kMinSeconds) + ".." +
+                                             std::to_string(L::kMaxSeconds) + " s");
+    }
   }
   std::optional<TokenTable> tokens;
   if (!options.device_tokens_file.empty()) {

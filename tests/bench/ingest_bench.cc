@@ -1,5 +1,5 @@
-// ingest_bench: the device API's performance figures against the targets of
-// issue 3 (section Performance), measured on the REAL daemon: this program
+// ingest_bench: the device API's performance figures against the targets in
+// README.md (section Performance), measured on the REAL daemon: this program
 // starts `storegw run` as a child process on a fresh data dir and a free
 // loopback port, and drives it over HTTP from the same machine (daemon and
 // load generator side by side, sharing the cores).
@@ -589,7 +589,7 @@ int Main(int argc, char** argv) {
   const uint64_t seed =
       static_cast<uint64_t>(std::random_device{}()) << 32 ^
       static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-  std::printf("ingest_bench: the device API of the real daemon, against issue 3's targets\n");
+  std::printf("ingest_bench: the device API of the real daemon, against the README's targets\n");
   std::printf("  daemon     : %s\n", binary.c_str());
   std::printf("  machine    : %s %s, %u hardware threads (daemon and load generator share them)\n",
               u.sysname, u.release, std::thread::hardware_concurrency());

@@ -1,5 +1,5 @@
 // journal_bench: measures the journal (storage::Journal) against the
-// performance targets of issue 2, in one run, beside the limits of the
+// performance targets in README.md, in one run, beside the limits of the
 // machine it runs on: the raw fsync rate of the data disk and a raw loop of
 // SQLite inserts into an equivalent table.
 //

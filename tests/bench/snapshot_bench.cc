@@ -1,5 +1,5 @@
 // snapshot_bench: what applying a big HQ stock snapshot does to ingest
-// (issue 5: a 50,000-sku snapshot must not stall ingest > 100 ms at a time).
+// (the target: a 50,000-sku snapshot must not stall ingest > 100 ms at a time).
 //
 // For each chunk size (the configured one, then one chunk of every line for
 // comparison) it builds a fresh journal holding a receipt for every sku,

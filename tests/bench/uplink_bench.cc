@@ -1,4 +1,4 @@
-// uplink_bench: the uplink's drain figures against issue 4's targets, side
+// uplink_bench: the uplink's drain figures against the README's targets, side
 // by side with the alternative a store would otherwise pick. A program that
 // prints figures, not a timed test.
 //

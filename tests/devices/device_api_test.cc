@@ -37,14 +37,21 @@ std::vector<google::protobuf::Struct> StockRows(const std::string& json) {
 
 TEST_CASE("POST one JSON event: 200 with its seq, and the stock follows") {
   std::atomic<int> appends_ok{0}, appends_failed{0};
+  std::atomic<int64_t> last_elapsed_ns{-1};
   ApiOptions o;
   o.on_append_done = [&](std::chrono::nanoseconds elapsed, bool ok) {
-    CHECK(elapsed.count() >= 0);
+    last_elapsed_ns = elapsed.count();
     ++(ok ? appends_ok : appends_failed);
   };
   TestGateway gw(o);
   auto c = gw.Client();
+  const auto before = std::chrono::steady_clock::now();
   auto r = c->Post("/v1/events", ReceiptJson("r1", "SKU-000001", 10), kJson);
+  const auto request_ns = (std::chrono::steady_clock::now() - before).count();
+  // The observer saw the durable commit's time: more than nothing (an fsync
+  // happened), and inside the request that carried it.
+  CHECK(last_elapsed_ns.load() > 0);
+  CHECK(last_elapsed_ns.load() <= request_ns);
   REQUIRE(r);
   CHECK(r->status == 200);
   // 64-bit integers are JSON strings (proto3 JSON mapping); duplicate is

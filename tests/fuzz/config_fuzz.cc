@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "config.h"
+#include "storegw/config/config.h"
 #include "fuzz_common.h"
 
 namespace gw = storegw::gateway;

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "config.h"
+#include "storegw/config/config.h"
 #include "test_util.h"
 
 using namespace storegw::test;

@@ -3,7 +3,7 @@
 
 #include <thread>
 
-#include "status.h"
+#include "storegw/monitor/status.h"
 #include "test_util.h"
 #include "version.h"
 
@@ -42,7 +42,8 @@ TEST_CASE("gateway status: built from the journal's stats, link down without an 
   auto journal = OpenJournal(dir);
   gateway::Config config;
   int64_t now = kJournalClock + 90'000'000;  // 90 s after the events were recorded
-  gateway::StatusReporter reporter(*journal, config, [&] { return now; });
+  auto steady = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  gateway::StatusReporter reporter(*journal, config, [&] { return now; }, [&] { return steady; });
 
   v1::GatewayStatus s = reporter.Build();
   CHECK(s.store_id() == "store-9");
@@ -63,13 +64,13 @@ TEST_CASE("gateway status: built from the journal's stats, link down without an 
   reporter.Sample();
   std::vector<v1::Event> events = {Receipt("r1", 5), Receipt("r2", 5), Receipt("r3", 5)};
   REQUIRE(journal->Append(events).ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  steady += std::chrono::milliseconds(1500);
   reporter.Sample();
   REQUIRE(journal->Ack(2).ok());
 
   s = reporter.Build();
   CHECK(s.last_seq() == 3);
-  CHECK(s.ingest_rate() > 0);  // 3 events between the two samples
+  CHECK(s.ingest_rate() == doctest::Approx(2.0));  // 3 events in the 1.5 s between the samples
   // The watermark update is folded into the next commit: wait for it.
   CHECK(test::WaitFor([&] { return reporter.Build().watermark() == 2; }, std::chrono::seconds(10)));
   s = reporter.Build();

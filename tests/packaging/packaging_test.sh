@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tests of the storegw deb and rpm (issue 7), run by ctest (see CMakeLists.txt):
+# Tests of the storegw deb and rpm, run by ctest (see CMakeLists.txt):
 #
 #   packaging_test.sh build   BIN_DIR   cpack -G DEB and -G RPM into BIN_DIR/packaging/test-out
 #   packaging_test.sh deb     BIN_DIR   lintian, contents, control files, dependencies, binary

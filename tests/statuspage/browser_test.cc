@@ -66,7 +66,13 @@ TEST_CASE("statuspage browser: headless Chromium shows the backlog and the link 
   REQUIRE_MESSAGE(PostReceipts(d->port, "a", 6000, 1000, &why), why);
   REQUIRE(HttpPost(d->port, "/v1/events", SaleJson("s-1", "SKU-00731", 4)).status == 200);
   REQUIRE(HttpPost(d->port, "/v1/events", SaleJson("s-2", "SKU-01288", 1)).status == 200);
-  std::this_thread::sleep_for(5500ms);  // a second history point (one per 5 s)
+  // A second history point (the daemon records one per 5 s): wait for it.
+  REQUIRE(WaitFor(
+      [&] {
+        const std::string h = HttpGet(d->port, "/v1/status/history", 2s).body;
+        return h.find("],[") != std::string::npos;  // at least two points
+      },
+      20s, 100ms));
   REQUIRE_MESSAGE(PostReceipts(d->port, "b", 6341, 1000, &why), why);
   // 6000 + 2 sales + 2 alerts + 6341 = 12,345 events waiting.
   auto s = GetStatus(d->port);

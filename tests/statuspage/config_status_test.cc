@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "config.h"
+#include "storegw/config/config.h"
 
 using namespace storegw::gateway;
 
@@ -49,8 +49,8 @@ TEST_CASE("config [status]: defaults, values, and how they print") {
 
 TEST_CASE("config [status]: bad values are named, the token never echoed") {
   CHECK(ErrorOf("[status]\nlisten = \"9100\"\n") ==
-        "storegw.toml:2: status.listen: expected HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080), "
-        "got \"9100\"");
+        "storegw.toml:2: status.listen: listen address \"9100\" has no port (expected "
+        "HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080)");
   CHECK(ErrorOf("[status]\nlisten = 9100\n").find("status.listen: expected a string") !=
         std::string::npos);
 

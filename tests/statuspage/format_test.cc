@@ -5,9 +5,9 @@
 #include <cstdio>
 #include <string>
 
-#include "health.h"
-#include "humanize.h"
-#include "progress.h"
+#include "storegw/monitor/health.h"
+#include "storegw/monitor/humanize.h"
+#include "storegw/monitor/progress.h"
 
 using namespace storegw;
 using namespace storegw::gateway;

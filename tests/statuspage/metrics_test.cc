@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "metrics.h"
+#include "storegw/monitor/metrics.h"
 #include "prom_parser.h"
 
 using namespace storegw;

@@ -21,10 +21,22 @@
 #include <utility>
 #include <vector>
 
+#include "storegw/http/listen.h"
 #include "storegw/status.h"
 #include "storegw/storage/journal.h"
 
 namespace storegw::devices {
+
+// The limits of ApiOptions, checked by DeviceApi::Start() and by the
+// gateway's config loader (http.* keys) from these same constants.
+struct ApiLimits {
+  static constexpr int kMinThreads = 1;
+  static constexpr int kMaxThreads = 1024;
+  static constexpr size_t kMinBodyBytes = 1024;
+  static constexpr size_t kMaxBodyBytes = size_t{1} << 30;
+  static constexpr int kMinSeconds = 1;  // retry_after_s, keep_alive_timeout_s, io_timeout_s
+  static constexpr int kMaxSeconds = 3600;
+};
 
 struct ApiOptions {
   // "HOST:PORT"; IPv6 as "[::1]:8080". Port 0 picks a free port (tests).
@@ -52,14 +64,9 @@ struct ApiOptions {
   std::function<void(std::chrono::nanoseconds elapsed, bool ok)> on_append_done;
 };
 
-// A parsed listen address. `host` has no brackets ("::1").
-struct ListenAddress {
-  std::string host;
-  uint16_t port = 0;
-  bool loopback = false;  // 127.0.0.0/8, ::1, ::ffff:127.x.x.x or "localhost"
-};
-// "HOST:PORT" or "[IPV6]:PORT"; port 0..65535. Errors name what is wrong.
-Result<ListenAddress> ParseListenAddress(const std::string& listen);
+// Listen addresses are parsed by the shared HTTP layer (storegw/http/listen.h).
+using http::ListenAddress;
+using http::ParseListenAddress;
 
 // Reads and checks a device tokens file the way Start() does (for
 // `storegw config check`). Returns the number of devices it names. Errors

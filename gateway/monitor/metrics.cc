@@ -1,4 +1,4 @@
-#include "metrics.h"
+#include "storegw/monitor/metrics.h"
 
 #include <algorithm>
 #include <cctype>

@@ -15,18 +15,24 @@
 #include <string>
 #include <utility>
 
-#include "config.h"
+#include "storegw/config/config.h"
 #include "storegw/storage/journal.h"
 #include "storegw/v1/storegw.pb.h"
 
 namespace storegw::gateway {
 
+// Microseconds since 1970 on the system clock: the default `now_us` of the
+// status document and its routes.
+int64_t UnixNowUs();
+
 class StatusReporter {
  public:
+  using SteadyNow = std::function<std::chrono::steady_clock::time_point()>;
   // `journal` must outlive the reporter. `now_us` (microseconds since the
-  // Unix epoch) is replaceable for tests.
+  // Unix epoch, for ages and updated_at) and `steady_now` (for rates) are
+  // replaceable for tests; empty means the real clocks.
   StatusReporter(storage::Journal& journal, const Config& config,
-                 std::function<int64_t()> now_us = {});
+                 std::function<int64_t()> now_us = {}, SteadyNow steady_now = {});
 
   // Records the journal's append counter for the ingest rate.
   void Sample();
@@ -49,6 +55,7 @@ class StatusReporter {
   storage::Journal& journal_;
   const std::string transport_;
   std::function<int64_t()> now_us_;
+  SteadyNow steady_now_;
   std::function<void(v1::GatewayStatus*)> uplink_fields_;
   std::mutex mu_;
   // (steady time, events_appended) over the last minute. Guarded by mu_.

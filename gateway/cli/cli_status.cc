@@ -31,10 +31,11 @@
 #include <google/protobuf/util/json_util.h>
 #include <httplib.h>
 
-#include "cli.h"
-#include "config.h"
-#include "health.h"
-#include "humanize.h"
+#include "storegw/cli/cli.h"
+#include "storegw/config/config.h"
+#include "storegw/http/listen.h"
+#include "storegw/monitor/health.h"
+#include "storegw/monitor/humanize.h"
 #include "storegw/v1/storegw.pb.h"
 
 namespace storegw::gateway {
@@ -83,7 +84,7 @@ struct Target {
 };
 
 std::string UrlFromListen(const std::string& listen) {
-  auto hp = ParseListen(listen);
+  auto hp = http::ParseListenAddress(listen);
   if (!hp.ok()) return "http://127.0.0.1:8080";
   std::string host = hp->host;
   // A wildcard listen address is reached on loopback.

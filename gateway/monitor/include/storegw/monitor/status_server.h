@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "status_http.h"
+#include "storegw/monitor/status_http.h"
 #include "storegw/status.h"
 
 namespace storegw::gateway {

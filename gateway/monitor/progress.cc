@@ -1,10 +1,10 @@
-#include "progress.h"
+#include "storegw/monitor/progress.h"
 
 #include <unistd.h>
 
 #include <algorithm>
 
-#include "humanize.h"
+#include "storegw/monitor/humanize.h"
 
 namespace storegw::gateway {
 

@@ -8,9 +8,9 @@
 #include <memory>
 #include <string>
 
-#include "cli.h"
-#include "config.h"
-#include "logging.h"
+#include "storegw/cli/cli.h"
+#include "storegw/config/config.h"
+#include "storegw/cli/logging.h"
 #include "storegw/devices/simulator.h"
 
 namespace storegw::gateway {

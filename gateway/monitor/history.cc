@@ -1,4 +1,4 @@
-#include "history.h"
+#include "storegw/monitor/history.h"
 
 #include <cmath>
 #include <cstdio>

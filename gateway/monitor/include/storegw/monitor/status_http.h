@@ -30,9 +30,9 @@
 #include <utility>
 #include <vector>
 
-#include "history.h"
-#include "metrics.h"
-#include "status.h"
+#include "storegw/monitor/history.h"
+#include "storegw/monitor/metrics.h"
+#include "storegw/monitor/status.h"
 #include "storegw/devices/device_api.h"
 #include "storegw/storage/journal.h"
 #include "storegw/sync/uplink.h"
@@ -94,13 +94,5 @@ class StatusHttp {
   std::function<sync::DownstreamCounters()> downstream_counters_;
   std::function<std::vector<std::pair<int, uint64_t>>()> extra_responses_;
 };
-
-// True when a and b are equal; the time taken depends only on the length
-// of `expected`, not on where the strings differ.
-bool ConstantTimeEquals(std::string_view given, std::string_view expected);
-
-// The token of an "Authorization: Bearer TOKEN" header value, or "" when it
-// is not one (the scheme is case-insensitive).
-std::string_view BearerTokenOf(std::string_view authorization);
 
 }  // namespace storegw::gateway

@@ -1,4 +1,4 @@
-#include "status.h"
+#include "storegw/monitor/status.h"
 
 #include <google/protobuf/util/json_util.h>
 
@@ -10,26 +10,27 @@ namespace {
 constexpr size_t kMaxAlerts = 50;
 constexpr auto kRateWindow = std::chrono::seconds(60);
 
-int64_t SystemNowUs() {
+}  // namespace
+
+int64_t UnixNowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-}  // namespace
-
 StatusReporter::StatusReporter(storage::Journal& journal, const Config& config,
-                               std::function<int64_t()> now_us)
+                               std::function<int64_t()> now_us, SteadyNow steady_now)
     : journal_(journal),
       transport_(config.uplink.transport),
-      now_us_(now_us ? std::move(now_us) : SystemNowUs) {}
+      now_us_(now_us ? std::move(now_us) : UnixNowUs),
+      steady_now_(steady_now ? std::move(steady_now) : std::chrono::steady_clock::now) {}
 
 void StatusReporter::SetUplinkFields(std::function<void(v1::GatewayStatus*)> fill) {
   uplink_fields_ = std::move(fill);
 }
 
 void StatusReporter::Sample() {
-  auto now = std::chrono::steady_clock::now();
+  auto now = steady_now_();
   uint64_t appended = journal_.Stats().events_appended;
   std::lock_guard lock(mu_);
   samples_.emplace_back(now, appended);

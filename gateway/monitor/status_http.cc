@@ -1,19 +1,15 @@
-#include "status_http.h"
+#include "storegw/monitor/status_http.h"
+
+#include "storegw/http/auth.h"
 
 #include <strings.h>
 
 #include <charconv>
 
-#include "status_page.h"
+#include "storegw/monitor/status_page.h"
 
 namespace storegw::gateway {
 namespace {
-
-int64_t SystemNowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 devices::HttpResponse JsonError(int status, std::string_view code, const std::string& message) {
   devices::HttpResponse r;
@@ -63,33 +59,12 @@ void NoStore(devices::HttpResponse& r) {
 
 }  // namespace
 
-bool ConstantTimeEquals(std::string_view given, std::string_view expected) {
-  // Walk all of `expected` whatever `given` is, and fold every difference
-  // (and a length mismatch) into one value: no early exit.
-  unsigned char diff = given.size() == expected.size() ? 0 : 1;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
-    diff |= static_cast<unsigned char>(g ^ static_cast<unsigned char>(expected[i]));
-  }
-  return diff == 0;
-}
-
-std::string_view BearerTokenOf(std::string_view h) {
-  while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
-  if (h.size() < 7 || strncasecmp(h.data(), "bearer ", 7) != 0) return {};
-  h.remove_prefix(7);
-  while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
-  while (!h.empty() && (h.back() == ' ' || h.back() == '\r' || h.back() == '\n'))
-    h.remove_suffix(1);
-  return h;
-}
-
 StatusHttp::StatusHttp(StatusReporter& reporter, storage::Journal& journal, std::string token,
                        std::function<int64_t()> now_us)
     : reporter_(reporter),
       journal_(journal),
       token_(std::move(token)),
-      now_us_(now_us ? std::move(now_us) : SystemNowUs),
+      now_us_(now_us ? std::move(now_us) : UnixNowUs),
       start_time_us_(now_us_()) {}
 
 void StatusHttp::SetApiCounters(std::function<devices::ApiCounters()> source) {
@@ -149,11 +124,11 @@ MetricsInput StatusHttp::CollectMetrics() {
 bool StatusHttp::Authorized(const devices::HttpRequest& req, bool allow_query_token) const {
   if (token_.empty()) return true;
   if (!req.authorization.empty()) {
-    return ConstantTimeEquals(BearerTokenOf(req.authorization), token_);
+    return http::ConstantTimeEquals(http::BearerToken(req.authorization).value_or(""), token_);
   }
   if (allow_query_token) {
     for (const auto& [k, v] : req.query) {
-      if (k == "token") return ConstantTimeEquals(v, token_);
+      if (k == "token") return http::ConstantTimeEquals(v, token_);
     }
   }
   return false;

@@ -1,6 +1,6 @@
-#include "health.h"
+#include "storegw/monitor/health.h"
 
-#include "humanize.h"
+#include "storegw/monitor/humanize.h"
 
 namespace storegw::gateway {
 

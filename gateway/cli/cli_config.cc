@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "cli.h"
-#include "config.h"
+#include "storegw/cli/cli.h"
+#include "storegw/config/config.h"
 #include "storegw/devices/device_api.h"
 
 namespace storegw::gateway {

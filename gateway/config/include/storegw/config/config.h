@@ -168,13 +168,4 @@ Result<Millis> ParseDuration(std::string_view text);
 // The shortest exact form: 604800000ms -> "7d", 1500ms -> "1500ms".
 std::string FormatDuration(Millis d);
 
-// "HOST:PORT" or "[V6]:PORT" split; false when malformed.
-struct HostPort {
-  std::string host;  // without brackets
-  uint16_t port = 0;
-};
-Result<HostPort> ParseListen(std::string_view text);
-// 127.0.0.0/8, ::1, "localhost".
-bool IsLoopbackHost(std::string_view host);
-
 }  // namespace storegw::gateway

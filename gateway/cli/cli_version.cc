@@ -1,6 +1,6 @@
 #include <cstdio>
 
-#include "cli.h"
+#include "storegw/cli/cli.h"
 #include "version.h"
 
 namespace storegw::gateway {

@@ -12,9 +12,9 @@
 
 #include <google/protobuf/util/json_util.h>
 
-#include "cli.h"
-#include "config.h"
-#include "progress.h"
+#include "storegw/cli/cli.h"
+#include "storegw/config/config.h"
+#include "storegw/monitor/progress.h"
 #include "storegw/storage/journal.h"
 
 namespace storegw::gateway {

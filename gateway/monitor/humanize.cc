@@ -1,4 +1,4 @@
-#include "humanize.h"
+#include "storegw/monitor/humanize.h"
 
 #include <cmath>
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "logging.h"
+#include "storegw/cli/logging.h"
 
 #include <string>
 
