@@ -14,46 +14,56 @@ Journal::Journal(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Journal::~Journal() { Close(); }
 
+// Idempotent and thread-safe: the first caller shuts the journal down; a
+// caller that comes while it does waits until it is done (std::call_once),
+// so whenever Close() returns the journal is closed and its lock released.
+// Two callers must never both run Shutdown: each would join the same
+// threads and close the same connection.
 void Journal::Close() {
   if (!impl_) return;
+  std::call_once(impl_->close_once, [this] { impl_->Shutdown(); });
+}
+
+// Stops the writer after committing what is pending, then the background
+// threads; folds the WAL into the main file and releases the lock.
+void Journal::Impl::Shutdown() {
   {
-    std::lock_guard lk(impl_->mu);
-    if (impl_->closed) return;
-    impl_->stopping = true;
+    std::lock_guard lk(mu);
+    stopping = true;
   }
-  impl_->cv.notify_all();
+  cv.notify_all();
   {
-    std::lock_guard lk(impl_->ic_mu);
-    impl_->ic_stop = true;
-    if (impl_->ic_db) sqlite3_interrupt(impl_->ic_db);
+    std::lock_guard lk(ic_mu);
+    ic_stop = true;
+    if (ic_db) sqlite3_interrupt(ic_db);
   }
-  if (impl_->ic_thread.joinable()) impl_->ic_thread.join();
-  if (impl_->writer.joinable()) impl_->writer.join();
+  if (ic_thread.joinable()) ic_thread.join();
+  if (writer.joinable()) writer.join();
   {
-    std::lock_guard lk(impl_->ck_mu);
-    impl_->ck_stop = true;
+    std::lock_guard lk(ck_mu);
+    ck_stop = true;
   }
-  impl_->ck_cv.notify_all();
-  if (impl_->checkpointer.joinable()) impl_->checkpointer.join();
+  ck_cv.notify_all();
+  if (checkpointer.joinable()) checkpointer.join();
   {
-    std::lock_guard lk(impl_->rmu);
-    impl_->readers.clear();
+    std::lock_guard lk(rmu);
+    readers.clear();
   }
   // Fold the WAL back into the main file so the directory holds one file
   // at rest (what an operator copies for support).
-  (void)impl_->wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  sqlite3_wal_hook(impl_->wdb.get(), nullptr, nullptr);
-  impl_->wdb.Close();
-  if (impl_->lock_fd >= 0) {
-    ::close(impl_->lock_fd);  // the journal may be opened again from now on
-    impl_->lock_fd = -1;
+  (void)wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  sqlite3_wal_hook(wdb.get(), nullptr, nullptr);
+  wdb.Close();
+  if (lock_fd >= 0) {
+    ::close(lock_fd);  // the journal may be opened again from now on
+    lock_fd = -1;
   }
   {
-    std::lock_guard lk(impl_->mu);
-    impl_->closed = true;
+    std::lock_guard lk(mu);
+    closed = true;
   }
-  { std::lock_guard lk(impl_->seq_mu); }
-  impl_->seq_cv.notify_all();
+  { std::lock_guard lk(seq_mu); }
+  seq_cv.notify_all();
 }
 
 uint64_t Journal::epoch() const { return impl_->epoch; }

@@ -137,6 +137,7 @@ struct Journal::Impl {
   std::deque<Request*> queue;  // guarded by mu
   bool stopping = false;       // guarded by mu
   bool closed = false;         // guarded by mu
+  std::once_flag close_once;   // Journal::Close runs Shutdown once
   std::thread writer;
 
   // ---- checkpointer
@@ -221,6 +222,9 @@ struct Journal::Impl {
   void ProcessGroup(std::vector<Request*>& group);
   void WriterLoop();
   Status Submit(Request& r);
+
+  // ---- shutdown (journal.cc)
+  void Shutdown();
 
   // ---- background threads (background.cc)
   static int WalHook(void* self, sqlite3* db, const char* name, int pages);

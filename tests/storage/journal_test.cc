@@ -2,10 +2,16 @@
 // atomic batches, back-pressure, the ack watermark, retention, and what
 // Open() does with files that are not right.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <google/protobuf/util/message_differencer.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
@@ -293,6 +299,59 @@ TEST_CASE("append: after Close() it answers unavailable, and Close() is idempote
   j.reset();
   auto again = MustOpen(Options(dir.path()));
   CHECK(LastSeq(*again) == 1);
+}
+
+TEST_CASE("close: concurrent Close() calls shut down once, and each returns once it is closed") {
+  // Several threads (e.g. a signal handler's and main's) may close the same
+  // journal. Only one may shut it down (joining a thread twice, closing the
+  // connection twice, would crash); every other caller must wait for it, so
+  // that when any Close() returns the journal lock is free and appends are
+  // refused.
+  constexpr int kClosers = 4;
+  for (int round = 0; round < 10; ++round) {
+    CAPTURE(round);
+    TempDir dir;
+    auto j = MustOpen(Options(dir.path()));
+    MustAppend(*j, {Receipt("r1", {{"a", 1}})});
+    std::atomic<int> ready{0}, lock_free{0}, refused{0}, returned{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> closers;
+    for (int i = 0; i < kClosers; ++i) {
+      closers.emplace_back([&] {
+        ++ready;
+        while (!go.load()) std::this_thread::yield();
+        j->Close();
+        ++returned;
+        // A shared lock is granted only once the journal's exclusive one is
+        // gone (the closers' shared locks do not exclude each other).
+        const int fd = ::open((dir / "journal.lock").c_str(), O_RDWR | O_CLOEXEC);
+        if (fd >= 0 && ::flock(fd, LOCK_SH | LOCK_NB) == 0) ++lock_free;
+        if (fd >= 0) ::close(fd);
+        auto r = j->Append({Receipt("r2", {{"a", 1}})});
+        if (!r.ok() && r.status().code() == StatusCode::kUnavailable) ++refused;
+      });
+    }
+    while (ready.load() < kClosers) std::this_thread::yield();
+    go = true;
+    // Two shutdowns at once can hang for ever (both joining the same
+    // thread): fail the run then instead of waiting for the ctest timeout.
+    for (int i = 0; i < 6000 && returned.load() < kClosers; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (returned.load() < kClosers) {
+      std::fprintf(stderr, "FAILED: %d of %d concurrent Close() calls still hang after 60 s\n",
+                   kClosers - returned.load(), kClosers);
+      std::fflush(stderr);
+      std::_Exit(1);  // the hung threads cannot be joined
+    }
+    for (auto& t : closers) t.join();
+    CHECK(lock_free.load() == kClosers);
+    CHECK(refused.load() == kClosers);
+    j->Close();  // and once more, afterwards
+    j.reset();
+    auto again = MustOpen(Options(dir.path()));
+    CHECK(LastSeq(*again) == 1);
+  }
 }
 
 v1::Event Bulky(const std::string& id) {
