@@ -38,6 +38,13 @@ void ForEachDelta(const v1::Event& e, int64_t count_delta, F&& f) {
   for (auto& [sku, d] : StockDeltas(e)) f(sku, d);
 }
 
+// Reads a number the journal keeps as text in its meta table (epoch,
+// watermark, last_seq, last_cum): decimal digits only, fitting in 64 bits.
+// Anything else (a damaged file: "12x", "-1", " 3", "", 2^64) is
+// kCorruption naming `file`, the key and the value, never an exception.
+Result<uint64_t> ParseMetaUint(const std::string& file, std::string_view key,
+                               std::string_view value);
+
 // "20261127T101200Z" for now (UTC).
 std::string UtcStamp();
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -35,6 +36,22 @@ Status CheckHeader(const fs::path& path) {
     return Status::Corruption("journal: " + path.string() + " is not a database");
   }
   return {};
+}
+
+Result<uint64_t> ParseMetaUint(const std::string& file, std::string_view key,
+                               std::string_view value) {
+  uint64_t v = 0;
+  const char* end = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(value.data(), end, v);
+  if (!value.empty() && ec == std::errc() && ptr == end) return v;
+  // The value goes into a log line: printable ASCII only, and not too long.
+  std::string shown;
+  for (char c : value.substr(0, 40)) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (value.size() > 40) shown += "...";
+  return Status::Corruption("journal: " + file + ": meta '" + std::string(key) + "' is '" +
+                            shown + "', not a number" +
+                            (ec == std::errc::result_out_of_range ? " of 64 bits" : "") +
+                            ": the file is damaged");
 }
 
 std::string UtcStamp() {
@@ -251,7 +268,19 @@ Status Journal::Impl::LoadIdentity() {
                                 "' in its meta table");
     }
   }
-  epoch = std::stoull(meta["epoch"]);
+  // A damaged number makes the journal corrupt (moved aside by Open), never
+  // an exception nor another number. The epoch is read first, the other
+  // numbers once the identity is known to be ours (another store's journal
+  // is refused untouched, whatever else is in it).
+  auto meta_uint = [&](const char* key, uint64_t& out) -> Status {
+    auto it = meta.find(key);
+    if (it == meta.end()) return {};  // last_seq, last_cum: only once pruning ran
+    auto v = internal::ParseMetaUint(path.string(), key, it->second);
+    if (!v.ok()) return v.status();
+    out = *v;
+    return {};
+  };
+  if (Status st = meta_uint("epoch", epoch); !st.ok()) return st;
   store_id = meta["store_id"];
   gateway_id = meta["gateway_id"];
   if ((store_id != opt.store_id || gateway_id != opt.gateway_id) && !meta.count("last_seq")) {
@@ -272,7 +301,12 @@ Status Journal::Impl::LoadIdentity() {
         gateway_id + "', not store '" + opt.store_id + "' gateway '" + opt.gateway_id +
         "'; a journal never changes identity (point data_dir elsewhere)");
   }
-  persisted_watermark = std::stoull(meta["watermark"]);
+  uint64_t meta_last_seq = 0, meta_last_cum = 0;
+  for (auto [key, out] : {std::pair<const char*, uint64_t*>{"watermark", &persisted_watermark},
+                          {"last_seq", &meta_last_seq},
+                          {"last_cum", &meta_last_cum}}) {
+    if (Status st = meta_uint(key, *out); !st.ok()) return st;
+  }
   auto last = wdb.QueryInt("SELECT coalesce(max(seq), 0) FROM events");
   if (!last.ok()) return last.status();
   auto first = wdb.QueryInt("SELECT coalesce(min(seq), 0) FROM events");
@@ -282,10 +316,9 @@ Status Journal::Impl::LoadIdentity() {
   // The highest seq ever handed out is kept in meta too, so that pruning
   // every event cannot make a seq be reused.
   uint64_t last_seq = static_cast<uint64_t>(*last);
-  if (meta.count("last_seq")) last_seq = std::max<uint64_t>(last_seq, std::stoull(meta["last_seq"]));
-  uint64_t last_cum_meta = meta.count("last_cum") ? std::stoull(meta["last_cum"]) : 0;
+  last_seq = std::max<uint64_t>(last_seq, meta_last_seq);
   next_seq = last_seq + 1;
-  last_cum = std::max<uint64_t>(static_cast<uint64_t>(*cum), last_cum_meta);
+  last_cum = std::max<uint64_t>(static_cast<uint64_t>(*cum), meta_last_cum);
   if (persisted_watermark > last_seq) persisted_watermark = last_seq;
   acked = persisted_watermark;
   a_first = static_cast<uint64_t>(*first);

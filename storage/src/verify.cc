@@ -45,8 +45,12 @@ Status OpenReadOnly(const fs::path& data_dir, sql::Db& db, Meta& meta) {
   for (const char* k : {"epoch", "store_id", "gateway_id", "watermark"}) {
     if (!kv.count(k)) return Status::Corruption(std::string("journal: meta has no '") + k + "'");
   }
-  meta.epoch = std::stoull(kv["epoch"]);
-  meta.watermark = std::stoull(kv["watermark"]);
+  auto epoch = internal::ParseMetaUint(path.string(), "epoch", kv["epoch"]);
+  if (!epoch.ok()) return epoch.status();
+  auto watermark = internal::ParseMetaUint(path.string(), "watermark", kv["watermark"]);
+  if (!watermark.ok()) return watermark.status();
+  meta.epoch = *epoch;
+  meta.watermark = *watermark;
   meta.store_id = kv["store_id"];
   meta.gateway_id = kv["gateway_id"];
   return {};
@@ -84,7 +88,9 @@ Result<VerifyReport> VerifyJournal(const fs::path& data_dir,
   // Re-read meta inside the transaction: the watermark may have moved.
   auto wm = db.QueryText("SELECT value FROM meta WHERE key = 'watermark'");
   if (!wm.ok()) return wm.status();
-  meta.watermark = std::stoull(*wm);
+  auto wm_value = internal::ParseMetaUint(where, "watermark", *wm);
+  if (!wm_value.ok()) return wm_value.status();
+  meta.watermark = *wm_value;
   rep.first_seq = static_cast<uint64_t>(*first);
   rep.last_seq = static_cast<uint64_t>(*last);
   rep.watermark = meta.watermark;
@@ -109,7 +115,9 @@ Result<VerifyReport> VerifyJournal(const fs::path& data_dir,
   // out (meta last_seq records the high-water mark when pruning ran).
   uint64_t ever = 0;
   if (auto hw = db.QueryText("SELECT value FROM meta WHERE key = 'last_seq'"); hw.ok()) {
-    ever = std::stoull(*hw);
+    auto v = internal::ParseMetaUint(where, "last_seq", *hw);
+    if (!v.ok()) return v.status();
+    ever = *v;
   }
   rep.full_replay = rep.events == 0 ? ever == 0 : rep.first_seq == 1;
   std::map<std::string, Ledger> ledger;

@@ -767,6 +767,50 @@ TEST_CASE("open: kMoveAsideAndFail moves the corrupt file and fails with corrupt
   CHECK(r.status().message().find(moved[0].filename().string()) != std::string::npos);
 }
 
+TEST_CASE("open: a damaged number in the meta table is corruption naming key and value") {
+  // The meta table keeps epoch, watermark, last_seq and last_cum as text. A
+  // damaged value must be reported as a corrupt journal (moved aside like
+  // any other), never as an internal error, nor read as another number
+  // ("12x" is not 12, "-1" is not 2^64 - 1).
+  struct Damage {
+    const char* key;
+    const char* value;
+  };
+  const Damage cases[] = {{"epoch", "x12"},           {"epoch", ""},
+                          {"watermark", "12x"},       {"watermark", "-1"},
+                          {"watermark", " 3"},        {"last_seq", "99999999999999999999999"},
+                          {"last_cum", "0x10"}};
+  for (const Damage& d : cases) {
+    CAPTURE(d.key);
+    CAPTURE(d.value);
+    TempDir dir;
+    const uint64_t old_epoch = MakeJournal(dir.path(), 3);
+    Sql(dir / "journal.db", std::string("INSERT INTO meta(key, value) VALUES('") + d.key +
+                                "', '" + d.value +
+                                "') ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    const std::string bytes = FileBytes(dir / "journal.db");
+
+    auto fail = Options(dir.path());
+    fail.on_corrupt = OnCorrupt::kMoveAsideAndFail;
+    auto r = Journal::Open(fail);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == StatusCode::kCorruption);
+    CHECK(r.status().message().find(std::string("'") + d.key + "'") != std::string::npos);
+    CHECK(r.status().message().find(std::string("'") + d.value + "'") != std::string::npos);
+    auto moved = FilesWithPrefix(dir.path(), "journal.db.corrupt-");
+    REQUIRE(moved.size() == 1);
+    CHECK(FileBytes(moved[0]) == bytes);
+
+    // The default: moved aside and a new journal created.
+    fs::rename(moved[0], dir / "journal.db");
+    auto j = MustOpen(Options(dir.path()));
+    ExpectMovedAside(*j, dir.path(), bytes);
+    CHECK(j->open_report().corrupt_reason.find(d.key) != std::string::npos);
+    CHECK(j->epoch() != old_epoch);
+    CHECK(j->Stats().last_seq == 0);
+  }
+}
+
 TEST_CASE("open: a corrupt WAL goes aside with its database, and two corruptions keep both") {
   TempDir dir;
   const std::string junk1 = Garbage(8192, 1), wal1 = Garbage(4096, 2);

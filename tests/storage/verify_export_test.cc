@@ -145,6 +145,38 @@ TEST_CASE("verify: fails with corruption when the file was tampered with") {
   }
 }
 
+TEST_CASE("verify: a damaged number in the meta table is corruption naming key and value") {
+  struct Damage {
+    const char* key;
+    const char* value;
+  };
+  const Damage cases[] = {{"epoch", "x12"},
+                          {"epoch", "18446744073709551616"},  // 2^64
+                          {"watermark", "seven"},
+                          {"watermark", "12x"},
+                          {"last_seq", "-5"}};
+  for (const Damage& d : cases) {
+    CAPTURE(d.key);
+    CAPTURE(d.value);
+    TempDir dir;
+    Populate(dir.path());
+    Sql(dir / "journal.db", std::string("INSERT INTO meta(key, value) VALUES('") + d.key +
+                                "', '" + d.value +
+                                "') ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    auto v = VerifyJournal(dir.path());
+    REQUIRE_FALSE(v.ok());
+    CHECK(v.status().code() == StatusCode::kCorruption);
+    CHECK(v.status().message().find("journal.db") != std::string::npos);
+    CHECK(v.status().message().find(std::string("'") + d.key + "'") != std::string::npos);
+    CHECK(v.status().message().find(std::string("'") + d.value + "'") != std::string::npos);
+    if (std::string(d.key) != "last_seq") {
+      // Export needs epoch and watermark too, and reports the same.
+      Status e = ExportJournal(dir.path(), [](const v1::JournaledEvent&) { return Status(); });
+      CHECK(e.code() == StatusCode::kCorruption);
+    }
+  }
+}
+
 TEST_CASE("verify: a missing journal is an error, not a pass") {
   TempDir dir;
   auto v = VerifyJournal(dir / "nothing-here");
