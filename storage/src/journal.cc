@@ -93,6 +93,13 @@ JournalStats Journal::Stats() const {
     std::lock_guard lk(impl_->ic_mu);
     s.integrity_error = i.ic_error;
   }
+  s.wal_pages = static_cast<uint64_t>(std::max(0, i.wal_pages.load()));
+  s.checkpoint_failures = i.ck_failures.load();
+  {
+    std::lock_guard lk(impl_->ck_err_mu);
+    s.checkpoint_error = i.ck_error;
+    s.checkpoint_error_at_us = i.ck_error_at;
+  }
   return s;
 }
 

@@ -145,6 +145,22 @@ struct Journal::Impl {
   std::condition_variable ck_cv;
   bool ck_stop = false;  // guarded by ck_mu
   std::atomic<int> wal_pages{0};
+  // WAL sizes (pages) at which the checkpointer starts and insists
+  // (internal::kCheckpointPages and kForceCheckpointPages unless a test
+  // lowers them).
+  int ck_pages = internal::kCheckpointPages;
+  int ck_force_pages = internal::kForceCheckpointPages;
+  // True while the checkpointer has its connection and its last checkpoint
+  // did not fail. While false the writer checkpoints itself (WalHook).
+  std::atomic<bool> ck_healthy{false};
+  // Writer thread only: the WAL size at which the writer's own checkpoint
+  // runs next (while the checkpointer is not healthy).
+  int writer_ck_due = internal::kForceCheckpointPages;
+  // What Stats() reports of the checkpointer's failures.
+  std::mutex ck_err_mu;
+  std::string ck_error;  // guarded by ck_err_mu; empty while it works
+  int64_t ck_error_at = 0;  // guarded by ck_err_mu
+  std::atomic<uint64_t> ck_failures{0};
   std::thread checkpointer;
 
   // ---- background integrity check of the whole file, on its own
@@ -228,6 +244,10 @@ struct Journal::Impl {
 
   // ---- background threads (background.cc)
   static int WalHook(void* self, sqlite3* db, const char* name, int pages);
+  void WriterCheckpoint(sqlite3* db, int pages);
+  Status OpenCheckpointer(sql::Db& db);
+  void CheckpointFailed(std::string error);
+  void CheckpointWorked();
   void CheckpointLoop();
   void IntegrityLoop();
 };

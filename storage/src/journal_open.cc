@@ -383,6 +383,13 @@ Result<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& options) {
   impl->thresholds = internal::AlertThresholds::From(impl->opt);
   if (impl->opt.reader_connections < 1) impl->opt.reader_connections = 1;
   if (impl->opt.max_group_events < 1) impl->opt.max_group_events = 1;
+  if (impl->opt.test_hooks.checkpoint_pages > 0) {
+    impl->ck_pages = impl->opt.test_hooks.checkpoint_pages;
+  }
+  if (impl->opt.test_hooks.force_checkpoint_pages > 0) {
+    impl->ck_force_pages = impl->opt.test_hooks.force_checkpoint_pages;
+  }
+  impl->writer_ck_due = impl->ck_force_pages;
   std::error_code ec;
   // The journal holds the store's sales: a new data_dir is private (0700).
   const bool made = fs::create_directories(options.data_dir, ec);

@@ -80,6 +80,22 @@ struct JournalOptions {
   // Lines of a StockSnapshot applied per writer transaction (a 50,000-sku
   // snapshot must not stall ingest > 100 ms at a time). 0 means 1.
   size_t snapshot_chunk_lines = 2000;
+
+  // Fault injection and small limits, for tests only: production leaves
+  // every field at its default.
+  struct TestHooks {
+    // Asked before each attempt of the checkpointer to open its connection;
+    // true makes that attempt fail.
+    std::function<bool()> fail_checkpointer_open;
+    // Given the result code of each checkpoint the checkpointer runs; what
+    // it returns is taken as the result (to inject a failure).
+    std::function<int(int rc)> checkpoint_result;
+    // WAL sizes (pages) at which the checkpointer starts checkpointing and
+    // at which it insists; 0: the defaults (1000 and 16384).
+    int checkpoint_pages = 0;
+    int force_checkpoint_pages = 0;
+  };
+  TestHooks test_hooks;
 };
 
 // Per-event answer of Append(), in request order.
@@ -147,6 +163,22 @@ struct JournalStats {
   // next Open checks the whole file before use (and moves it aside).
   bool integrity_checked = false;
   std::string integrity_error;
+  // The checkpointer copies the WAL into the main file on its own thread
+  // (SQLite's auto-checkpoint is off). checkpoint_error is empty while it
+  // works, else why its last attempt failed (it cannot open its connection,
+  // or a checkpoint failed); it clears at the next attempt that works.
+  // checkpoint_failures counts failed attempts since Open (an unopenable
+  // connection is retried every second, each a failure).
+  // checkpoint_error_at_us: when the last failure happened (the journal's
+  // clock, us since the Unix epoch; 0: none since Open). While the
+  // checkpointer fails, the writer checkpoints itself once the WAL holds
+  // 16384 pages, so the WAL stays bounded.
+  std::string checkpoint_error;
+  uint64_t checkpoint_failures = 0;
+  int64_t checkpoint_error_at_us = 0;
+  // WAL pages not yet copied into the main file (after the last commit or
+  // checkpoint).
+  uint64_t wal_pages = 0;
 };
 
 // What Open() found and did, for the log and the status page.
