@@ -13,12 +13,6 @@ AlertThresholds AlertThresholds::From(const JournalOptions& options) {
   return t;
 }
 
-void ApplyDelta(StockState& st, int64_t delta, uint64_t seq) {
-  st.on_hand += delta;
-  st.dirty = true;
-  st.updated_seq = seq;
-}
-
 bool SnapshotLineIsStale(const StockState& st, uint64_t as_of_seq, uint64_t hq_version) {
   return SnapshotIsStale(st.exists || st.dirty, st.as_of_seq, st.hq_version, as_of_seq,
                          hq_version);

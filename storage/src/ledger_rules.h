@@ -63,7 +63,12 @@ struct AlertDecision {
 };
 
 // An event's delta of this sku at `seq` (a count passes its CountDelta).
-void ApplyDelta(StockState& st, int64_t delta, uint64_t seq);
+// Inline: the writer runs it for every line of every event.
+inline void ApplyDelta(StockState& st, int64_t delta, uint64_t seq) {
+  st.on_hand += delta;
+  st.dirty = true;
+  st.updated_seq = seq;
+}
 
 // The delta that sets on_hand to the counted quantity.
 inline int64_t CountDelta(const StockState& st, int64_t counted) { return counted - st.on_hand; }
