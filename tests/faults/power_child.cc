@@ -16,9 +16,10 @@
 //   * one thread runs retention passes (PruneNow) back to back; the journal
 //     clock runs 1000x faster than real time from CLOCK_BASE_US and
 //     retention is 10 s, so delivered events are pruned within ~10 ms;
-//   * WAL checkpoints happen on their own (the journal's checkpointer and
-//     SQLite's auto-checkpoint) since commits are cheap (no real fsync;
-//     each simulated one takes 300 us).
+//   * WAL checkpoints happen on their own, run by the journal's
+//     checkpointer thread (the journal's WAL hook turns SQLite's
+//     auto-checkpoint off), many of them since commits are cheap (no real
+//     fsync; each simulated one takes 300 us).
 // Exits on its own after 20 s at most and dies with its parent.
 #include <signal.h>
 #include <sys/prctl.h>
