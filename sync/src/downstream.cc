@@ -5,8 +5,9 @@
 // keeps (and redelivers) a message until its change is committed. The cost
 // is that the receive thread is busy meanwhile (about 0.3 s for a
 // 50,000-line snapshot: the uplink's PUBACKs wait that long, far from the
-// keep-alive); journal retries are bounded for the same reason. Enqueue and
-// the worker are the non-blocking alternative (PUBACK at once).
+// keep-alive); journal retries are bounded for the same reason, and end
+// early when the uplink stops (Submit's stop token). Enqueue and the worker
+// are the non-blocking alternative (PUBACK at once).
 #include "storegw/sync/downstream.h"
 
 #include <spdlog/spdlog.h>
@@ -15,6 +16,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <stop_token>
 #include <thread>
 #include <utility>
 
@@ -142,36 +144,37 @@ class Downstream::Impl {
         queue_.pop_front();
         queued_bytes_ -= item.payload.size();
       }
-      (void)ApplyWithRetries(item.kind, item.payload);
+      (void)ApplyWithRetries(item.kind, item.payload, {});
     }
   }
 
  public:
   // A journal failure that may pass (full disk, I/O error) is retried with
-  // a doubling delay, within max_retry_time; while stopping, not at all.
-  Status ApplyWithRetries(DownstreamKind kind, std::string_view payload) {
+  // a doubling delay, within max_retry_time; while stopping (Stop(), or
+  // `stop` requested), not at all: the attempt under way is the last.
+  Status ApplyWithRetries(DownstreamKind kind, std::string_view payload, std::stop_token stop) {
     std::lock_guard serial(handle_mu_);
     const auto deadline = SteadyClock::now() + opt_.max_retry_time;
     auto delay = opt_.retry_initial;
     for (int attempt = 0;; ++attempt) {
-      const bool last =
-          attempt >= opt_.journal_retries || Stopping() || SteadyClock::now() + delay > deadline;
+      const bool last = attempt >= opt_.journal_retries || Stopping() || stop.stop_requested() ||
+                        SteadyClock::now() + delay > deadline;
       Status s = Handle(kind, payload, last);
       if (s.ok() || !Transient(s) || last) return s;
       spdlog::warn("downstream: {} message not applied ({}); retrying in {} ms",
                    DownstreamKindName(kind), s.message(), delay.count());
       std::unique_lock lk(mu_);
-      cv_.wait_for(lk, delay, [&] { return stopping_; });
+      cv_.wait_for(lk, stop, delay, [&] { return stopping_; });
       delay *= 2;
     }
   }
 
-  Status Submit(DownstreamKind kind, std::string_view payload) {
+  Status Submit(DownstreamKind kind, std::string_view payload, std::stop_token stop) {
     if (Stopping()) {
       return Refuse(kind, payload.size(), "shutting_down",
                     Status::Unavailable("the gateway is stopping; HQ must resend this message"));
     }
-    return ApplyWithRetries(kind, payload);
+    return ApplyWithRetries(kind, payload, std::move(stop));
   }
 
  private:
@@ -342,7 +345,8 @@ class Downstream::Impl {
 
   std::mutex handle_mu_;   // one message at a time (Submit, worker)
   mutable std::mutex mu_;  // guards everything below
-  std::condition_variable cv_;
+  // _any: the retry wait also wakes on Submit's stop token.
+  std::condition_variable_any cv_;
   std::deque<Item> queue_;
   size_t queued_bytes_ = 0;
   bool started_ = false;
@@ -362,8 +366,8 @@ Downstream::~Downstream() {
 Status Downstream::Handle(DownstreamKind kind, std::string_view payload) {
   return impl_->Handle(kind, payload, true);
 }
-Status Downstream::Submit(DownstreamKind kind, std::string_view payload) {
-  return impl_->Submit(kind, payload);
+Status Downstream::Submit(DownstreamKind kind, std::string_view payload, std::stop_token stop) {
+  return impl_->Submit(kind, payload, std::move(stop));
 }
 void Downstream::Enqueue(DownstreamKind kind, std::string payload) {
   impl_->Enqueue(kind, std::move(payload));

@@ -15,9 +15,13 @@
 //     (never inside a Paho callback): the known reconnect leaks, double
 //     callbacks and connect deadlocks of these versions cannot poison the
 //     next connection. Paho's automatic reconnect is off.
-//   * Callbacks reach the engine through Shared, whose listener pointer is
-//     cleared under its mutex in Close(): after Close() returns no callback
-//     touches the engine, even if Paho calls one late.
+//   * Callbacks reach the engine through Shared. A callback takes the
+//     listener pointer under Shared's mutex and counts itself busy, then
+//     calls the listener without holding the mutex; Close() clears the
+//     pointer and waits until no callback is busy. So after Close() returns
+//     no callback touches the engine, even if Paho calls one late, and a
+//     long callback (a downstream apply) never holds the mutex that other
+//     callbacks and Close() need.
 //   * Batches are zlib-compressed when the broker speaks MQTT 5 (marked
 //     with content-type and a content-encoding user property).
 //   * The TLS error_handler is not used: its context dangles in 1.2 (see
@@ -36,13 +40,24 @@
 //     (Downstream::Submit) applies the message inside the callback, so the
 //     broker keeps and redelivers a message until its change is committed.
 //     The receive thread is busy meanwhile (about 0.3 s for a 50,000-line
-//     snapshot; uplink PUBACKs wait, the keep-alive is far away).
+//     snapshot; uplink PUBACKs wait, the keep-alive is far away), and Paho
+//     C holds its own lock, shared by every client in the process, for the
+//     whole callback: no publish, disconnect or destroy of any client
+//     proceeds until it returns. That is why Uplink::Stop() first asks the
+//     sink to stop retrying (its stop token): the apply returns after the
+//     attempt under way (a message it gives up on is counted as refused
+//     and acknowledged, as after its last retry), and Close() then gets
+//     through. Close() waits for the callback however long it takes (it
+//     must: the client cannot be destroyed under a running callback, and
+//     the sink uses objects the caller frees after Stop()), and says so in
+//     the log while it waits.
 #include "mqtt_transport.h"
 
 #include <mqtt/async_client.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -94,12 +109,40 @@ std::string PahoText(int rc) {
 
 struct Shared {
   std::mutex mu;
+  std::condition_variable idle;           // busy dropped to 0
   TransportListener* listener = nullptr;  // null: closed, drop callbacks
+  int busy = 0;                           // callbacks calling the listener now
   std::string server_disconnect;          // v5 DISCONNECT reason from the broker
+  // Set before the client exists, read-only afterwards.
   std::string ack_topic;
   std::string stock_topic;   // {prefix}/{store_id}/downstream/stock
   std::string prices_topic;  // {prefix}/{store_id}/downstream/prices
   std::string url;
+};
+
+// The listener of an open transport, held for one callback without the
+// mutex: Close() waits until every BusyListener is gone.
+class BusyListener {
+ public:
+  explicit BusyListener(Shared& s) : s_(s) {
+    std::lock_guard lk(s_.mu);
+    l_ = s_.listener;
+    if (l_) ++s_.busy;
+  }
+  ~BusyListener() {
+    if (!l_) return;
+    std::lock_guard lk(s_.mu);
+    if (--s_.busy == 0) s_.idle.notify_all();
+  }
+  BusyListener(const BusyListener&) = delete;
+  BusyListener& operator=(const BusyListener&) = delete;
+
+  explicit operator bool() const { return l_ != nullptr; }
+  TransportListener* operator->() const { return l_; }
+
+ private:
+  Shared& s_;
+  TransportListener* l_;
 };
 
 class Callbacks final : public mqtt::callback, public mqtt::iaction_listener {
@@ -107,26 +150,27 @@ class Callbacks final : public mqtt::callback, public mqtt::iaction_listener {
   explicit Callbacks(std::shared_ptr<Shared> s) : s_(std::move(s)) {}
 
   void connection_lost(const std::string& cause) override {
-    std::lock_guard lk(s_->mu);
-    if (!s_->listener) return;
     std::string why = "connection to " + s_->url + " lost";
-    if (!s_->server_disconnect.empty()) {
-      why += ": broker disconnected us: " + s_->server_disconnect;
-    } else if (!cause.empty()) {
-      why += ": " + cause;
+    {
+      std::lock_guard lk(s_->mu);
+      if (!s_->server_disconnect.empty()) {
+        why += ": broker disconnected us: " + s_->server_disconnect;
+      } else if (!cause.empty()) {
+        why += ": " + cause;
+      }
     }
-    s_->listener->OnLinkLost(Status::Unavailable(why));
+    if (BusyListener l(*s_); l) l->OnLinkLost(Status::Unavailable(why));
   }
 
   void message_arrived(mqtt::const_message_ptr msg) override {
     if (!msg) return;
-    std::lock_guard lk(s_->mu);
-    if (!s_->listener) return;
     const std::string& topic = msg->get_topic();
     if (topic == s_->stock_topic || topic == s_->prices_topic) {
-      s_->listener->OnDownstream(
-          topic == s_->stock_topic ? DownstreamKind::kStock : DownstreamKind::kPrices,
-          msg->get_payload_str());
+      // Applied here, without our mutex (see the top of this file).
+      if (BusyListener l(*s_); l) {
+        l->OnDownstream(topic == s_->stock_topic ? DownstreamKind::kStock : DownstreamKind::kPrices,
+                        msg->get_payload_str());
+      }
       return;
     }
     if (topic != s_->ack_topic) return;
@@ -137,7 +181,7 @@ class Callbacks final : public mqtt::callback, public mqtt::iaction_listener {
                    p.size());
       return;
     }
-    s_->listener->OnHqAck(ack.epoch(), ack.seq(), ack.gateway_id());
+    if (BusyListener l(*s_); l) l->OnHqAck(ack.epoch(), ack.seq(), ack.gateway_id());
   }
 
   // Per-publish listener (user context = the engine's send id).
@@ -146,26 +190,22 @@ class Callbacks final : public mqtt::callback, public mqtt::iaction_listener {
     const int reason = tok.get_reason_code();
     Status st;
     if (reason >= 0x80 && reason != mqtt::ReasonCode::MQTTPP_V3_CODE) st = Refused(reason);
-    std::lock_guard lk(s_->mu);
-    if (s_->listener) s_->listener->OnSendDone(id, std::move(st));
+    if (BusyListener l(*s_); l) l->OnSendDone(id, std::move(st));
   }
 
   void on_failure(const mqtt::token& tok) override {
     const uint64_t id = reinterpret_cast<uintptr_t>(tok.get_user_context());
     const int rc = tok.get_return_code();
     const int reason = tok.get_reason_code();
-    std::string why;
+    Status st;
     if (reason >= 0x80 && reason != mqtt::ReasonCode::MQTTPP_V3_CODE) {
-      std::lock_guard lk(s_->mu);
-      if (s_->listener) s_->listener->OnSendDone(id, Refused(reason));
-      return;
+      st = Refused(reason);
     } else if (rc == MQTTASYNC_OPERATION_INCOMPLETE || rc == MQTTASYNC_DISCONNECTED) {
-      why = "connection lost before the broker acknowledged it";
+      st = Status::Unavailable("connection lost before the broker acknowledged it");
     } else {
-      why = "publish failed: " + PahoText(rc);
+      st = Status::Unavailable("publish failed: " + PahoText(rc));
     }
-    std::lock_guard lk(s_->mu);
-    if (s_->listener) s_->listener->OnSendDone(id, Status::Unavailable(why));
+    if (BusyListener l(*s_); l) l->OnSendDone(id, std::move(st));
   }
 
  private:
@@ -290,8 +330,7 @@ class MqttTransport final : public Transport {
 
   void Close(const std::optional<std::string>& final_status) override {
     if (!cli_) {
-      std::lock_guard lk(shared_->mu);
-      shared_->listener = nullptr;
+      Detach();
       return;
     }
     // The listener stays attached until the DISCONNECT is out: a downstream
@@ -310,10 +349,7 @@ class MqttTransport final : public Transport {
     } catch (const std::exception& e) {
       spdlog::debug("uplink: disconnect: {}", e.what());
     }
-    {
-      std::lock_guard lk(shared_->mu);
-      shared_->listener = nullptr;
-    }
+    Detach();
     cli_.reset();
   }
 
@@ -325,6 +361,25 @@ class MqttTransport final : public Transport {
   int protocol_version() const override { return version_; }
 
  private:
+  // No callback reaches the listener after this returns: clears it, then
+  // waits for the callbacks still calling it (a downstream apply may take
+  // a while: its sink was asked to stop retrying by Uplink::Stop(), or
+  // this is a reconnect and it finishes on its own).
+  void Detach() {
+    std::unique_lock lk(shared_->mu);
+    shared_->listener = nullptr;
+    const auto since = SteadyClock::now();
+    while (
+        !shared_->idle.wait_for(lk, std::chrono::seconds(2), [&] { return shared_->busy == 0; })) {
+      spdlog::warn(
+          "uplink: closing the connection to {}: waiting for a downstream message being "
+          "applied ({} ms so far)",
+          shared_->url,
+          std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - since)
+              .count());
+    }
+  }
+
   // Waits for `tok` in short slices so Stop() can abandon it; false on
   // timeout or cancel; throws mqtt::exception when it failed.
   bool WaitToken(mqtt::token& tok, const ConnectRequest& req) {

@@ -39,8 +39,18 @@ Result<std::unique_ptr<Uplink>> Uplink::CreateWithTransport(UplinkOptions option
 void Uplink::SetStatusSource(std::function<v1::GatewayStatus()> source) {
   impl_->SetStatusSource(std::move(source));
 }
-void Uplink::SetDownstreamSink(std::function<void(DownstreamKind, std::string)> sink) {
+void Uplink::SetDownstreamSink(DownstreamSink sink) {
   impl_->SetDownstreamSink(std::move(sink));
+}
+void Uplink::SetDownstreamSink(std::function<void(DownstreamKind, std::string)> sink) {
+  if (!sink) {
+    impl_->SetDownstreamSink(nullptr);
+    return;
+  }
+  impl_->SetDownstreamSink(
+      [sink = std::move(sink)](DownstreamKind kind, std::string payload, std::stop_token) {
+        sink(kind, std::move(payload));
+      });
 }
 Status Uplink::Start() {
   return impl_->Start();

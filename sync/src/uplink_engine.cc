@@ -50,6 +50,12 @@ void Uplink::Impl::Stop() {
     if (!started_) return;
     stop_ = true;
   }
+  // First, so that a downstream message being applied on the MQTT receive
+  // thread gives up its retries: until it returns, Paho C (its threads and
+  // its lock are shared by every client of the process) cannot send our
+  // final status or the DISCONNECT, and the engine may be blocked in a
+  // publish.
+  downstream_stop_.request_stop();
   cancel_ = true;
   cv_.notify_all();
   if (engine_.joinable()) engine_.join();
@@ -82,7 +88,9 @@ class Uplink::Impl::SessionListener final : public TransportListener {
   // connection brought it, so one that arrives while this connection
   // closes is still applied (its PUBACK goes out when the sink returns).
   void OnDownstream(DownstreamKind kind, std::string payload) override {
-    if (impl_->downstream_sink_) impl_->downstream_sink_(kind, std::move(payload));
+    if (impl_->downstream_sink_) {
+      impl_->downstream_sink_(kind, std::move(payload), impl_->downstream_stop_.get_token());
+    }
   }
 
  private:

@@ -27,6 +27,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -89,9 +90,7 @@ class Uplink::Impl {
   void SetStatusSource(std::function<v1::GatewayStatus()> source) {
     status_source_ = std::move(source);
   }
-  void SetDownstreamSink(std::function<void(DownstreamKind, std::string)> sink) {
-    downstream_sink_ = std::move(sink);
-  }
+  void SetDownstreamSink(DownstreamSink sink) { downstream_sink_ = std::move(sink); }
 
   Status Start();
   void Stop();
@@ -146,8 +145,11 @@ class Uplink::Impl {
   storage::Journal* const journal_;
   const TransportFactory factory_;
   const bool hq_mode_;
-  std::function<v1::GatewayStatus()> status_source_;                  // set before Start
-  std::function<void(DownstreamKind, std::string)> downstream_sink_;  // set before Start
+  std::function<v1::GatewayStatus()> status_source_;  // set before Start
+  DownstreamSink downstream_sink_;                    // set before Start
+  // Requested when Stop() begins: a downstream apply under way gives up
+  // its retries instead of holding Stop() up (see SetDownstreamSink).
+  std::stop_source downstream_stop_;
 
   std::mutex mu_;  // guards the members below up to cv_
   std::condition_variable cv_;

@@ -76,36 +76,7 @@ std::string JsonField(const std::string& body, const std::string& name) {
   return body.substr(start, body.find('"', start) - start);
 }
 
-// HQ's side of the downlink: publishes QoS 1 and waits for the PUBACK.
-class HqPublisher {
- public:
-  HqPublisher(const std::string& url, std::string prefix, std::string store_id)
-      : base_(prefix + "/" + store_id + "/downstream/") {
-    mqtt::create_options co(MQTTVERSION_5);
-    cli_ = std::make_unique<mqtt::async_client>(url, "hq-publisher-" + std::to_string(getpid()), co,
-                                                nullptr);
-    opts_ =
-        mqtt::connect_options_builder().mqtt_version(MQTTVERSION_5).clean_start(true).finalize();
-    if (!cli_->connect(opts_)->wait_for(10s)) throw std::runtime_error("HQ publisher: connect");
-  }
-  ~HqPublisher() {
-    try {
-      cli_->disconnect(0)->wait_for(2s);
-    } catch (...) {
-    }
-  }
-  void Publish(const std::string& kind, const std::string& payload) {
-    auto tok = cli_->publish(base_ + kind, payload.data(), payload.size(), 1, false);
-    REQUIRE(tok->wait_for(20s));
-  }
-  void Stock(const v1::StockSnapshot& s) { Publish("stock", s.SerializeAsString()); }
-  void Price(const v1::PriceUpdate& p) { Publish("prices", p.SerializeAsString()); }
-
- private:
-  std::string base_;
-  std::unique_ptr<mqtt::async_client> cli_;
-  mqtt::connect_options opts_;
-};
+using st::HqPublisher;
 
 v1::PriceUpdate MakePrice(const std::string& sku, int64_t price, int64_t from,
                           const std::string& currency = "EUR",

@@ -5,8 +5,11 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <stop_token>
 #include <string>
+#include <thread>
 
+#include "failing_vfs.h"
 #include "storegw/storage/journal.h"
 #include "storegw/sync/downstream.h"
 #include "sync_test_util.h"
@@ -287,4 +290,63 @@ TEST_CASE("downstream: Submit applies before it returns - after Stop it refuses"
   CHECK(c.prices_applied == 1);
   CHECK(c.refused.at("undecodable") == 1);
   CHECK(c.refused.at("shutting_down") == 1);
+}
+
+TEST_CASE("downstream: Submit retries a refusing journal and a stop request ends the retries") {
+  // A journal whose disk refuses writes on demand; no background writes
+  // (maintenance) that could be refused instead of the message's.
+  st::InstallFailingVfs();
+  st::TempDir dir;
+  st::TrackDir(dir.path() / "data");
+  storage::JournalOptions jo = st::TestJournalOptions(dir.path() / "data");
+  jo.maintenance_interval = std::chrono::hours(1);
+  auto opened = storage::Journal::Open(jo);
+  REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
+  storage::Journal& j = **opened;
+  sync::DownstreamOptions o;
+  o.retry_initial = std::chrono::milliseconds(200);  // retries 0.2 + 0.4 + 0.8 + 1.6 s
+  o.max_retry_time = std::chrono::seconds(10);
+  sync::Downstream down(&j, o);
+  const int64_t from = NowUs() - 1000000;
+  const std::string price = Bytes(Price(j, "SKU-5", 120, from));
+  const uint64_t refused_before = st::RefusedWrites();
+  auto refused_once = [&] {
+    return st::WaitUntil([&] { return st::RefusedWrites() > refused_before; },
+                         std::chrono::seconds(10));
+  };
+
+  SUBCASE("the journal recovers during the retries: applied") {
+    st::FailWrites(true);
+    std::thread disk([&] {
+      CHECK(refused_once());
+      st::FailWrites(false);
+    });
+    const storegw::Status s = down.Submit(DownstreamKind::kPrices, price);
+    disk.join();
+    CHECK_MESSAGE(s.ok(), s.ToString());
+    auto applied = j.PriceAt("SKU-5", NowUs());
+    REQUIRE(applied.ok());
+    CHECK(applied->price == 120);
+    CHECK(down.counters().prices_applied == 1);
+    CHECK(down.counters().refused_total() == 0);
+  }
+  SUBCASE("a stop request during the retries: the next attempt is the last") {
+    std::stop_source stop;
+    st::FailWrites(true);
+    std::thread stopper([&] {
+      CHECK(refused_once());
+      stop.request_stop();
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    const storegw::Status s = down.Submit(DownstreamKind::kPrices, price, stop.get_token());
+    const auto took = std::chrono::steady_clock::now() - t0;
+    stopper.join();
+    st::FailWrites(false);
+    CHECK(s.code() == StatusCode::kResourceExhausted);
+    CHECK(took < std::chrono::seconds(1));  // the retries alone would take 3 s
+    auto c = down.counters();
+    CHECK(c.refused["journal_error"] == 1);
+    CHECK(c.prices_applied == 0);
+    CHECK(j.PriceAt("SKU-5", NowUs()).status().code() == StatusCode::kNotFound);
+  }
 }

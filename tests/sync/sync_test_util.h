@@ -358,6 +358,51 @@ inline std::string AppendSales(storage::Journal& j, uint64_t first, uint64_t n,
   return "";
 }
 
+// ------------------------------------------------------------ HQ publisher
+
+// HQ's side of the downlink: publishes to {prefix}/{store_id}/downstream/
+// stock|prices with QoS 1 and waits for the broker's PUBACK.
+class HqPublisher {
+ public:
+  HqPublisher(const std::string& url, std::string prefix, std::string store_id)
+      : base_(prefix + "/" + store_id + "/downstream/") {
+    mqtt::create_options co(MQTTVERSION_5);
+    cli_ = std::make_unique<mqtt::async_client>(url, "hq-publisher-" + std::to_string(getpid()), co,
+                                                nullptr);
+    opts_ =
+        mqtt::connect_options_builder().mqtt_version(MQTTVERSION_5).clean_start(true).finalize();
+    if (!cli_->connect(opts_)->wait_for(10s)) throw std::runtime_error("HQ publisher: connect");
+  }
+  ~HqPublisher() {
+    try {
+      cli_->disconnect(0)->wait_for(2s);
+    } catch (...) {
+    }
+  }
+  HqPublisher(const HqPublisher&) = delete;
+  HqPublisher& operator=(const HqPublisher&) = delete;
+
+  // "stock" or "prices". Throws when the broker does not acknowledge it.
+  void Publish(const std::string& kind, const std::string& payload) {
+    if (!PublishNoWait(kind, payload)->wait_for(20s)) {
+      throw std::runtime_error("HQ publisher: no PUBACK for " + kind);
+    }
+  }
+  // Without waiting for the PUBACK: for a test whose gateway holds Paho C's
+  // receive thread (shared by every client of the process) while it
+  // applies the message.
+  mqtt::delivery_token_ptr PublishNoWait(const std::string& kind, const std::string& payload) {
+    return cli_->publish(base_ + kind, payload.data(), payload.size(), 1, false);
+  }
+  void Stock(const v1::StockSnapshot& s) { Publish("stock", s.SerializeAsString()); }
+  void Price(const v1::PriceUpdate& p) { Publish("prices", p.SerializeAsString()); }
+
+ private:
+  std::string base_;
+  std::unique_ptr<mqtt::async_client> cli_;
+  mqtt::connect_options opts_;
+};
+
 // ------------------------------------------------------------ HQ consumer
 
 // What head office does with the events topic: dedupe on (gateway_id,

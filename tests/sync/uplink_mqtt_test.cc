@@ -10,7 +10,9 @@
 #include <atomic>
 #include <thread>
 
+#include "failing_vfs.h"
 #include "storegw/storage/journal.h"
+#include "storegw/sync/downstream.h"
 #include "storegw/sync/uplink.h"
 #include "sync_test_util.h"
 #include "tcp_proxy.h"
@@ -22,6 +24,7 @@ using namespace std::chrono_literals;
 using sync_test::AppendSales;
 using sync_test::BrokerOptions;
 using sync_test::HqConsumer;
+using sync_test::HqPublisher;
 using sync_test::Mosquitto;
 using sync_test::TcpProxy;
 using sync_test::TempDir;
@@ -463,6 +466,66 @@ TEST_CASE(
   CHECK(hq.Verify(*journal) == "");
   CHECK(uplink->status().last_error.find("packet too large (0x95)") != std::string::npos);
   uplink->Stop();
+}
+
+TEST_CASE(
+    "sync integration: Stop stays bounded while a downstream message is retried against a "
+    "journal that keeps refusing it") {
+  // The journal's disk refuses every write while the price update is
+  // applied: Downstream::Submit retries (0.5 s, 1 s, 2 s, 4 s: about 7.5 s)
+  // on Paho's receive thread. Stop() must not wait for all of that.
+  sync_test::InstallFailingVfs();
+  TempDir dir;
+  sync_test::TrackDir(dir / "data");
+  auto journal = OpenJournal(dir);
+  Mosquitto broker(dir / "broker");
+  Downstream downstream(journal.get());  // default retries: from 500 ms, 8 s in all
+  UplinkOptions o = TestOptions(broker.url());
+  o.keep_alive = 30s;  // as in production: the blocked receive thread does not cost the link
+  auto u = Uplink::Create(o, journal.get());
+  REQUIRE_MESSAGE(u.ok(), u.status().ToString());
+  auto uplink = std::move(*u);
+  std::atomic<int> applying{0};
+  // Wired as the daemon should: the sink passes its stop token on.
+  uplink->SetDownstreamSink([&](DownstreamKind kind, std::string payload, std::stop_token stop) {
+    ++applying;
+    (void)downstream.Submit(kind, payload, stop);
+    --applying;
+  });
+  REQUIRE(uplink->Start().ok());
+  REQUIRE(WaitUntil([&] { return uplink->status().link == "up"; }, 10s));
+  // Made (and destroyed) outside the apply: Paho C's threads and lock are
+  // shared by every client of the process, and the apply holds them.
+  HqPublisher hq(broker.url(), o.topic_prefix, "store-0001");
+
+  const uint64_t refused_before = sync_test::RefusedWrites();
+  sync_test::FailWrites(true);
+  v1::PriceUpdate price;
+  price.set_store_id("store-0001");
+  price.set_sku("SKU-1");
+  price.set_price(249);
+  price.set_currency("EUR");
+  price.set_effective_from(1767225600000000);
+  auto published = hq.PublishNoWait("prices", price.SerializeAsString());
+  // The message is being applied and the journal has refused a write.
+  REQUIRE(WaitUntil(
+      [&] { return applying.load() == 1 && sync_test::RefusedWrites() > refused_before; }, 10s));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  uplink->Stop();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  sync_test::FailWrites(false);
+  MESSAGE("Stop() took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                         << " ms");
+  // The final status and the DISCONNECT take a few ms on loopback (1 s
+  // each at most); the retries would take 7.5 s.
+  CHECK(took < 3s);
+  CHECK(applying.load() == 0);
+  CHECK(published->wait_for(10s));
+  // Given up, not applied: counted as a journal failure.
+  auto refused = downstream.counters().refused;
+  CHECK(refused["journal_error"] == 1);
+  CHECK(journal->PriceAt("SKU-1", 1767225600000001).status().code() == StatusCode::kNotFound);
 }
 
 }  // namespace storegw::sync

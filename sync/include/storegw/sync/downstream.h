@@ -16,7 +16,9 @@
 //              "other_epoch", "rejected" (a snapshot the journal rejected
 //              otherwise, e.g. as_of_seq beyond the journal), "overflow"
 //              (the queue was over its byte cap), "journal_error" (the
-//              journal failed, e.g. full disk, after the retries)
+//              journal failed, e.g. full disk, after the retries, or on
+//              the attempt under way when the retries were given up),
+//              "shutting_down" (after Stop())
 // A snapshot for another store or epoch is handed to the journal anyway,
 // which journals a SNAPSHOT_REJECTED alert (upstream, on /v1/status).
 //
@@ -24,17 +26,19 @@
 // directly). Submit() is what the MQTT receive thread calls: it applies the
 // message before it returns, so the broker gets the PUBACK only once the
 // change is durable (Paho C 1.3 sends it after the message callback
-// returns; see sync/README.md). Enqueue() only queues, for a worker that
-// Start() runs; Stop() applies what is still queued, then joins. Handle,
-// Submit and the worker are serialized (one message at a time, in the order
-// they come). counters() from any thread. The Journal must outlive the
-// Downstream.
+// returns; see sync/README.md); its stop token (the uplink's, requested
+// when the uplink stops) ends the retries early. Enqueue() only queues,
+// for a worker that Start() runs; Stop() applies what is still queued,
+// then joins. Handle, Submit and the worker are serialized (one message at
+// a time, in the order they come). counters() from any thread. The
+// Journal must outlive the Downstream.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <stop_token>
 #include <string>
 #include <string_view>
 
@@ -105,8 +109,11 @@ class Downstream {
 
   // Handle() plus the bounded retries of a journal failure that may pass;
   // returns when the message is durably applied or refused. For the MQTT
-  // receive thread (Uplink::SetDownstreamSink). After Stop(): refused.
-  Status Submit(DownstreamKind kind, std::string_view payload);
+  // receive thread (Uplink::SetDownstreamSink: pass the sink's stop token).
+  // Once `stop` is requested no further retry is made: the attempt under
+  // way (or the next, when it comes during a wait) is the last, and a
+  // failure is refused as "journal_error". After Stop(): refused.
+  Status Submit(DownstreamKind kind, std::string_view payload, std::stop_token stop = {});
 
   // Queues one message for the worker; returns at once. Refuses (counted,
   // logged) beyond max_queued_bytes or after Stop().

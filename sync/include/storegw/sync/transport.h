@@ -68,7 +68,9 @@ class TransportListener {
   // on the transport's receive thread; the MQTT transport acknowledges it
   // to the broker when this returns, so an implementation may apply it
   // durably here, briefly (the uplink's acks wait meanwhile; stay far
-  // below the keep-alive). Transports without a downlink never call it.
+  // below the keep-alive). The transport holds no lock of its own while it
+  // runs (Paho C holds its own: see mqtt_transport.cc), and Close() waits
+  // for it to return. Transports without a downlink never call it.
   virtual void OnDownstream(DownstreamKind kind, std::string payload) {
     (void)kind;
     (void)payload;

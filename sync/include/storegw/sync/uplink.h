@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stop_token>
 #include <string>
 
 #include "storegw/status.h"
@@ -165,6 +166,12 @@ struct UplinkStatus {
   bool halted = false;
 };
 
+// Applies one downstream message (HQ stock snapshot or price update; the
+// payload as received). `stop` is requested when Uplink::Stop() begins: a
+// sink that retries (Downstream::Submit) gives up its retries then, so that
+// Stop() stays bounded.
+using DownstreamSink = std::function<void(DownstreamKind, std::string, std::stop_token stop)>;
+
 class Uplink {
  public:
   // Validates `options` (kInvalidArgument naming the "uplink.*" key) and
@@ -195,8 +202,14 @@ class Uplink {
   // persistent session, see session_expiry). The sink runs on the
   // transport's receive thread; the broker gets the message's PUBACK when
   // it returns, so it should return once the change is durable (e.g.
-  // Downstream::Submit), and quickly: the uplink's acks wait meanwhile.
-  // Set before Start().
+  // Downstream::Submit), and quickly: the uplink's acks wait meanwhile, and
+  // so does every other use of Paho in the process. Once its stop token is
+  // requested (Stop()), it should make no further retries and return:
+  // Stop() waits for it. Set before Start().
+  void SetDownstreamSink(DownstreamSink sink);
+  // The same without a stop token: Stop() waits for such a sink however
+  // long it takes (a Downstream::Submit in its journal retries: up to
+  // DownstreamOptions::max_retry_time). Prefer the form above.
   void SetDownstreamSink(std::function<void(DownstreamKind, std::string)> sink);
 
   // Starts the engine thread; returns at once (the first connection attempt
@@ -204,7 +217,9 @@ class Uplink {
   Status Start();
   // Publishes a final retained status (online=false) when connected,
   // disconnects and joins the threads. Bounded: a few seconds at most even
-  // with a stalled link. Idempotent.
+  // with a stalled link, and with a downstream message being applied (its
+  // sink's stop token is requested first; the apply's attempt under way
+  // finishes, its retries are given up). Idempotent.
   void Stop();
 
   UplinkStatus status() const;
