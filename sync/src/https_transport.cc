@@ -18,6 +18,11 @@
 //     cache. kParallel is 1: one request at a time, so batches reach HQ
 //     strictly in seq order, as over MQTT; a 2xx means "HQ stored this
 //     batch"; HQ dedupes on the Idempotency-Key / (gateway_id, epoch, seq).
+//   * Every curl_easy_setopt / curl_multi_setopt is checked: an option
+//     libcurl refuses fails Connect() (or the request) with a message naming
+//     it ("https: cannot set CURLOPT_SSLCERT: ..."), and Uplink::Create
+//     tries them once (CheckHttpsOptions) so such a configuration fails at
+//     start-up.
 //   * 2xx: delivered. 408, 429, 5xx, 1xx/3xx and transport errors: failed
 //     (Retry-After passed on); other 4xx: refused for good (the engine
 //     stops, see SendFailure::permanent).
@@ -62,6 +67,32 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr size_t kParallel = 1;
 // Bytes of HQ's answer body kept for an error message.
 constexpr size_t kKeepBody = 512;
+
+// "https: cannot set CURLOPT_SSLCERT: <what libcurl says>".
+Status OptionError(const std::string& option, const char* why) {
+  return Status::FailedPrecondition("https: cannot set " + option + ": " + why);
+}
+
+std::string EasyOptionName(CURLoption opt) {
+  const curl_easyoption* o = curl_easy_option_by_id(opt);
+  if (o && o->name) return std::string("CURLOPT_") + o->name;
+  return "libcurl option " + std::to_string(static_cast<int>(opt));
+}
+
+// curl_easy_setopt, its refusal as a Status naming the option.
+template <typename T>
+Status SetOpt(CURL* e, CURLoption opt, T value) {
+  const CURLcode rc = curl_easy_setopt(e, opt, value);
+  if (rc == CURLE_OK) return {};
+  return OptionError(EasyOptionName(opt), curl_easy_strerror(rc));
+}
+
+template <typename T>
+Status SetMultiOpt(CURLM* m, CURLMoption opt, const char* name, T value) {
+  const CURLMcode rc = curl_multi_setopt(m, opt, value);
+  if (rc == CURLM_OK) return {};
+  return OptionError(name, curl_multi_strerror(rc));
+}
 
 void GlobalInit() {
   static std::once_flag once;
@@ -213,23 +244,34 @@ class HttpsTransport final : public Transport {
     listener_ = listener;
     multi_ = curl_multi_init();
     if (!multi_) return Status::Unavailable("libcurl: cannot create a multi handle");
-    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(kParallel));
-    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(kParallel));
+    if (Status s = SetMultiOpt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
+                               "CURLMOPT_MAX_HOST_CONNECTIONS", static_cast<long>(kParallel));
+        !s.ok()) {
+      return s;
+    }
+    if (Status s = SetMultiOpt(multi_, CURLMOPT_MAXCONNECTS, "CURLMOPT_MAXCONNECTS",
+                               static_cast<long>(kParallel));
+        !s.ok()) {
+      return s;
+    }
     for (size_t i = 0; i < kParallel; ++i) {
       auto slot = std::make_unique<Slot>();
       slot->easy = curl_easy_init();
       if (!slot->easy) return Status::Unavailable("libcurl: cannot create an easy handle");
-      if (Status s = Configure(*slot); !s.ok()) return s;
+      // Owned by slots_ before Configure, so Close() frees it either way.
       slots_.push_back(std::move(slot));
+      if (Status s = Configure(*slots_.back()); !s.ok()) return s;
     }
 
     // The probe: HEAD to the URL. Any HTTP answer proves TCP, proxy and TLS.
     Slot& probe = *slots_.front();
-    curl_easy_setopt(probe.easy, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(probe.easy, CURLOPT_TIMEOUT_MS,
-                     static_cast<long>(opt_.connect_timeout.count() + 1000));
+    if (Status s = SetProbe(probe, true); !s.ok()) return s;
     probe.busy = true;
-    curl_multi_add_handle(multi_, probe.easy);
+    if (const CURLMcode mrc = curl_multi_add_handle(multi_, probe.easy); mrc != CURLM_OK) {
+      probe.busy = false;
+      return Status::Unavailable(std::string("libcurl refused the HEAD request: ") +
+                                 curl_multi_strerror(mrc));
+    }
     const auto deadline = SteadyClock::now() + opt_.connect_timeout + std::chrono::seconds(2);
     CURLcode rc = CURLE_OK;
     bool done = false;
@@ -279,10 +321,8 @@ class HttpsTransport final : public Transport {
       spdlog::debug("uplink: HEAD {} answered {}", url_.url, code);
     }
     probe.ResetRequest();
-    curl_easy_setopt(probe.easy, CURLOPT_NOBODY, 0L);
-    curl_easy_setopt(probe.easy, CURLOPT_TIMEOUT_MS,
-                     static_cast<long>(opt_.request_timeout.count()));
     if (!result.ok()) return result;
+    if (Status s = SetProbe(probe, false); !s.ok()) return s;
     worker_ = std::thread([this] { Work(); });
     return {};
   }
@@ -335,6 +375,19 @@ class HttpsTransport final : public Transport {
 
   size_t max_pending_sends() const override { return kParallel; }
 
+  // Configures a scratch handle the way Connect() does, without sending
+  // anything: the first option libcurl refuses is the error.
+  Status CheckOptions() {
+    Slot scratch;
+    scratch.easy = curl_easy_init();
+    if (!scratch.easy) return Status::Unavailable("libcurl: cannot create an easy handle");
+    Status s = Configure(scratch);
+    if (s.ok()) s = SetProbe(scratch, true);
+    if (s.ok()) s = SetProbe(scratch, false);
+    curl_easy_cleanup(scratch.easy);
+    return s;
+  }
+
   std::string protocol() const override {
     std::string p = "HTTP/1.1 over TLS, " + std::to_string(kParallel) + " parallel requests";
     if (!proxy_shown_.empty()) p += ", via proxy " + proxy_shown_;
@@ -363,44 +416,59 @@ class HttpsTransport final : public Transport {
     return url_.host_port() + (proxy_shown_.empty() ? "" : " via proxy " + proxy_shown_);
   }
 
+  // Sets every per-connection option of a request slot; the first option
+  // libcurl refuses is the error (its value is not in the message).
   Status Configure(Slot& s) {
     CURL* e = s.easy;
-    curl_easy_setopt(e, CURLOPT_PRIVATE, &s);
-    curl_easy_setopt(e, CURLOPT_URL, url_.url.c_str());
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);  // a POST is not replayed elsewhere
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opt_.connect_timeout.count()));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(opt_.request_timeout.count()));
-    // TLS: peer and host name verified against ca_file or the system store.
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-    if (!opt_.tls.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, opt_.tls.ca_file.c_str());
-    if (!opt_.tls.cert_file.empty()) {
-      curl_easy_setopt(e, CURLOPT_SSLCERT, opt_.tls.cert_file.c_str());
-      curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-      curl_easy_setopt(e, CURLOPT_SSLKEY, opt_.tls.key_file.c_str());
-      curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+    // TLS: peer and host name verified against ca_file or the system
+    // store. Proxy: the configured one, else libcurl reads
+    // https_proxy/no_proxy.
+    const Status results[] = {
+        SetOpt(e, CURLOPT_PRIVATE, &s),
+        SetOpt(e, CURLOPT_URL, url_.url.c_str()),
+        SetOpt(e, CURLOPT_NOSIGNAL, 1L),  // threads: no SIGALRM for DNS timeouts
+        SetOpt(e, CURLOPT_PROTOCOLS_STR, "https"),
+        SetOpt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https"),
+        SetOpt(e, CURLOPT_FOLLOWLOCATION, 0L),  // a POST is not replayed elsewhere
+        SetOpt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1)),
+        SetOpt(e, CURLOPT_TCP_KEEPALIVE, 1L),
+        SetOpt(e, CURLOPT_TCP_NODELAY, 1L),
+        SetOpt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opt_.connect_timeout.count())),
+        SetOpt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(opt_.request_timeout.count())),
+        SetOpt(e, CURLOPT_SSL_VERIFYPEER, 1L),
+        SetOpt(e, CURLOPT_SSL_VERIFYHOST, 2L),
+        SetOpt(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2)),
+        opt_.tls.ca_file.empty() ? Status() : SetOpt(e, CURLOPT_CAINFO, opt_.tls.ca_file.c_str()),
+        opt_.tls.cert_file.empty() ? Status()
+                                   : SetOpt(e, CURLOPT_SSLCERT, opt_.tls.cert_file.c_str()),
+        opt_.tls.cert_file.empty() ? Status() : SetOpt(e, CURLOPT_SSLCERTTYPE, "PEM"),
+        opt_.tls.cert_file.empty() ? Status()
+                                   : SetOpt(e, CURLOPT_SSLKEY, opt_.tls.key_file.c_str()),
+        opt_.tls.cert_file.empty() ? Status() : SetOpt(e, CURLOPT_SSLKEYTYPE, "PEM"),
+        opt_.proxy.empty() ? Status() : SetOpt(e, CURLOPT_PROXY, opt_.proxy.c_str()),
+        opt_.username.empty() ? Status()
+                              : SetOpt(e, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC)),
+        opt_.username.empty() ? Status() : SetOpt(e, CURLOPT_USERNAME, opt_.username.c_str()),
+        opt_.username.empty() ? Status() : SetOpt(e, CURLOPT_PASSWORD, opt_.password.c_str()),
+        SetOpt(e, CURLOPT_USERAGENT, "storegw-uplink"),
+        SetOpt(e, CURLOPT_WRITEFUNCTION, OnBody),
+        SetOpt(e, CURLOPT_WRITEDATA, &s),
+        SetOpt(e, CURLOPT_HEADERFUNCTION, OnHeader),
+        SetOpt(e, CURLOPT_HEADERDATA, &s),
+        SetOpt(e, CURLOPT_ERRORBUFFER, s.errbuf),
+    };
+    for (const Status& r : results) {
+      if (!r.ok()) return r;
     }
-    // Proxy: the configured one, else libcurl reads https_proxy/no_proxy.
-    if (!opt_.proxy.empty()) curl_easy_setopt(e, CURLOPT_PROXY, opt_.proxy.c_str());
-    if (!opt_.username.empty()) {
-      curl_easy_setopt(e, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
-      curl_easy_setopt(e, CURLOPT_USERNAME, opt_.username.c_str());
-      curl_easy_setopt(e, CURLOPT_PASSWORD, opt_.password.c_str());
-    }
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "storegw-uplink");
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, OnBody);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, OnHeader);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &s);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s.errbuf);
     return {};
+  }
+
+  // The HEAD probe's options (probe) or back to a POST's (after it).
+  Status SetProbe(Slot& s, bool probe) {
+    if (Status r = SetOpt(s.easy, CURLOPT_NOBODY, probe ? 1L : 0L); !r.ok()) return r;
+    return SetOpt(s.easy, CURLOPT_TIMEOUT_MS,
+                  static_cast<long>(probe ? opt_.connect_timeout.count() + 1000
+                                          : opt_.request_timeout.count()));
   }
 
   // Starts one queued POST on a free slot (worker thread).
@@ -436,14 +504,21 @@ class HttpsTransport final : public Transport {
     }
     h = curl_slist_append(h, "Expect:");  // no 100-continue round trip
     slot->headers = h;
-    curl_easy_setopt(slot->easy, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDS, slot->body.data());
-    curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                     static_cast<curl_off_t>(slot->body.size()));
-    slot->busy = true;
-    if (curl_multi_add_handle(multi_, slot->easy) != CURLM_OK) {
+    Status set = SetOpt(slot->easy, CURLOPT_HTTPHEADER, h);
+    if (set.ok()) set = SetOpt(slot->easy, CURLOPT_POSTFIELDS, slot->body.data());
+    if (set.ok()) {
+      set = SetOpt(slot->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                   static_cast<curl_off_t>(slot->body.size()));
+    }
+    if (!set.ok()) {
       slot->ResetRequest();
-      return Status::Unavailable("libcurl refused the request");
+      return set;
+    }
+    slot->busy = true;
+    if (const CURLMcode mrc = curl_multi_add_handle(multi_, slot->easy); mrc != CURLM_OK) {
+      slot->ResetRequest();
+      return Status::Unavailable(std::string("libcurl refused the request: ") +
+                                 curl_multi_strerror(mrc));
     }
     return {};
   }
@@ -711,6 +786,13 @@ std::string BodyExcerpt(std::string_view body, size_t max) {
     out += (u < 0x20 || u >= 0x7f) ? '?' : c;
   }
   return out;
+}
+
+Status CheckHttpsOptions(const UplinkOptions& options) {
+  GlobalInit();
+  auto url = ParseHttpsUrl(options.url);
+  if (!url.ok()) return url.status();
+  return HttpsTransport(options, TransportIdentity{}, std::move(*url), "").CheckOptions();
 }
 
 Result<std::unique_ptr<Transport>> MakeHttpsTransport(const UplinkOptions& options,

@@ -1,7 +1,7 @@
 // Internal: the pieces of the HTTPS transport that unit tests check on
 // their own (URL and proxy validation, the Idempotency-Key, how an HTTP
-// answer is classified, Retry-After). The transport itself is
-// MakeHttpsTransport in storegw/sync/transport.h.
+// answer is classified, Retry-After, the libcurl options check). The
+// transport itself is MakeHttpsTransport in storegw/sync/transport.h.
 #pragma once
 
 #include <chrono>
@@ -47,6 +47,14 @@ enum class HttpVerdict {
   kRefused,    // any other 4xx: resending cannot help; the engine stops
 };
 HttpVerdict ClassifyHttpStatus(long code);
+
+// Sets every libcurl option a connection of MakeHttpsTransport(options)
+// would set, on a scratch handle, without connecting: the first option
+// libcurl refuses is a kFailedPrecondition naming it ("https: cannot set
+// CURLOPT_PASSWORD: A libcurl function was given a bad argument"), never
+// its value. Uplink::Create calls it so that such a configuration fails at
+// start-up.
+Status CheckHttpsOptions(const UplinkOptions& options);
 
 // Printable excerpt of an answer body for an error message: at most
 // `max` characters, control characters and non-ASCII as '?', "" if empty.

@@ -23,6 +23,7 @@ Result<TransportFactory> MakeTransportFactory(const UplinkOptions& options,
   auto opts = std::make_shared<UplinkOptions>(options);
   if (options.transport == "https") {
     if (auto probe = MakeHttpsTransport(options, identity); !probe.ok()) return probe.status();
+    if (Status s = CheckHttpsOptions(options); !s.ok()) return s;
     return TransportFactory([opts, identity]() { return MakeHttpsTransport(*opts, identity); });
   }
   if (auto probe = MakeMqttTransport(options, identity); !probe.ok()) return probe.status();

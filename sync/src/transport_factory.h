@@ -15,9 +15,10 @@ namespace storegw::sync {
 Status CheckTransportName(const UplinkOptions& options);
 
 // For options already validated (ValidateUplinkOptions): makes one
-// transport now, so a bad URL or proxy fails at start-up instead of on
-// every connection attempt, and returns the factory. The MQTT factory
-// remembers across connections that the broker refused MQTT 5.
+// transport now, so a bad URL or proxy (and for HTTPS, an option libcurl
+// refuses) fails at start-up instead of on every connection attempt, and
+// returns the factory. The MQTT factory remembers across connections that
+// the broker refused MQTT 5.
 Result<TransportFactory> MakeTransportFactory(const UplinkOptions& options,
                                               const TransportIdentity& identity);
 

@@ -6,6 +6,7 @@
 // permanent refusal stops the uplink (no resend loop, nothing skipped,
 // watermark below the refused batch, reason on the status), and a
 // Retry-After hint is a floor under the back-off, capped at backoff_max.
+#include <curl/curl.h>
 #include <doctest/doctest.h>
 
 #include <mutex>
@@ -100,6 +101,39 @@ TEST_CASE("https: 2xx delivers, 408/429/5xx retry, other 4xx refuse for good") {
   CHECK(BodyExcerpt("  bad\r\n sku\x01 ") == "bad sku?");
   CHECK(BodyExcerpt(std::string(300, 'x'), 10) == "xxxxxxxxxx...");
   CHECK(BodyExcerpt("") == "");
+}
+
+TEST_CASE("https transport: an option libcurl refuses is an error naming the option") {
+  // libcurl refuses strings longer than 8,000,000 bytes (CURL_MAX_INPUT_LENGTH).
+  UplinkOptions o;
+  o.transport = "https";
+  o.url = "https://127.0.0.1:" + std::to_string(sync_test::FreePort()) + "/v1/batches";
+  o.username = "store-0001";
+  o.password = std::string(8'000'001, 'p');
+  const std::string refused = std::string("https: cannot set CURLOPT_PASSWORD: ") +
+                              curl_easy_strerror(CURLE_BAD_FUNCTION_ARGUMENT);
+
+  // The transport: Connect() fails before any network traffic.
+  auto t = MakeHttpsTransport(o, {"store-0001", "gw-01", 7});
+  REQUIRE(t.ok());
+  struct : TransportListener {
+    void OnSendDone(uint64_t, Status) override {}
+    void OnSendFailed(uint64_t, Status, SendFailure) override {}
+    void OnLinkLost(Status) override {}
+    void OnHqAck(uint64_t, uint64_t, const std::string&) override {}
+  } listener;
+  const Status s = (*t)->Connect(&listener, {});
+  (*t)->Close(std::nullopt);
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.message() == refused);
+
+  // Start-up: the uplink is not created with options libcurl refuses.
+  TempDir dir;
+  auto j = storage::Journal::Open(sync_test::TestJournalOptions(dir.path()));
+  REQUIRE(j.ok());
+  auto up = Uplink::Create(o, j->get());
+  REQUIRE_FALSE(up.ok());
+  CHECK(up.status().message() == refused);
 }
 
 // ---------------------------------------------------------------- engine

@@ -165,7 +165,8 @@ Result<std::unique_ptr<Transport>> MakeMqttTransport(const UplinkOptions& option
 // 408/429/5xx and transport errors fail it (with Retry-After), any other
 // 4xx refuses it for good. Up to min(max_inflight, 4) requests in flight
 // on keep-alive connections; proxy per options.proxy or the environment.
-// Validates the URL and proxy; does not connect. See sync/README.md.
+// Validates the URL and proxy; does not connect. An option libcurl refuses
+// fails Connect() with a message naming it. See sync/README.md.
 Result<std::unique_ptr<Transport>> MakeHttpsTransport(const UplinkOptions& options,
                                                       const TransportIdentity& identity);
 
