@@ -1,6 +1,7 @@
-// Capped exponential back-off with full jitter (STYLE.md; fluent-bit's
-// backoff_full_jitter): after the n-th consecutive failure wait a uniformly
-// random delay in [initial, min(max, initial * 2^n)]. The randomness spreads
+// Capped exponential back-off with full jitter, the rule for every retry
+// of a network connection in storegw (as fluent-bit's backoff_full_jitter):
+// after the n-th consecutive failure wait a uniformly random delay in
+// [initial, min(max, initial * 2^n)]. The randomness spreads
 // 500 stores that lost the same HQ link so they do not reconnect in lock
 // step; the cap bounds how stale a recovered link can stay.
 #pragma once

@@ -58,12 +58,11 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// Parallel POSTs (and so keep-alive connections) per gateway, at most: a
-// handful is enough to hide a satellite round trip behind the next batch;
-// HQ sees at most this many connections per store.
-// Requests in flight. One: batches reach HQ in seq order, as over MQTT
-// (parallel POSTs on several connections could overtake each other); 175k
-// events/s on loopback this way. More would need HQ to reorder.
+// Requests in flight, and so keep-alive connections per gateway (the
+// multi handle's connection limits). One: batches reach HQ in seq order,
+// as over MQTT (parallel POSTs on several connections could overtake each
+// other); 175k events/s on loopback this way. More would need HQ to
+// reorder.
 constexpr size_t kParallel = 1;
 // Bytes of HQ's answer body kept for an error message.
 constexpr size_t kKeepBody = 512;

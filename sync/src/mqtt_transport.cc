@@ -1,6 +1,7 @@
 // The MQTT transport: Paho MQTT C++ 1.2 async_client over Paho C 1.3.
 //
-// What it relies on, and why (see LIBRARY-NOTES.md):
+// What it relies on, and why (the library facts are also listed in
+// sync/README.md):
 //   * No Paho persistence (the iclient_persistence* constructor with
 //     nullptr) and no offline buffer (send_while_disconnected off): the
 //     journal is the only store; a publish while disconnected fails at once.
@@ -26,17 +27,19 @@
 //     with content-type and a content-encoding user property).
 //   * The TLS error_handler is not used: its context dangles in 1.2 (see
 //     net_probe.h); failures are diagnosed with our own probes instead.
-//   * The connect_options object lives as long as the client (cpp #325),
-//     and carries the persistent session of the downstream subscriptions:
+//   * The connect_options object lives as long as the client (the C++
+//     library keeps pointers into it: eclipse/paho.mqtt.cpp#325), and
+//     carries the persistent session of the downstream subscriptions:
 //     clean_start false + Session Expiry Interval set with set_properties
-//     on that very object (builder properties are lost, cpp #445). The
-//     client id is stable (storegw-{store}-{gateway}), so every fresh
-//     client the engine builds resumes the same broker session.
+//     on that very object (properties given to the builder are lost:
+//     eclipse/paho.mqtt.cpp#445). The client id is stable
+//     (storegw-{store}-{gateway}), so every fresh client the engine builds
+//     resumes the same broker session.
 //   * Downstream messages: MQTTAsync in Paho C 1.3.12 sends the PUBACK of
 //     an incoming QoS 1 PUBLISH only after the message callback returned
 //     (measured against mosquitto's protocol log: a callback that sleeps
 //     4 s gets its PUBACK to the broker 4 s later; the old synchronous
-//     client acked first, see paho.mqtt.cpp #353). The daemon's sink
+//     client acked first, eclipse/paho.mqtt.cpp#353). The daemon's sink
 //     (Downstream::Submit) applies the message inside the callback, so the
 //     broker keeps and redelivers a message until its change is committed.
 //     The receive thread is busy meanwhile (about 0.3 s for a 50,000-line
@@ -442,7 +445,7 @@ class MqttTransport final : public Transport {
       }
       conn_opts_ = b.finalize();
       if (persistent && version == 5) {
-        // On conn_opts_ itself, which outlives the connect (cpp #445, #325).
+        // On conn_opts_ itself, which outlives the connect (see the top).
         const auto secs = std::chrono::duration_cast<std::chrono::seconds>(opt_.session_expiry);
         mqtt::properties props;
         // A four-byte integer property; Paho C++ takes it as int32_t (the

@@ -1,6 +1,6 @@
 // https_uplink_bench: how fast the HTTPS uplink drains a journal backlog
-// to head office on loopback (issue 8 target: >= 50,000 events/s with
-// batches of 500). A program that prints figures, not a timed test.
+// to head office on loopback (target: >= 50,000 events/s with batches of
+// 500). A program that prints figures, not a timed test.
 //
 //   journal (N-event backlog) -> uplink over HTTPS (a child process: its
 //   own RSS) -> counting TCP proxy -> HQ (cpp-httplib SSLServer in this

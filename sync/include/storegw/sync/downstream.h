@@ -1,13 +1,15 @@
-// What head office sends down (DESIGN.md sections 4 and 5): HQ stock
-// snapshots and price updates, decoded, checked and applied through the
-// journal's writer, so each applied change is journaled, survives restarts,
-// and goes upstream like any other event (HQ sees what the store applied).
+// What head office sends down (docs/design.md, "HQ snapshots", "Prices" and
+// "Downstream application"): HQ stock snapshots and price updates,
+// decoded, checked and applied through the journal's writer, so each
+// applied change is journaled, survives restarts, and goes upstream like
+// any other event (HQ sees what the store applied).
 //
 // Every message ends in exactly one outcome, counted and (when refused)
 // logged with its reason:
 //   applied    a snapshot rebased its skus / a price update was recorded
-//   stale      a snapshot older than the skus' current base (ignored, as
-//              DESIGN.md section 4 says; not an error)
+//   stale      a snapshot older than the skus' current base (as_of_seq
+//              below it, or equal with a lower hq_version): ignored, not
+//              an error
 //   duplicate  a price update already recorded (HQ resent it)
 //   refused    by reason: "undecodable" (not a protobuf message of the
 //              topic's type), "invalid_<field>" (e.g. invalid_sku,

@@ -29,8 +29,9 @@ namespace storegw::sync {
 
 struct UplinkOptions;
 
-// What HQ sends down (DESIGN.md section 5): {prefix}/{store_id}/downstream/stock
-// carries a StockSnapshot, .../downstream/prices a PriceUpdate.
+// What HQ sends down: {prefix}/{store_id}/downstream/stock carries a
+// StockSnapshot, .../downstream/prices a PriceUpdate (docs/design.md,
+// "Downstream application").
 enum class DownstreamKind { kStock, kPrices };
 
 // How a failed send is to be treated, beyond its Status (see
@@ -163,10 +164,12 @@ Result<std::unique_ptr<Transport>> MakeMqttTransport(const UplinkOptions& option
 // only) with Content-Type application/x-protobuf and Idempotency-Key
 // {gateway_id}-{epoch}-{first_seq}-{last_seq}; 2xx acknowledges it,
 // 408/429/5xx and transport errors fail it (with Retry-After), any other
-// 4xx refuses it for good. Up to min(max_inflight, 4) requests in flight
-// on keep-alive connections; proxy per options.proxy or the environment.
-// Validates the URL and proxy; does not connect. An option libcurl refuses
-// fails Connect() with a message naming it. See sync/README.md.
+// 4xx refuses it for good. One request in flight at a time, on one
+// keep-alive connection, so batches reach HQ in seq order
+// (max_pending_sends() is 1 whatever max_inflight says); proxy per
+// options.proxy or the environment. Validates the URL and proxy; does not
+// connect. An option libcurl refuses fails Connect() with a message naming
+// it. See sync/README.md.
 Result<std::unique_ptr<Transport>> MakeHttpsTransport(const UplinkOptions& options,
                                                       const TransportIdentity& identity);
 

@@ -1,6 +1,6 @@
 // The upstream replay engine: sends the journal to head office, in seq
 // order, over a flaky link, and advances the journal's ack watermark only
-// over what is really delivered (DESIGN.md section 5).
+// over what is really delivered (docs/design.md, "The uplink engine").
 //
 // How it works (one engine thread per Uplink):
 //   * On every (re)connect it starts at watermark + 1 and reads the journal
