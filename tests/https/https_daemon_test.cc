@@ -176,6 +176,8 @@ TEST_CASE("https daemon: the https_proxy environment variable is used when uplin
   REQUIRE_FALSE(targets.empty());
   CHECK(targets.front() == "127.0.0.1:" + std::to_string(hq.port()));
   const auto tunnels = proxy.upstream_ports();
-  for (int port : hq.remote_ports()) CHECK(tunnels.count(port) == 1);
+  const auto hq_ports = hq.remote_ports();
+  REQUIRE_FALSE(hq_ports.empty());
+  for (int port : hq_ports) CHECK(tunnels.count(port) == 1);
   CHECK(hq.applied() == last);
 }

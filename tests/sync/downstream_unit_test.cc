@@ -147,42 +147,50 @@ TEST_CASE(
     DownstreamKind kind;
     std::string payload;
     const char* reason;
+    StatusCode code;  // what Handle() answers
   };
+  constexpr StatusCode kInvalid = StatusCode::kInvalidArgument;
+  constexpr StatusCode kRejected = StatusCode::kFailedPrecondition;  // by the journal
   const std::string garbage("\xff\xfe\x00\x13garbage\x80", 12);
   const Case cases[] = {
-      {"garbage snapshot", DownstreamKind::kStock, garbage, "undecodable"},
-      {"garbage price", DownstreamKind::kPrices, garbage, "undecodable"},
-      {"empty snapshot", DownstreamKind::kStock, "", "empty"},
-      {"empty price", DownstreamKind::kPrices, "", "empty"},
+      {"garbage snapshot", DownstreamKind::kStock, garbage, "undecodable", kInvalid},
+      {"garbage price", DownstreamKind::kPrices, garbage, "undecodable", kInvalid},
+      {"empty snapshot", DownstreamKind::kStock, "", "empty", kInvalid},
+      {"empty price", DownstreamKind::kPrices, "", "empty", kInvalid},
       {"snapshot without lines", DownstreamKind::kStock,
-       snap_with([](v1::StockSnapshot& s) { s.clear_lines(); }), "invalid_lines"},
+       snap_with([](v1::StockSnapshot& s) { s.clear_lines(); }), "invalid_lines", kInvalid},
       {"snapshot with a bad sku", DownstreamKind::kStock,
        snap_with([](v1::StockSnapshot& s) { s.mutable_lines(0)->set_sku("bad sku!"); }),
-       "invalid_sku"},
+       "invalid_sku", kInvalid},
       {"snapshot with a negative qty", DownstreamKind::kStock,
-       snap_with([](v1::StockSnapshot& s) { s.mutable_lines(0)->set_qty(-3); }), "invalid_qty"},
+       snap_with([](v1::StockSnapshot& s) { s.mutable_lines(0)->set_qty(-3); }), "invalid_qty",
+       kInvalid},
       {"snapshot for another store", DownstreamKind::kStock,
-       snap_with([](v1::StockSnapshot& s) { s.set_store_id("store-9999"); }), "other_store"},
+       snap_with([](v1::StockSnapshot& s) { s.set_store_id("store-9999"); }), "other_store",
+       kRejected},
       {"snapshot for another epoch", DownstreamKind::kStock,
-       snap_with([&](v1::StockSnapshot& s) { s.set_epoch(j.epoch() ^ 0x5a5a); }), "other_epoch"},
+       snap_with([&](v1::StockSnapshot& s) { s.set_epoch(j.epoch() ^ 0x5a5a); }), "other_epoch",
+       kRejected},
       {"price with a bad sku", DownstreamKind::kPrices,
-       price_with([](v1::PriceUpdate& p) { p.set_sku("bad sku!"); }), "invalid_sku"},
+       price_with([](v1::PriceUpdate& p) { p.set_sku("bad sku!"); }), "invalid_sku", kInvalid},
       {"price with a bad currency", DownstreamKind::kPrices,
-       price_with([](v1::PriceUpdate& p) { p.set_currency("eur"); }), "invalid_currency"},
+       price_with([](v1::PriceUpdate& p) { p.set_currency("eur"); }), "invalid_currency", kInvalid},
       {"price below zero", DownstreamKind::kPrices,
-       price_with([](v1::PriceUpdate& p) { p.set_price(-1); }), "invalid_price"},
+       price_with([](v1::PriceUpdate& p) { p.set_price(-1); }), "invalid_price", kInvalid},
       {"price without effective_from", DownstreamKind::kPrices,
-       price_with([](v1::PriceUpdate& p) { p.set_effective_from(0); }), "invalid_effective_from"},
+       price_with([](v1::PriceUpdate& p) { p.set_effective_from(0); }), "invalid_effective_from",
+       kInvalid},
       {"price for another store", DownstreamKind::kPrices,
-       price_with([](v1::PriceUpdate& p) { p.set_store_id("store-9999"); }), "other_store"},
+       price_with([](v1::PriceUpdate& p) { p.set_store_id("store-9999"); }), "other_store",
+       kInvalid},
   };
 
   std::map<std::string, uint64_t> expected;
   for (const Case& c : cases) {
     INFO(c.name);
     storegw::Status s = down.Handle(c.kind, c.payload);
-    CHECK_FALSE(s.ok());
-    CHECK(s.code() != StatusCode::kOk);
+    CHECK(s.code() == c.code);
+    CHECK_FALSE(s.message().empty());
     ++expected[c.reason];
     CHECK(down.counters().refused == expected);
     CHECK(j.Stock("SKU-1").status().code() == StatusCode::kNotFound);

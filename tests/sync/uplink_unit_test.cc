@@ -37,6 +37,13 @@ struct FakeNet {
   // Outcome of an auto-acked send (default ok).
   std::function<Status(const v1::EventBatch&, size_t bytes)> verdict;
   size_t max_pending = 64;
+  // The window the engine must keep (Rig::Start sets them from the
+  // options; 0: not checked): batches of the open connection not yet
+  // acknowledged (by Ack, or with hq_window by an HqAck covering them)
+  // never exceed it. Checked on every send, so a test needs no sleep to
+  // see that the engine held back.
+  size_t window_limit = 0;
+  bool hq_window = false;
   // Records.
   int connect_attempts = 0, connects = 0, closes = 0;
   TransportListener* listener = nullptr;  // of the open connection
@@ -46,8 +53,10 @@ struct FakeNet {
     int connection;
   };
   std::vector<Sent> sent;
-  std::vector<uint64_t> outstanding;  // ids of the open connection, not acked
-  std::vector<std::string> statuses;  // PublishStatus payloads
+  std::vector<uint64_t> outstanding;                       // ids of the open connection, not acked
+  std::vector<std::pair<uint64_t, uint64_t>> awaiting_hq;  // (first, last) not covered by an HqAck
+  std::condition_variable sent_cv;                         // notified on every send
+  std::vector<std::string> statuses;                       // PublishStatus payloads
   std::vector<std::string> final_statuses;
   std::vector<std::string> errors;  // what the fake saw that is wrong
 
@@ -64,12 +73,29 @@ struct FakeNet {
     listener->OnSendDone(id, std::move(st));
     return true;
   }
+  // Waits (up to `timeout`) for a send to acknowledge, acknowledges the
+  // oldest, and returns the last seq of its batch; 0 on timeout.
+  uint64_t AckNext(std::chrono::milliseconds timeout) {
+    std::unique_lock lk(mu);
+    if (!sent_cv.wait_for(lk, timeout, [&] { return listener && !outstanding.empty(); })) return 0;
+    const uint64_t id = outstanding.front();
+    outstanding.erase(outstanding.begin());
+    listener->OnSendDone(id, {});
+    for (auto it = sent.rbegin(); it != sent.rend(); ++it) {
+      if (it->id == id) return it->last;
+    }
+    return 0;
+  }
   bool HqAck(uint64_t epoch, uint64_t seq) {
     std::lock_guard lk(mu);
     if (!listener) return false;
+    if (epoch == hq_epoch) {
+      std::erase_if(awaiting_hq, [&](const auto& b) { return b.second <= seq; });
+    }
     listener->OnHqAck(epoch, seq, "gw-01");
     return true;
   }
+  uint64_t hq_epoch = 0;  // the journal's (an HqAck for another is ignored)
   bool LoseLink() {
     std::lock_guard lk(mu);
     if (!listener) return false;
@@ -94,6 +120,7 @@ class FakeTransport final : public Transport {
     connection_ = ++net_->connects;
     net_->listener = l;
     net_->outstanding.clear();
+    net_->awaiting_hq.clear();
     open_ = true;
     return {};
   }
@@ -106,11 +133,29 @@ class FakeTransport final : public Transport {
     net_->sent.push_back({id, b.first_seq(), b.last_seq(), static_cast<size_t>(b.events_size()),
                           payload.size(), connection_});
     if (net_->outstanding.size() + 1 > net_->max_pending) net_->errors.push_back("too many sends");
+    if (net_->window_limit > 0) {
+      if (net_->hq_window) {
+        // A batch at or below one already sent: the engine resends from
+        // the watermark, its window starts over.
+        if (!net_->awaiting_hq.empty() && b.first_seq() <= net_->awaiting_hq.back().second) {
+          net_->awaiting_hq.clear();
+        }
+        net_->awaiting_hq.push_back({b.first_seq(), b.last_seq()});
+        if (net_->awaiting_hq.size() > net_->window_limit) {
+          net_->errors.push_back("more than max_inflight batches await HQ at seq " +
+                                 std::to_string(b.first_seq()));
+        }
+      } else if (!net_->auto_ack && net_->outstanding.size() + 1 > net_->window_limit) {
+        net_->errors.push_back("more than max_inflight batches unacknowledged at seq " +
+                               std::to_string(b.first_seq()));
+      }
+    }
     if (net_->auto_ack) {
       Status st = net_->verdict ? net_->verdict(b, payload.size()) : Status();
       net_->listener->OnSendDone(id, std::move(st));
     } else {
       net_->outstanding.push_back(id);
+      net_->sent_cv.notify_all();
     }
     return {};
   }
@@ -158,6 +203,9 @@ struct Rig {
   }
   ~Rig() {
     if (uplink) uplink->Stop();
+    // What the fake saw the engine do wrong, in every test.
+    std::lock_guard lk(net->mu);
+    CHECK(net->errors.empty());
   }
 
   static UplinkOptions Options() {
@@ -173,6 +221,12 @@ struct Rig {
   }
 
   void Start(UplinkOptions o = Options(), const std::function<void(Uplink&)>& before_start = {}) {
+    {
+      std::lock_guard lk(net->mu);
+      net->window_limit = static_cast<size_t>(o.max_inflight);
+      net->hq_window = o.ack == "hq";
+      net->hq_epoch = journal->epoch();
+    }
     auto u = Uplink::CreateWithTransport(
         o, journal.get(), [this]() -> Result<std::unique_ptr<Transport>> {
           ++factory_calls;
@@ -287,11 +341,11 @@ TEST_CASE(
   REQUIRE(AppendSales(*rig.journal, 1, 200) == "");
   const uint64_t last = rig.journal->Stats().last_seq;
   rig.Start();
+  // The fake flags a 4th batch sent while three are unacknowledged
+  // (net->errors, checked at the end).
   REQUIRE(WaitUntil([&] { return rig.net->sent_count() == 3; }, 5s));
-  std::this_thread::sleep_for(50ms);  // room to misbehave: no 4th send
-  CHECK(rig.net->sent_count() == 3);
   CHECK(rig.uplink->status().link == "up");
-  CHECK(rig.uplink->status().inflight_batches == 3);
+  CHECK(WaitUntil([&] { return rig.uplink->status().inflight_batches == 3; }, 5s));
 
   // Ack the second batch first: the watermark cannot move past the first,
   // but only two batches are unacknowledged now, so a fourth goes out.
@@ -303,8 +357,9 @@ TEST_CASE(
   REQUIRE(rig.net->Ack(0));
   REQUIRE(WaitUntil([&] { return rig.watermark() == 20; }, 5s));
   // Drain the rest in order.
-  while (rig.watermark() < last) {
-    if (!rig.net->Ack(0)) std::this_thread::sleep_for(1ms);
+  for (uint64_t acked = 0; acked < last;) {
+    acked = rig.net->AckNext(5s);
+    REQUIRE(acked > 0);
   }
   REQUIRE(WaitUntil([&] { return rig.journal->Stats().watermark == last; }, 5s));
   std::lock_guard lk(rig.net->mu);
@@ -417,16 +472,17 @@ TEST_CASE(
   o.ack = "hq";
   o.hq_ack_timeout = 300ms;
   rig.Start(o);
+  // The window waits for HQ: the fake flags a 4th batch sent before an
+  // HqAck covers one (net->errors, checked below).
   REQUIRE(WaitUntil([&] { return rig.net->sent_count() >= 3; }, 5s));
-  std::this_thread::sleep_for(50ms);
-  CHECK(rig.watermark() == 0);        // PUBACKs alone move nothing
-  CHECK(rig.net->sent_count() == 3);  // the window waits for HQ
   const uint64_t epoch = rig.journal->epoch();
   REQUIRE(rig.net->HqAck(epoch + 1, 30));  // another journal's ack: ignored
-  std::this_thread::sleep_for(50ms);
-  CHECK(rig.watermark() == 0);
-  REQUIRE(rig.net->HqAck(epoch, 15));  // partway into the second batch
-  REQUIRE(WaitUntil([&] { return rig.watermark() == 15; }, 5s));
+  REQUIRE(rig.net->HqAck(epoch, 15));      // partway into the second batch
+  // The engine handles events in order: had the PUBACKs of the first three
+  // batches or the other journal's ack moved the watermark, it would be at
+  // 30 already and stay there.
+  REQUIRE(WaitUntil([&] { return rig.watermark() >= 15; }, 5s));
+  CHECK(rig.watermark() == 15);
   REQUIRE(WaitUntil([&] { return rig.net->sent_count() >= 4; }, 5s));
   // No more acks: after hq_ack_timeout the uplink resends from seq 16.
   REQUIRE(WaitUntil([&] { return rig.uplink->status().hq_resends >= 1; }, 5s));
@@ -443,6 +499,8 @@ TEST_CASE(
   REQUIRE(rig.net->HqAck(epoch, last));
   REQUIRE(WaitUntil([&] { return rig.journal->Stats().watermark == last; }, 5s));
   CHECK(rig.uplink->status().reconnects == 0);  // resends need no reconnect
+  std::lock_guard lk(rig.net->mu);
+  CHECK(rig.net->errors.empty());
 }
 
 TEST_CASE(
