@@ -97,7 +97,7 @@ TEST_CASE("gateway cli: config check rejects bad files naming key and file (exit
   const std::string file = (dir / "storegw.toml").string();
   const Case cases[] = {
       {"[uplink]\nbatchevents = 5\n", {file + ":2: unknown key 'uplink.batchevents'"}},
-      {"[http]\nlisten = \"8080\"\n", {file + ":2: http.listen: expected HOST:PORT"}},
+      {"[http]\nlisten = \"8080\"\n", {file + ":2: http.listen: listen address \"8080\" has no port (expected HOST:PORT"}},
       {"[journal]\nretention = \"7 days\"\n", {file + ":2: journal.retention: "}},
       {"[http]\nthreads = 0\n[log]\nlevel = \"loud\"\n",
        {file + ":2: http.threads: ", file + ":4: log.level: "}},

@@ -257,7 +257,7 @@ TEST_CASE("gateway daemon: start failures exit 1 with a one-line reason") {
               (dir / "bad.toml").string() + ":3: http.max_body_bytes: ");
   check_fails({"run", "--config", (dir / "none.toml").string()}, "no such config file");
   check_fails({"run", "--data-dir", (dir / "d3").string(), "--listen", "127.0.0.1"},
-              "--listen: http.listen: expected HOST:PORT");
+              "--listen: http.listen: listen address \"127.0.0.1\" has no port");
   // A tokens file that is not there.
   WriteFile(dir / "tok.toml", "[http]\ndevice_tokens_file = \"" + (dir / "none").string() + "\"\n");
   check_fails({"run", "--config", (dir / "tok.toml").string(), "--data-dir", (dir / "d4").string(),
