@@ -256,9 +256,12 @@ int RunDaemon(const RunFlags& flags) {
     status.SetUplinkFields([up = uplink.get()](v1::GatewayStatus* s) { up->FillStatus(s); });
     uplink->SetStatusSource([&status] { return status.Build(); });
     if (config->uplink.transport == "mqtt") {
-      uplink->SetDownstreamSink([&downstream](sync::DownstreamKind kind, std::string payload) {
-        (void)downstream.Submit(kind, payload);  // counted and logged inside
-      });
+      // The stop token ends the apply's retries when the uplink stops, so
+      // Uplink::Stop() stays bounded while a message is being applied.
+      uplink->SetDownstreamSink(
+          [&downstream](sync::DownstreamKind kind, std::string payload, std::stop_token stop) {
+            (void)downstream.Submit(kind, payload, stop);  // counted and logged inside
+          });
     }
     if (Status st = uplink->Start(); !st.ok()) {
       (*journal)->Close();
@@ -343,6 +346,7 @@ int RunDaemon(const RunFlags& flags) {
                  tick.count());
   }
   bool integrity_logged = false, full_logged = false;
+  uint64_t checkpoint_failures_logged = 0;
   uint64_t appended_when_full = 0;
   int sig = WaitForStop(tick, [&] {
     if (watchdog) NotifyWatchdog();
@@ -360,6 +364,18 @@ int RunDaemon(const RunFlags& flags) {
           "{}; storegw keeps running on it; the next start moves it aside (kept) and starts a new "
           "journal with a new epoch: deliver the backlog, then restart storegw",
           js.integrity_error);
+    }
+    // The checkpointer: once when it starts failing (with the reason), and
+    // once when it works again; not at every failed retry.
+    if (!js.checkpoint_error.empty() && checkpoint_failures_logged == 0) {
+      checkpoint_failures_logged = js.checkpoint_failures;
+      spdlog::error("journal: the checkpointer is failing ({}); the WAL is {} bytes and grows "
+                    "until it works again (the writer checkpoints as a fallback)",
+                    js.checkpoint_error, js.wal_pages * 4096);
+    } else if (js.checkpoint_error.empty() && checkpoint_failures_logged != 0) {
+      spdlog::info("journal: the checkpointer works again after {} failed attempts",
+                   js.checkpoint_failures);
+      checkpoint_failures_logged = 0;
     }
     if (js.full && !full_logged) {
       full_logged = true;

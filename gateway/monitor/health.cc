@@ -23,6 +23,7 @@ Health EvaluateHealth(const v1::GatewayStatus& s, const HealthPolicy& policy) {
             FormatBytes(s.journal_max_bytes()) + ", limit " +
             std::to_string(policy.max_journal_percent) + "%)");
   }
+  if (!s.journal_error().empty()) degrade("the journal has a problem: " + s.journal_error());
   if (s.link() != "up") {
     std::string why = "the link to HQ is " + (s.link().empty() ? std::string("unknown") : s.link());
     if (!s.last_error().empty()) why += " (" + s.last_error() + ")";

@@ -1,5 +1,7 @@
 #include "storegw/monitor/metrics.h"
 
+#include "storegw/monitor/status.h"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -148,6 +150,18 @@ std::string RenderMetrics(const MetricsInput& in) {
   w.Gauge("storegw_journal_max_bytes", "The journal's cap (journal.max_bytes).", j.max_bytes);
   w.Gauge("storegw_journal_full",
           "1 while the journal is at its cap and ingest answers 503, else 0.", j.full ? 1 : 0);
+  w.Gauge("storegw_journal_wal_bytes",
+          "Bytes of the journal's WAL not yet copied into the main file (the checkpointer keeps "
+          "this small; it grows while the checkpointer fails).",
+          j.wal_pages * 4096);
+  w.Counter("storegw_journal_checkpoint_failures_total",
+            "Failed checkpoint attempts since start (the checkpointer could not open its "
+            "connection, or a checkpoint returned an error).",
+            j.checkpoint_failures);
+  w.Gauge("storegw_journal_healthy",
+          "0 while the journal reports a problem (integrity check failed, checkpointer failing; "
+          "GET /v1/status journal_error says which), else 1.",
+          JournalError(j).empty() ? 1 : 0);
   w.Counter("storegw_journal_events_appended_total",
             "Device events journaled since start (duplicates and the gateway's own alert "
             "events not counted).",

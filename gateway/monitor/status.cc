@@ -8,9 +8,19 @@ namespace storegw::gateway {
 namespace {
 
 constexpr size_t kMaxAlerts = 50;
+constexpr uint64_t kWalPageBytes = 4096;  // the journal's page size
 constexpr auto kRateWindow = std::chrono::seconds(60);
 
 }  // namespace
+
+std::string JournalError(const storage::JournalStats& st) {
+  if (!st.integrity_error.empty()) return st.integrity_error;
+  if (!st.checkpoint_error.empty()) {
+    return "journal checkpointer failing (" + std::to_string(st.checkpoint_failures) +
+           " failures): " + st.checkpoint_error;
+  }
+  return "";
+}
 
 int64_t UnixNowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -75,6 +85,8 @@ v1::GatewayStatus StatusReporter::Build() {
   s.set_journal_bytes(st.journal_bytes);
   s.set_journal_max_bytes(st.max_bytes);
   s.set_journal_full(st.full);
+  s.set_journal_error(JournalError(st));
+  s.set_journal_wal_bytes(st.wal_pages * kWalPageBytes);
   if (auto alerts = journal_.OpenAlerts(kMaxAlerts); alerts.ok()) {
     for (auto& a : *alerts) *s.add_alerts() = std::move(a);
   } else {

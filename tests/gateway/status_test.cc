@@ -1,8 +1,11 @@
 // Unit tests of the status document (gateway/status.h) over a real journal.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <thread>
 
+#include "storegw/monitor/health.h"
+#include "storegw/monitor/metrics.h"
 #include "storegw/monitor/status.h"
 #include "test_util.h"
 #include "version.h"
@@ -14,8 +17,10 @@ namespace {
 
 constexpr int64_t kJournalClock = 1'700'000'000'000'000;  // us
 
-std::unique_ptr<storage::Journal> OpenJournal(const TempDir& dir) {
+std::unique_ptr<storage::Journal> OpenJournal(
+    const TempDir& dir, const storage::JournalOptions::TestHooks& hooks = {}) {
   storage::JournalOptions o;
+  o.test_hooks = hooks;
   o.data_dir = dir / "data";
   o.store_id = "store-9";
   o.gateway_id = "gw-3";
@@ -107,4 +112,40 @@ TEST_CASE("gateway status: open alerts are listed - a disabled uplink says so") 
   CHECK(s.alerts(0).kind() == v1::Alert::OVERSELL);
   CHECK(s.alerts(0).sku() == "SKU-GONE");
   CHECK(s.alerts(0).on_hand() == -4);
+}
+
+TEST_CASE("gateway status: a checkpointer that cannot work shows on the status, health and /metrics") {
+  TempDir dir;
+  std::atomic<bool> fail{true};
+  storage::JournalOptions::TestHooks hooks;
+  hooks.fail_checkpointer_open = [&] { return fail.load(); };
+  auto journal = OpenJournal(dir, hooks);
+  gateway::Config config;
+  gateway::StatusReporter reporter(*journal, config);
+
+  REQUIRE(test::WaitFor([&] { return !reporter.Build().journal_error().empty(); },
+                        std::chrono::seconds(20)));
+  v1::GatewayStatus s = reporter.Build();
+  INFO(s.journal_error());
+  CHECK(s.journal_error().find("checkpointer") != std::string::npos);
+  const gateway::Health h = gateway::EvaluateHealth(s, gateway::HealthPolicy{});
+  CHECK(h.level == gateway::HealthLevel::kDegraded);
+  bool named = false;
+  for (const auto& r : h.reasons) named = named || r.find("the journal has a problem") == 0;
+  CHECK(named);
+
+  gateway::MetricsInput in;
+  in.status = s;
+  in.journal = journal->Stats();
+  const std::string metrics = gateway::RenderMetrics(in);
+  CHECK(metrics.find("\nstoregw_journal_healthy 0\n") != std::string::npos);
+  CHECK(metrics.find("\nstoregw_journal_checkpoint_failures_total 0\n") == std::string::npos);
+  CHECK(metrics.find("\nstoregw_journal_wal_bytes ") != std::string::npos);
+
+  // It recovers by itself once the connection opens again.
+  fail = false;
+  CHECK(test::WaitFor([&] { return reporter.Build().journal_error().empty(); },
+                      std::chrono::seconds(20)));
+  in.journal = journal->Stats();
+  CHECK(gateway::RenderMetrics(in).find("\nstoregw_journal_healthy 1\n") != std::string::npos);
 }

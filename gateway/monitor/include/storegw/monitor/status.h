@@ -25,6 +25,10 @@ namespace storegw::gateway {
 // status document and its routes.
 int64_t UnixNowUs();
 
+// What GatewayStatus.journal_error says for these stats: the integrity
+// check's failure, else the checkpointer's; "" when the journal is healthy.
+std::string JournalError(const storage::JournalStats& st);
+
 class StatusReporter {
  public:
   using SteadyNow = std::function<std::chrono::steady_clock::time_point()>;
