@@ -12,6 +12,7 @@
 
 #include "storegw/devices/device_api.h"
 #include "storegw/http/listen.h"
+#include "storegw/sync/uplink.h"
 
 namespace storegw::gateway {
 namespace {
@@ -60,8 +61,6 @@ struct KeySpec {
   }
 
 constexpr int64_t kKiB = 1024;
-constexpr int64_t kMiB = 1024 * kKiB;
-constexpr int64_t kGiB = 1024 * kMiB;
 constexpr int64_t kSec = 1000;
 constexpr int64_t kDay = 86400 * kSec;
 
@@ -116,18 +115,18 @@ const std::vector<KeySpec>& Keys() {
       {.name = "uplink.max_inflight",
        .kind = Kind::kInt,
        .field = FIELD(uplink.max_inflight),
-       .min = 1,
-       .max = 100},
+       .min = sync::UplinkLimits::kMinInflight,
+       .max = sync::UplinkLimits::kMaxInflight},
       {.name = "uplink.batch_events",
        .kind = Kind::kInt,
        .field = FIELD(uplink.batch_events),
-       .min = 1,
-       .max = 100000},
+       .min = sync::UplinkLimits::kMinBatchEvents,
+       .max = sync::UplinkLimits::kMaxBatchEvents},
       {.name = "uplink.max_message_bytes",
        .kind = Kind::kSize,
        .field = FIELD(uplink.max_message_bytes),
-       .min = kKiB,
-       .max = 256 * kMiB},
+       .min = sync::UplinkLimits::kMinMessageBytes,
+       .max = sync::UplinkLimits::kMaxMessageBytes},
       {.name = "uplink.backoff_initial",
        .kind = Kind::kDuration,
        .field = FIELD(uplink.backoff_initial),

@@ -43,18 +43,23 @@ Status ValidateUplinkOptions(UplinkOptions& o, storage::Journal* journal) {
     return Status::InvalidArgument("uplink.ack",
                                    "must be \"broker\" or \"hq\", got \"" + o.ack + "\"");
   }
-  if (o.max_inflight < 1 || o.max_inflight > 100) {
+  using L = UplinkLimits;
+  const auto range = [](auto lo, auto hi, auto got) {
+    return "must be " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " +
+           std::to_string(got);
+  };
+  if (o.max_inflight < L::kMinInflight || o.max_inflight > L::kMaxInflight) {
     return Status::InvalidArgument("uplink.max_inflight",
-                                   "must be 1..100, got " + std::to_string(o.max_inflight));
+                                   range(L::kMinInflight, L::kMaxInflight, o.max_inflight));
   }
-  if (o.batch_events < 1 || o.batch_events > 100000) {
+  if (o.batch_events < L::kMinBatchEvents || o.batch_events > L::kMaxBatchEvents) {
     return Status::InvalidArgument("uplink.batch_events",
-                                   "must be 1..100000, got " + std::to_string(o.batch_events));
+                                   range(L::kMinBatchEvents, L::kMaxBatchEvents, o.batch_events));
   }
-  if (o.max_message_bytes < 1024 || o.max_message_bytes > (256u << 20)) {
+  if (o.max_message_bytes < L::kMinMessageBytes || o.max_message_bytes > L::kMaxMessageBytes) {
     return Status::InvalidArgument(
         "uplink.max_message_bytes",
-        "must be 1024..268435456, got " + std::to_string(o.max_message_bytes));
+        range(L::kMinMessageBytes, L::kMaxMessageBytes, o.max_message_bytes));
   }
   if (o.compression != "deflate" && o.compression != "none") {
     return Status::InvalidArgument(

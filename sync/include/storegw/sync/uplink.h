@@ -59,6 +59,17 @@ struct TlsFiles {
   std::string key_file;
 };
 
+// Limits of UplinkOptions' sizes, checked by Uplink::Create() and by the
+// gateway's config loader (uplink.* keys) from these same constants.
+struct UplinkLimits {
+  static constexpr int kMinInflight = 1;
+  static constexpr int kMaxInflight = 100;
+  static constexpr int kMinBatchEvents = 1;
+  static constexpr int kMaxBatchEvents = 100000;
+  static constexpr size_t kMinMessageBytes = 1024;
+  static constexpr size_t kMaxMessageBytes = size_t{256} << 20;
+};
+
 struct UplinkOptions {
   // "mqtt" (Paho MQTT C++, MQTT v5 with fallback to 3.1.1). "https"
   // (libcurl: one POST per batch, see MakeHttpsTransport); "none" is not
