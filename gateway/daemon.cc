@@ -346,7 +346,7 @@ int RunDaemon(const RunFlags& flags) {
                  tick.count());
   }
   bool integrity_logged = false, full_logged = false;
-  uint64_t checkpoint_failures_logged = 0;
+  bool checkpoint_failing_logged = false;
   uint64_t appended_when_full = 0;
   int sig = WaitForStop(tick, [&] {
     if (watchdog) NotifyWatchdog();
@@ -367,15 +367,15 @@ int RunDaemon(const RunFlags& flags) {
     }
     // The checkpointer: once when it starts failing (with the reason), and
     // once when it works again; not at every failed retry.
-    if (!js.checkpoint_error.empty() && checkpoint_failures_logged == 0) {
-      checkpoint_failures_logged = js.checkpoint_failures;
+    if (!js.checkpoint_error.empty() && !checkpoint_failing_logged) {
+      checkpoint_failing_logged = true;
       spdlog::error("journal: the checkpointer is failing ({}); the WAL is {} bytes and grows "
                     "until it works again (the writer checkpoints as a fallback)",
-                    js.checkpoint_error, js.wal_pages * 4096);
-    } else if (js.checkpoint_error.empty() && checkpoint_failures_logged != 0) {
+                    js.checkpoint_error, js.wal_bytes);
+    } else if (js.checkpoint_error.empty() && checkpoint_failing_logged) {
+      checkpoint_failing_logged = false;
       spdlog::info("journal: the checkpointer works again after {} failed attempts",
                    js.checkpoint_failures);
-      checkpoint_failures_logged = 0;
     }
     if (js.full && !full_logged) {
       full_logged = true;

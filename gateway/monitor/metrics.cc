@@ -153,7 +153,7 @@ std::string RenderMetrics(const MetricsInput& in) {
   w.Gauge("storegw_journal_wal_bytes",
           "Bytes of the journal's WAL not yet copied into the main file (the checkpointer keeps "
           "this small; it grows while the checkpointer fails).",
-          j.wal_pages * 4096);
+          j.wal_bytes);
   w.Counter("storegw_journal_checkpoint_failures_total",
             "Failed checkpoint attempts since start (the checkpointer could not open its "
             "connection, or a checkpoint returned an error).",

@@ -8,7 +8,6 @@ namespace storegw::gateway {
 namespace {
 
 constexpr size_t kMaxAlerts = 50;
-constexpr uint64_t kWalPageBytes = 4096;  // the journal's page size
 constexpr auto kRateWindow = std::chrono::seconds(60);
 
 }  // namespace
@@ -86,7 +85,7 @@ v1::GatewayStatus StatusReporter::Build() {
   s.set_journal_max_bytes(st.max_bytes);
   s.set_journal_full(st.full);
   s.set_journal_error(JournalError(st));
-  s.set_journal_wal_bytes(st.wal_pages * kWalPageBytes);
+  s.set_journal_wal_bytes(st.wal_bytes);
   if (auto alerts = journal_.OpenAlerts(kMaxAlerts); alerts.ok()) {
     for (auto& a : *alerts) *s.add_alerts() = std::move(a);
   } else {

@@ -5,6 +5,7 @@
 #include "storegw/config/config.h"
 #include "storegw/http/listen.h"
 #include "storegw/http/server.h"
+#include "storegw/v1/warmup.h"
 
 namespace storegw::gateway {
 namespace {
@@ -81,6 +82,7 @@ Result<std::unique_ptr<StatusServer>> StatusServer::Start(const std::string& lis
   if (!addr.ok()) {
     return Status::InvalidArgument("status.listen", "status.listen: " + addr.status().message());
   }
+  v1::WarmUpProtobuf();  // before the server's threads (storegw/v1/warmup.h)
   auto server = std::make_unique<StatusServerImpl>(routes);
   if (Status s = server->Listen(*addr); !s.ok()) return s;
   return std::unique_ptr<StatusServer>(std::move(server));

@@ -94,6 +94,8 @@ JournalStats Journal::Stats() const {
     s.integrity_error = i.ic_error;
   }
   s.wal_pages = static_cast<uint64_t>(std::max(0, i.wal_pages.load()));
+  // A WAL frame is a 24-byte header and a page.
+  s.wal_bytes = s.wal_pages * static_cast<uint64_t>(i.a_page_size.load() + 24);
   s.checkpoint_failures = i.ck_failures.load();
   {
     std::lock_guard lk(impl_->ck_err_mu);

@@ -1,7 +1,7 @@
 // Journal::Impl, private to storage/: the state of one open journal and the
 // jobs that share it, each defined in its own file:
 //
-//   journal.cc       the Journal object: thread start and Close, Stats
+//   journal.cc       the Journal object: Close and Stats (journal_open.cc starts the threads)
 //   journal_open.cc  Open: lock, header and integrity checks, move-aside,
 //                    migrations, identity
 //   writer.cc        the writer thread: queue, group commit, rollback,
@@ -145,6 +145,7 @@ struct Journal::Impl {
   std::condition_variable ck_cv;
   bool ck_stop = false;  // guarded by ck_mu
   std::atomic<int> wal_pages{0};
+  std::atomic<int64_t> a_page_size{4096};  // PRAGMA page_size, refreshed by UsedBytes()
   // WAL sizes (pages) at which the checkpointer starts and insists
   // (internal::kCheckpointPages and kForceCheckpointPages unless a test
   // lowers them).

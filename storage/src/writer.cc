@@ -37,6 +37,7 @@ uint64_t Journal::Impl::UsedBytes() {
     if (stmts[i]->Step() != SQLITE_ROW) return a_journal_bytes.load();
     v[i] = stmts[i]->Int(0);
   }
+  a_page_size.store(v[2], std::memory_order_relaxed);
   return static_cast<uint64_t>((v[0] - v[1]) * v[2]);
 }
 

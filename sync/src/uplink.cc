@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "storegw/storage/journal.h"
+#include "storegw/v1/warmup.h"
 #include "transport_factory.h"
 #include "uplink_impl.h"
 #include "uplink_options.h"
@@ -53,6 +54,7 @@ void Uplink::SetDownstreamSink(std::function<void(DownstreamKind, std::string)> 
       });
 }
 Status Uplink::Start() {
+  v1::WarmUpProtobuf();  // before the engine's and Paho's threads (storegw/v1/warmup.h)
   return impl_->Start();
 }
 void Uplink::Stop() {

@@ -1,4 +1,4 @@
-// Unit tests of the config loader (gateway/config.h): defaults, every key,
+// Unit tests of the config loader (storegw/config/config.h): defaults, every key,
 // every bad value and unknown key named with key and file, duration, size
 // and listen-address parsing, and the packaged default config file.
 #include <doctest/doctest.h>

@@ -1,4 +1,4 @@
-// Unit tests of the status document (gateway/status.h) over a real journal.
+// Unit tests of the status document (storegw/monitor/status.h) over a real journal.
 #include <doctest/doctest.h>
 
 #include <atomic>

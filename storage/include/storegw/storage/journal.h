@@ -177,8 +177,9 @@ struct JournalStats {
   uint64_t checkpoint_failures = 0;
   int64_t checkpoint_error_at_us = 0;
   // WAL pages not yet copied into the main file (after the last commit or
-  // checkpoint).
+  // checkpoint), and their size on disk (frames of page_size + 24 bytes).
   uint64_t wal_pages = 0;
+  uint64_t wal_bytes = 0;
 };
 
 // What Open() found and did, for the log and the status page.

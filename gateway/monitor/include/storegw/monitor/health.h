@@ -11,6 +11,8 @@
 //                      oldest undelivered event is older than max_age; the
 //                      journal is at or above max_journal_percent of
 //                      journal.max_bytes, or full (devices get 503); the
+//                      journal reports a problem (journal_error: failed
+//                      integrity check, failing checkpointer); the
 //                      document says online=false (shutting down).
 //   down     (exit 2)  the daemon does not answer, or answers with
 //                      something that is not a status document.
