@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "common/ids.h"
 #include "devices_test_util.h"
 
 namespace storegw::devices {
@@ -24,14 +25,14 @@ std::string BatchBody(int client, int batch) {
   std::vector<std::string> events;
   for (int k = 0; k < kEventsPerBatch; ++k) {
     const std::string id =
-        "c" + std::to_string(client) + "-b" + std::to_string(batch) + "-e" + std::to_string(k);
+        test::Id("c", client) + test::Id("-b", batch) + test::Id("-e", k);
     // Receipts and counts: stock moves, no oversell alerts in the journal.
     if (k % 4 == 3) {
       events.push_back(R"({"event_id":")" + id + R"(","device_id":"hh-)" + std::to_string(client) +
                        R"(","count":{"sku":"SKU-)" + std::to_string(k) + R"(","qty":7}})");
     } else {
-      events.push_back(ReceiptJson(id, "SKU-" + std::to_string((client + k) % 10), k + 1,
-                                   "hh-" + std::to_string(client)));
+      events.push_back(ReceiptJson(id, test::Id("SKU-", (client + k) % 10), k + 1,
+                                   test::Id("hh-", client)));
     }
   }
   return Batch(events);

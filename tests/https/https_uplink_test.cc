@@ -9,6 +9,7 @@
 
 #include <set>
 
+#include "common/ids.h"
 #include "https_test_util.h"
 #include "https_transport.h"
 #include "storegw/storage/journal.h"
@@ -179,7 +180,7 @@ TEST_CASE("https uplink: a wrong CA is refused and nothing is marked delivered")
   Recorder rec;
   const Status s = (*t)->Connect(&rec, {});
   (*t)->Close(std::nullopt);
-  CHECK(s.message().find("TLS handshake with 127.0.0.1:" + std::to_string(hq.port()) +
+  CHECK(s.message().find(test::Id("TLS handshake with 127.0.0.1:", hq.port()) +
                          " failed: certificate verify failed") != std::string::npos);
 
   auto up = Uplink::Create(o, j->get());
@@ -215,7 +216,7 @@ TEST_CASE("https uplink: mutual TLS with a client certificate") {
     (*t)->Close(std::nullopt);
     REQUIRE_FALSE(s.ok());
     MESSAGE("without a client certificate: " << s.message());
-    CHECK(s.message().find("TLS handshake with 127.0.0.1:" + std::to_string(hq.port()) +
+    CHECK(s.message().find(test::Id("TLS handshake with 127.0.0.1:", hq.port()) +
                            " failed") != std::string::npos);
     CHECK(hq.posts() == 0);
   }
@@ -242,7 +243,7 @@ TEST_CASE("https uplink: through an HTTP CONNECT proxy (uplink.proxy)") {
   ConnectProxy proxy;
 
   UplinkOptions o = HttpsOptions(hq.url(), pki);
-  o.proxy = "http://shop:pr0xy-s3cret@127.0.0.1:" + std::to_string(proxy.port());
+  o.proxy = test::Id("http://shop:pr0xy-s3cret@127.0.0.1:", proxy.port());
   auto up = Uplink::Create(o, j->get());
   REQUIRE(up.ok());
   REQUIRE((*up)->Start().ok());
@@ -253,7 +254,7 @@ TEST_CASE("https uplink: through an HTTP CONNECT proxy (uplink.proxy)") {
   // got came out of one of the proxy's tunnels.
   const auto targets = proxy.targets();
   REQUIRE_FALSE(targets.empty());
-  for (const auto& t : targets) CHECK(t == "127.0.0.1:" + std::to_string(hq.port()));
+  for (const auto& t : targets) CHECK(t == test::Id("127.0.0.1:", hq.port()));
   for (const auto& a : proxy.proxy_auth()) CHECK(a == "Basic c2hvcDpwcjB4eS1zM2NyZXQ=");
   const auto tunnels = proxy.upstream_ports();
   const auto hq_ports = hq.remote_ports();
@@ -262,7 +263,7 @@ TEST_CASE("https uplink: through an HTTP CONNECT proxy (uplink.proxy)") {
 
   SUBCASE("a proxy that is not there: a clear error without the password") {
     const uint16_t nothing = sync_test::FreePort();
-    o.proxy = "http://shop:pr0xy-s3cret@127.0.0.1:" + std::to_string(nothing);
+    o.proxy = test::Id("http://shop:pr0xy-s3cret@127.0.0.1:", nothing);
     auto t = MakeHttpsTransport(o, {"store-0001", "gw-01", (*j)->epoch()});
     REQUIRE(t.ok());
     Recorder rec;
@@ -270,7 +271,7 @@ TEST_CASE("https uplink: through an HTTP CONNECT proxy (uplink.proxy)") {
     (*t)->Close(std::nullopt);
     REQUIRE_FALSE(s.ok());
     CHECK(s.message().find("pr0xy-s3cret") == std::string::npos);
-    CHECK(s.message().find("via proxy http://127.0.0.1:" + std::to_string(nothing)) !=
+    CHECK(s.message().find(test::Id("via proxy http://127.0.0.1:", nothing)) !=
           std::string::npos);
     CHECK((*t)->protocol().find("pr0xy-s3cret") == std::string::npos);
   }
@@ -308,7 +309,7 @@ TEST_CASE("https transport: answers map to delivered, retry with Retry-After, re
     b.set_last_seq(i);
     auto* e = b.add_events();
     e->set_seq(i);
-    e->mutable_event()->set_event_id("e" + std::to_string(i));
+    e->mutable_event()->set_event_id(test::Id("e", i));
     std::string payload;
     b.SerializeToString(&payload);
     // Send() (no range given) reads the range from the payload itself.

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/ids.h"
 #include "test_util.h"
 
 namespace storegw::storage {
@@ -42,8 +43,8 @@ JournalOptions CkOptions(const fs::path& dir, const FakeClock& clock) {
 std::vector<v1::Event> CkBatch(int n) {
   std::vector<v1::Event> batch;
   for (int i = 0; i < 20; ++i) {
-    const std::string id = "e" + std::to_string(n) + "-" + std::to_string(i);
-    v1::Event e = Receipt(id, {{"sku-" + std::to_string(i), 1}});
+    const std::string id = test::Id("e", n) + test::Id("-", i);
+    v1::Event e = Receipt(id, {{test::Id("sku-", i), 1}});
     e.mutable_receipt()->set_delivery_id(std::string(300, 'd'));
     batch.push_back(std::move(e));
   }

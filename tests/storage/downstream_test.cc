@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/ids.h"
 #include "test_util.h"
 
 namespace storegw::storage {
@@ -426,13 +427,13 @@ TEST_CASE("chunking: appends interleaved between chunks give the unchunked resul
     for (int b = 0; b < kSkus; b += 500) {
       std::vector<v1::Event> batch;
       for (int i = b; i < b + 500; ++i) {
-        batch.push_back(Receipt("r" + std::to_string(i), {{name(i), 50}}));
+        batch.push_back(Receipt(test::Id("r", i), {{name(i), 50}}));
       }
       MustAppend(*j, batch);
     }
     const uint64_t as_of = j->Stats().last_seq;
     for (int i = 0; i < 600; ++i) {
-      MustAppend(*j, {Sale("pre" + std::to_string(i), {{name((i * 7) % kSkus), 1}})});
+      MustAppend(*j, {Sale(test::Id("pre", i), {{name((i * 7) % kSkus), 1}})});
     }
     // During: sales of 2 from another thread while the snapshot is applied;
     // the rest of its fixed 400 sales afterwards, so both runs end with the
@@ -441,7 +442,7 @@ TEST_CASE("chunking: appends interleaved between chunks give the unchunked resul
     std::atomic<int> during{0};
     std::thread seller([&] {
       for (int i = 0; i < 400 && !done.load(); ++i) {
-        if (!j->Append({Sale("dur" + std::to_string(i), {{name((i * 13) % kSkus), 2}})}).ok()) {
+        if (!j->Append({Sale(test::Id("dur", i), {{name((i * 13) % kSkus), 2}})}).ok()) {
           failed = true;
           return;
         }
@@ -463,7 +464,7 @@ TEST_CASE("chunking: appends interleaved between chunks give the unchunked resul
       }
     }
     for (int i = during.load(); i < 400; ++i) {
-      MustAppend(*j, {Sale("dur" + std::to_string(i), {{name((i * 13) % kSkus), 2}})});
+      MustAppend(*j, {Sale(test::Id("dur", i), {{name((i * 13) % kSkus), 2}})});
     }
     auto rows = j->StockByPrefix("sku-", kSkus + 10);
     REQUIRE(rows.ok());

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/ids.h"
 #include "test_util.h"
 
 namespace storegw::storage {
@@ -215,7 +216,7 @@ TEST_CASE("append: a batch is atomic - the first invalid event fails it, field p
       auto r = j->Append(batch);
       REQUIRE_FALSE(r.ok());
       CHECK(r.status().code() == StatusCode::kInvalidArgument);
-      CHECK(r.status().field() == "events[" + std::to_string(pos) + "]." + bad.field);
+      CHECK(r.status().field() == test::Id("events[", pos) + "]." + bad.field);
     }
   }
   // Nothing of any refused batch reached the journal.
@@ -244,8 +245,8 @@ TEST_CASE("append: many threads get unique, dense seqs") {
         std::vector<v1::Event> batch;
         for (int k = 0; k <= (c % 4); ++k) {
           batch.push_back(
-              Receipt("t" + std::to_string(t) + "-" + std::to_string(c) + "-" + std::to_string(k),
-                      {{"sku-" + std::to_string(k), 1}}));
+              Receipt(test::Id("t", t) + test::Id("-", c) + test::Id("-", k),
+                      {{test::Id("sku-", k), 1}}));
         }
         auto r = j->Append(batch);
         if (!r.ok()) {
@@ -371,7 +372,7 @@ TEST_CASE("max_bytes: a full journal refuses with resource exhausted and changes
   uint64_t accepted = 0;
   Status refused;
   for (int i = 0; i < 5000; ++i) {
-    auto r = j->Append({Bulky("b" + std::to_string(i)), Bulky("c" + std::to_string(i))});
+    auto r = j->Append({Bulky(test::Id("b", i)), Bulky(test::Id("c", i))});
     if (!r.ok()) {
       refused = r.status();
       break;
@@ -427,7 +428,7 @@ TEST_CASE("max_bytes: reopening a journal already over a smaller cap refuses app
   uint64_t bytes = 0;
   {
     auto j = MustOpen(o);
-    for (int i = 0; i < 40; ++i) MustAppend(*j, {Bulky("b" + std::to_string(i))});
+    for (int i = 0; i < 40; ++i) MustAppend(*j, {Bulky(test::Id("b", i))});
     bytes = j->Stats().journal_bytes;
   }
   o.max_bytes = bytes / 2;
@@ -444,7 +445,7 @@ TEST_CASE("ack: the watermark only moves forward and never past last_seq") {
   TempDir dir;
   auto o = Options(dir.path());
   auto j = MustOpen(o);
-  for (int i = 0; i < 10; ++i) MustAppend(*j, {Receipt("r" + std::to_string(i), {{"a", 1}})});
+  for (int i = 0; i < 10; ++i) MustAppend(*j, {Receipt(test::Id("r", i), {{"a", 1}})});
   CHECK(j->Stats().watermark == 0);
   CHECK(j->Stats().backlog_events == 10);
 
@@ -503,11 +504,11 @@ TEST_CASE("retention: prunes only delivered events older than retention, on_hand
   // seq 1..10 at t0, 11..15 eight days later.
   MustAppend(*j, {Receipt("r0", {{"a", 100}, {"b", 50}})});
   for (int i = 1; i < 10; ++i) {
-    MustAppend(*j, {Sale("s" + std::to_string(i), {{"a", 1}, {"b", 2}})});
+    MustAppend(*j, {Sale(test::Id("s", i), {{"a", 1}, {"b", 2}})});
   }
   clock.Advance(hours(24 * 8));
   for (int i = 10; i < 15; ++i) {
-    MustAppend(*j, {Sale("s" + std::to_string(i), {{"a", 1}})});
+    MustAppend(*j, {Sale(test::Id("s", i), {{"a", 1}})});
   }
   REQUIRE(LastSeq(*j) == 15);
   const int64_t a = OnHand(*j, "a"), b = OnHand(*j, "b");
@@ -573,7 +574,7 @@ TEST_CASE("retention: the writer prunes on its own at maintenance_interval") {
   auto o = Options(dir.path());
   o.now_us = clock.fn();
   auto j = MustOpen(o);
-  for (int i = 0; i < 20; ++i) MustAppend(*j, {Receipt("r" + std::to_string(i), {{"a", 1}})});
+  for (int i = 0; i < 20; ++i) MustAppend(*j, {Receipt(test::Id("r", i), {{"a", 1}})});
   REQUIRE(j->Ack(20).ok());
   clock.Advance(hours(24 * 8));
   j.reset();
@@ -617,7 +618,7 @@ std::string Garbage(size_t n, unsigned seed) {
 uint64_t MakeJournal(const fs::path& dir, int events) {
   auto j = MustOpen(Options(dir));
   for (int i = 0; i < events; ++i) {
-    MustAppend(*j, {Bulky("e" + std::to_string(i))});
+    MustAppend(*j, {Bulky(test::Id("e", i))});
   }
   return j->epoch();
 }
@@ -953,7 +954,7 @@ TEST_CASE("open: a data_dir that cannot be a directory is an I/O error naming it
 TEST_CASE("read: ReadEvents honours from_seq, max_events and max_bytes") {
   TempDir dir;
   auto j = MustOpen(Options(dir.path()));
-  for (int i = 0; i < 30; ++i) MustAppend(*j, {Bulky("b" + std::to_string(i))});
+  for (int i = 0; i < 30; ++i) MustAppend(*j, {Bulky(test::Id("b", i))});
 
   auto a = j->ReadEvents(11, 5, 1 << 20);
   REQUIRE(a.ok());

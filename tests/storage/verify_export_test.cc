@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/ids.h"
 #include "test_util.h"
 
 namespace storegw::storage {
@@ -28,7 +29,7 @@ void Populate(const fs::path& dir) {
   MustAppend(*j, {Count("k1", "a", 3)});
   auto snap = j->ApplySnapshot(Snapshot(j->epoch(), 2, 1, {{"b", 9}}));
   REQUIRE(snap.ok());
-  for (int i = 0; i < 20; ++i) MustAppend(*j, {Sale("m" + std::to_string(i), {{"c", 1}})});
+  for (int i = 0; i < 20; ++i) MustAppend(*j, {Sale(test::Id("m", i), {{"c", 1}})});
 }
 
 TEST_CASE("verify: a healthy journal passes, read-only") {
@@ -65,8 +66,8 @@ TEST_CASE("verify: works while the journal is open and being written") {
   std::string err;
   std::thread writer([&] {
     for (int i = 0; !stop.load() && i < 2000; ++i) {
-      auto r = j->Append({Sale("w" + std::to_string(i), {{"a", 1}}),
-                          Receipt("v" + std::to_string(i), {{"a", 1}})});
+      auto r = j->Append({Sale(test::Id("w", i), {{"a", 1}}),
+                          Receipt(test::Id("v", i), {{"a", 1}})});
       if (!r.ok()) {
         err = r.status().ToString();
         return;
@@ -190,8 +191,8 @@ TEST_CASE("export: every event in seq order while another instance keeps appendi
   for (int i = 0; i < 40; ++i) {
     std::vector<v1::Event> batch;
     for (int k = 0; k < 50; ++k) {
-      batch.push_back(Sale("pre-" + std::to_string(i) + "-" + std::to_string(k),
-                           {{"sku-" + std::to_string(k % 7), 1}}));
+      batch.push_back(Sale(test::Id("pre-", i) + test::Id("-", k),
+                           {{test::Id("sku-", k % 7), 1}}));
     }
     MustAppend(*j, batch);
   }
@@ -204,8 +205,8 @@ TEST_CASE("export: every event in seq order while another instance keeps appendi
   std::string err;
   std::thread writer([&] {
     for (int i = 0; !stop.load() && i < 100000; ++i) {
-      auto r = j->Append({Receipt("live-" + std::to_string(i), {{"sku-1", 2}}),
-                          Sale("live-s-" + std::to_string(i), {{"sku-2", 1}})});
+      auto r = j->Append({Receipt(test::Id("live-", i), {{"sku-1", 2}}),
+                          Sale(test::Id("live-s-", i), {{"sku-2", 1}})});
       if (!r.ok()) {
         err = r.status().ToString();
         writer_failed = true;
@@ -266,7 +267,7 @@ TEST_CASE("export: the sink's error stops it and is returned") {
   TempDir dir;
   {
     auto j = MustOpen(Options(dir.path()));
-    for (int i = 0; i < 30; ++i) MustAppend(*j, {Receipt("r" + std::to_string(i), {{"a", 1}})});
+    for (int i = 0; i < 30; ++i) MustAppend(*j, {Receipt(test::Id("r", i), {{"a", 1}})});
   }
   int calls = 0;
   Status s = ExportJournal(dir.path(), [&](const v1::JournaledEvent&) {
