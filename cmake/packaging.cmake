@@ -220,7 +220,6 @@ The package runs it as the hardened systemd service storegw.service under
 the system user storegw, with its configuration in /etc/storegw/storegw.toml
 and its journal in /var/lib/storegw.")
 set(CPACK_PACKAGING_INSTALL_PREFIX ${STOREGW_PKG_PREFIX})
-set(CPACK_STRIP_FILES OFF)  # the debuginfo generators strip and keep the debug file
 set(CPACK_GENERATOR "DEB;RPM")
 set(CPACK_PROJECT_CONFIG_FILE ${_pkg_out}/CPackProjectConfig.cmake)
 # Which components each generator packages (monolithic: one package each).
@@ -239,7 +238,15 @@ if(STOREGW_PACKAGING OR CMAKE_BUILD_TYPE MATCHES "^(RelWithDebInfo|Debug)$")
 else()
   set(STOREGW_DEB_DEBUG_PACKAGE OFF)
   message(STATUS "storegw packaging: no -g in a ${CMAKE_BUILD_TYPE} build without "
-                 "STOREGW_PACKAGING: the deb gets an unstripped binary and no debug package")
+                 "STOREGW_PACKAGING: no debug package; CPack strips the binary")
+endif()
+# With a debug package the debuginfo generators strip the binary and keep the
+# debug file; without one (no -g) CPack strips it, so a package never ships
+# symbols it has no debug package for (lintian: unstripped-binary-or-object).
+if(STOREGW_DEB_DEBUG_PACKAGE)
+  set(CPACK_STRIP_FILES OFF)
+else()
+  set(CPACK_STRIP_FILES ON)
 endif()
 set(STOREGW_RPM_DEBUG_PACKAGE ${STOREGW_PACKAGING})
 

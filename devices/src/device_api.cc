@@ -144,6 +144,9 @@ class DeviceApiImpl final : public DeviceApi {
                         const httplib::ContentReader& reader, std::string* body);
   // With a tokens file: the device of the request's bearer token, or a 401
   // answer and false. Without one: true and `device` left empty.
+  // GET /v1/stock/{sku} and /v1/prices/{sku}: the device token, then the
+  // sku of the path; false (and a 401/400 answer written) when either fails.
+  bool AuthenticatedSku(const httplib::Request& req, httplib::Response& res, std::string* sku);
   bool Authenticate(const httplib::Request& req, httplib::Response& res,
                     std::optional<std::string>* device);
 
@@ -500,15 +503,22 @@ std::string StockJson(const storage::StockRow& r) {
          ",\"hq_version\":" + JsonUint64(r.hq_version) + "}";
 }
 
-void DeviceApiImpl::GetStockSku(const httplib::Request& req, httplib::Response& res) {
+bool DeviceApiImpl::AuthenticatedSku(const httplib::Request& req, httplib::Response& res,
+                                     std::string* sku) {
   std::optional<std::string> device;
-  if (!Authenticate(req, res, &device)) return;
-  const std::string sku = req.matches[1];
-  if (sku.size() > 64 || !PrintableAscii(sku)) {
+  if (!Authenticate(req, res, &device)) return false;
+  *sku = req.matches[1];
+  if (sku->size() > 64 || !PrintableAscii(*sku)) {
     c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
     Error(res, 400, "invalid_argument", "sku must be 1..64 printable ASCII characters", "sku");
-    return;
+    return false;
   }
+  return true;
+}
+
+void DeviceApiImpl::GetStockSku(const httplib::Request& req, httplib::Response& res) {
+  std::string sku;
+  if (!AuthenticatedSku(req, res, &sku)) return;
   auto row = journal_.Stock(sku);
   if (!row.ok()) {
     if (row.status().code() == StatusCode::kNotFound) {
@@ -573,14 +583,8 @@ std::string PriceJson(const storage::PriceRow& r, int64_t at_us) {
 }
 
 void DeviceApiImpl::GetPrice(const httplib::Request& req, httplib::Response& res) {
-  std::optional<std::string> device;
-  if (!Authenticate(req, res, &device)) return;
-  const std::string sku = req.matches[1];
-  if (sku.size() > 64 || !PrintableAscii(sku)) {
-    c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
-    Error(res, 400, "invalid_argument", "sku must be 1..64 printable ASCII characters", "sku");
-    return;
-  }
+  std::string sku;
+  if (!AuthenticatedSku(req, res, &sku)) return;
   // The price in force now, from the journal: answered offline too, and a
   // change HQ scheduled comes into force at its time without a restart.
   const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(

@@ -257,6 +257,28 @@ void PrintAlerts(const v1::GatewayStatus& s, const Style& st) {
 
 // ------------------------------------------------------------ status
 
+// The status document for `storegw status|alerts` (and where it came from,
+// in *target_out): nullopt with *exit_code set (and the reason printed) when the target is misconfigured (usage) or
+// the gateway does not answer (DOWN).
+std::optional<v1::GatewayStatus> FetchForCommand(const char* command, const CommonFlags& f,
+                                                 Target* target_out, int* exit_code) {
+  auto target = ResolveTarget(f, "STOREGW_STATUS_TOKEN", /*status_token=*/true);
+  if (!target.ok()) {
+    std::fprintf(stderr, "%s: %s\n", command, target.status().message().c_str());
+    *exit_code = kExitUsage;
+    return std::nullopt;
+  }
+  *target_out = *target;
+  std::string why;
+  auto s = FetchStatus(*target, TimeoutOf(f), &why);
+  if (!s) {
+    std::printf("%s: %s\n", StdoutStyle().Red("DOWN").c_str(), why.c_str());
+    std::fflush(stdout);
+    *exit_code = kExitDown;
+  }
+  return s;
+}
+
 struct StatusFlags : CommonFlags {
   std::string max_age = "10m";
   int max_journal_percent = 80;
@@ -264,19 +286,12 @@ struct StatusFlags : CommonFlags {
 };
 
 int RunStatus(const StatusFlags& f) {
-  auto target = ResolveTarget(f, "STOREGW_STATUS_TOKEN", /*status_token=*/true);
-  if (!target.ok()) {
-    std::fprintf(stderr, "status: %s\n", target.status().message().c_str());
-    return kExitUsage;
-  }
+  int exit_code = kExitOk;
+  Target t;
+  auto s = FetchForCommand("status", f, &t, &exit_code);
+  const Target* target = &t;
+  if (!s) return exit_code;
   const Style st = StdoutStyle();
-  std::string why;
-  auto s = FetchStatus(*target, TimeoutOf(f), &why);
-  if (!s) {
-    std::printf("%s: %s\n", st.Red("DOWN").c_str(), why.c_str());
-    std::fflush(stdout);
-    return kExitDown;
-  }
   HealthPolicy policy;
   policy.max_age =
       std::chrono::duration_cast<std::chrono::seconds>(ParseDuration(f.max_age).value());
@@ -335,18 +350,11 @@ int RunStatus(const StatusFlags& f) {
 // ------------------------------------------------------------ alerts
 
 int RunAlerts(const CommonFlags& f) {
-  auto target = ResolveTarget(f, "STOREGW_STATUS_TOKEN", /*status_token=*/true);
-  if (!target.ok()) {
-    std::fprintf(stderr, "alerts: %s\n", target.status().message().c_str());
-    return kExitUsage;
-  }
+  int exit_code = kExitOk;
+  Target target;
+  auto s = FetchForCommand("alerts", f, &target, &exit_code);
+  if (!s) return exit_code;
   const Style st = StdoutStyle();
-  std::string why;
-  auto s = FetchStatus(*target, TimeoutOf(f), &why);
-  if (!s) {
-    std::printf("%s: %s\n", st.Red("DOWN").c_str(), why.c_str());
-    return kExitDown;
-  }
   if (s->alerts_size() == 0) {
     std::printf("no open alerts (store %s, gateway %s)\n", s->store_id().c_str(),
                 s->gateway_id().c_str());

@@ -488,14 +488,14 @@ Figures RunStoregw(const Args& a, const fs::path& dir, uint64_t* vmhwm_kb, uint6
   });
 
   const fs::path out = dir / "drain.out";
-  storegw::sync_test::Process drain(
+  auto drain = storegw::sync_test::Process::SpawnCombined(
       {Self(), "--role", "drain", "--data", (dir / "journal").string(), "--url",
        "tcp://127.0.0.1:" + std::to_string(link.port()), "--batch-events",
        std::to_string(a.batch_events), "--max-inflight", std::to_string(a.max_inflight),
        "--max-message-bytes", std::to_string(a.max_message_bytes), "--compression", a.compression},
       out);
   uint64_t peak = 0;
-  while (drain.running()) {
+  while (drain.Running()) {
     peak = std::max(peak, ProcKb(drain.pid(), "VmRSS:"));
     std::this_thread::sleep_for(20ms);
   }
@@ -617,11 +617,11 @@ int Orchestrate(const Args& a) {
               a.bridge_inflight);
   {
     const auto t0 = Clock::now();
-    storegw::sync_test::Process fill(
+    auto fill = storegw::sync_test::Process::SpawnCombined(
         {Self(), "--role", "fill", "--data", (dir / "journal").string(), "--events",
          std::to_string(a.events)},
         dir / "fill.out");
-    while (fill.running()) std::this_thread::sleep_for(50ms);
+    while (fill.Running()) std::this_thread::sleep_for(50ms);
     const std::string out = storegw::sync_test::ReadFile(dir / "fill.out");
     if (out.find("FILLED last_seq=" + std::to_string(a.events) + " ") == std::string::npos) {
       std::fprintf(stderr, "uplink_bench: filling the journal failed:\n%s", out.c_str());

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/files.h"
 #include "storegw/devices/device_api.h"
 #include "storegw/storage/journal.h"
 
@@ -24,29 +25,8 @@ namespace storegw::devices::testing {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under $TMPDIR (or /tmp), removed when the object dies.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/storegw-devtest-XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    const char* p = mkdtemp(buf.data());
-    REQUIRE_MESSAGE(p != nullptr, "mkdtemp failed for " << tmpl);
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+// TempDir: tests/common/files.h.
+using test::TempDir;
 
 inline void WriteFile(const fs::path& p, const std::string& text) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);

@@ -168,7 +168,7 @@ int Bench(const Args& a) {
   TcpProxy link(hq.port());
 
   const fs::path out = dir / "drain.out";
-  storegw::sync_test::Process drain(
+  auto drain = storegw::sync_test::Process::SpawnCombined(
       {"/proc/self/exe", "--role", "drain", "--data", data.string(), "--url", hq.url(link.port()),
        "--ca", pki.ca_crt.string(), "--out", out.string(), "--batch-events",
        std::to_string(a.batch_events), "--max-inflight", std::to_string(a.max_inflight),
@@ -177,14 +177,14 @@ int Bench(const Args& a) {
   // /proc/self/exe is resolved by execv in the child: this very program.
   const auto deadline = Clock::now() + 10min;
   uint64_t max_rss = 0;
-  while (hq.applied() < last && Clock::now() < deadline && drain.running()) {
+  while (hq.applied() < last && Clock::now() < deadline && drain.Running()) {
     max_rss = std::max(max_rss, ProcKb(drain.pid(), "VmRSS:"));
     std::this_thread::sleep_for(1ms);
   }
   done_at = Clock::now();
   const uint64_t applied = hq.applied();
-  for (int i = 0; i < 5000 && drain.running(); ++i) std::this_thread::sleep_for(2ms);
-  drain.Kill();
+  for (int i = 0; i < 5000 && drain.Running(); ++i) std::this_thread::sleep_for(2ms);
+  drain.KillAndReap();
   if (applied < last) {
     std::fprintf(stderr, "HQ applied %" PRIu64 " of %" PRIu64 "; drain log:\n%s\n", applied, last,
                  storegw::sync_test::ReadFile(dir / "drain.log").c_str());

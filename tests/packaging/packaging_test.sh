@@ -247,6 +247,9 @@ mode_deb() {
     check "debug file has .debug_info" bash -c "readelf -SW '$dbgfile' 2>/dev/null | grep -q '\.debug_info'"
     check "debug package depends on storegw (= ${STOREGW_VERSION}-1)" \
       bash -c "dpkg-deb -f '$DDEB' Depends | grep -qF 'storegw (= ${STOREGW_VERSION}-1)'"
+  else
+    check "stripped without a debug package: no .symtab" \
+      bash -c "! readelf -SW '$bin' | grep -q '\.symtab'"
   fi
   if [ "$STOREGW_PACKAGING" = ON ]; then
     # Release flags: the stack protector and FORTIFY leave their marks in the

@@ -20,41 +20,16 @@
 #include <utility>
 #include <vector>
 
+#include "common/files.h"
 #include "storegw/storage/journal.h"
 
 namespace storegw::storage::testing {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under $TMPDIR (or /tmp), removed with everything in it
-// when the object dies, whether the test passed or not.
-class TempDir {
- public:
-  // `base`: parent directory; default $TMPDIR or /tmp.
-  explicit TempDir(std::string base = {}) {
-    if (base.empty()) {
-      const char* env = getenv("TMPDIR");
-      base = env && *env ? env : "/tmp";
-    }
-    std::string tmpl = base + "/storegw-test-XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    const char* p = mkdtemp(buf.data());
-    REQUIRE_MESSAGE(p != nullptr, "mkdtemp failed for " << tmpl);
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& s) const { return path_ / s; }
-
- private:
-  fs::path path_;
-};
+// TempDir: tests/common/files.h (a fresh directory, removed with its
+// content when the object dies; optional parent directory).
+using test::TempDir;
 
 // A RAM-backed directory (/dev/shm) when there is one, else "" (the
 // default). For tests of logic that commit thousands of times: fsync there

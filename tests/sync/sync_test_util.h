@@ -37,6 +37,9 @@
 
 #include <mqtt/async_client.h>
 
+#include "common/files.h"
+#include "common/net.h"
+#include "common/process.h"
 #include "compress.h"  // sync/src: Inflate, for the HQ consumer
 #include "storegw/storage/journal.h"
 #include "storegw/v1/storegw.pb.h"
@@ -46,134 +49,26 @@ namespace storegw::sync_test {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-// ------------------------------------------------------------ files, ports
+// ------------------------------------------------------------ shared helpers
 
-class TempDir {
+// Temp dirs, files, ports, waiting and processes: tests/common.
+using test::FreePort;
+using test::PortAccepts;
+using test::Process;
+using test::ReadFile;
+using test::WriteFile;
+
+// TempDir named storegw-sync-* (what a failed run leaves is easy to find).
+class TempDir : public test::TempDir {
  public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string templ = std::string(base && *base ? base : "/tmp") + "/storegw-sync-XXXXXX";
-    if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = templ;
-    // mosquitto drops to its own user when started as root: it must be
-    // able to read what the tests generate in here.
-    chmod(path_.c_str(), 0755);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
+  TempDir() : test::TempDir({}, "storegw-sync") {}
 };
-
-inline void WriteFile(const fs::path& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-  out.close();
-  chmod(path.c_str(), 0644);
-}
-
-inline std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
-}
-
-// A loopback port that was free a moment ago.
-inline uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    throw std::runtime_error("bind to 127.0.0.1:0 failed");
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-inline bool PortAccepts(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  close(fd);
-  return ok;
-}
 
 // Polls `done` until true or `timeout`.
 inline bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout,
                       std::chrono::milliseconds poll = 10ms) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (done()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(poll);
-  }
+  return test::WaitFor(done, timeout, poll);
 }
-
-// ------------------------------------------------------------ processes
-
-// A child process, SIGKILLed (by PID) and reaped in the destructor. The
-// child also dies with the test (PR_SET_PDEATHSIG) if the test is killed.
-class Process {
- public:
-  Process(const std::vector<std::string>& argv, const fs::path& output) {
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    const pid_t parent = getpid();
-    pid_ = fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(127);
-      int fd = open(output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-      if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-      }
-      execv(args[0], args.data());
-      _exit(127);
-    }
-  }
-  ~Process() { Kill(); }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  pid_t pid() const { return pid_; }
-  bool running() {
-    if (pid_ <= 0) return false;
-    int st;
-    if (waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
-    return true;
-  }
-  void Kill(int sig = SIGKILL) {
-    if (pid_ <= 0) return;
-    kill(pid_, sig);
-    int st;
-    waitpid(pid_, &st, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
 
 // ------------------------------------------------------------ mosquitto
 
@@ -233,16 +128,16 @@ class Mosquitto {
     }
     WriteFile(dir_ / "mosquitto.conf", c.str());
     for (int attempt = 0; attempt < 3; ++attempt) {
-      proc_ = std::make_unique<Process>(
+      proc_ = std::make_unique<Process>(Process::SpawnCombined(
           std::vector<std::string>{"/usr/sbin/mosquitto", "-c", (dir_ / "mosquitto.conf").string()},
-          log());
+          log()));
       const bool up = WaitUntil(
           [&] {
-            return !proc_->running() ? true
+            return !proc_->Running() ? true
                                      : PortAccepts(port_) && (!o_.tls || PortAccepts(tls_port_));
           },
           10s, 5ms);
-      if (up && proc_->running()) return;
+      if (up && proc_->Running()) return;
       proc_.reset();
       std::this_thread::sleep_for(100ms);
     }
