@@ -12,18 +12,19 @@
 #          AddressSanitizer + UBSan, GCC, -O1.
 #          Catches: memory errors and undefined behaviour in every module.
 #   tsan   the whole suite but the package tests under ThreadSanitizer
-#          (the daemon processes the tests start are TSan builds too).
+#          (the daemon processes the tests start are TSan builds too; the
+#          chaos soak runs 60 s here, 120 s in the build stage).
 #          Catches: data races and lock-order problems, also in the daemon
 #          under the soak's faults.
 #   fuzz   every libFuzzer target for FUZZ_SECONDS (default 30) over its
-#          seed corpus, clang, ASan+UBSan (tests/fuzz/run.sh). Built without
-#          unity batching, so it also proves that each source of the
-#          modules it links compiles on its own.
+#          seed corpus, clang, ASan+UBSan (tests/fuzz/run.sh).
 #          Catches: crashes and hangs on what strangers can send.
 #
 # The presets build in "unity" batches (CMAKE_UNITY_BUILD): most of a
 # compile is parsing the same protobuf/httplib/doctest headers, and a batch
-# parses them once for 8 sources. Each stage's time is printed at the end.
+# parses them once for 8 sources. The sanitizer and fuzz builds keep line
+# tables only (-g1: what a report's stack trace needs; full -g doubles
+# their compile time). Each stage's time is printed at the end.
 #
 #   STAGES="build asan"  packaging/build-and-test.sh   only some stages
 #   FUZZ_SECONDS=600     packaging/build-and-test.sh   fuzz longer
