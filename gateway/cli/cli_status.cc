@@ -258,7 +258,7 @@ void PrintAlerts(const v1::GatewayStatus& s, const Style& st) {
 // ------------------------------------------------------------ status
 
 // The status document for `storegw status|alerts` (and where it came from,
-// in *target_out): nullopt with *exit_code set (and the reason printed) when the target is misconfigured (usage) or
+// in *target_out when not null): nullopt with *exit_code set (and the reason printed) when the target is misconfigured (usage) or
 // the gateway does not answer (DOWN).
 std::optional<v1::GatewayStatus> FetchForCommand(const char* command, const CommonFlags& f,
                                                  Target* target_out, int* exit_code) {
@@ -268,7 +268,7 @@ std::optional<v1::GatewayStatus> FetchForCommand(const char* command, const Comm
     *exit_code = kExitUsage;
     return std::nullopt;
   }
-  *target_out = *target;
+  if (target_out) *target_out = *target;
   std::string why;
   auto s = FetchStatus(*target, TimeoutOf(f), &why);
   if (!s) {
@@ -287,9 +287,8 @@ struct StatusFlags : CommonFlags {
 
 int RunStatus(const StatusFlags& f) {
   int exit_code = kExitOk;
-  Target t;
-  auto s = FetchForCommand("status", f, &t, &exit_code);
-  const Target* target = &t;
+  Target target;
+  auto s = FetchForCommand("status", f, &target, &exit_code);
   if (!s) return exit_code;
   const Style st = StdoutStyle();
   HealthPolicy policy;
@@ -310,7 +309,7 @@ int RunStatus(const StatusFlags& f) {
   }
 
   std::printf("%s %s at %s%s: store %s, gateway %s\n", st.Bold("storegw").c_str(),
-              s->version().c_str(), target->base.c_str(), target->prefix.c_str(),
+              s->version().c_str(), target.base.c_str(), target.prefix.c_str(),
               s->store_id().c_str(), s->gateway_id().c_str());
   if (h.level == HealthLevel::kHealthy) {
     std::printf("%s\n", st.Green("HEALTHY").c_str());
@@ -351,8 +350,7 @@ int RunStatus(const StatusFlags& f) {
 
 int RunAlerts(const CommonFlags& f) {
   int exit_code = kExitOk;
-  Target target;
-  auto s = FetchForCommand("alerts", f, &target, &exit_code);
+  auto s = FetchForCommand("alerts", f, /*target_out=*/nullptr, &exit_code);
   if (!s) return exit_code;
   const Style st = StdoutStyle();
   if (s->alerts_size() == 0) {
