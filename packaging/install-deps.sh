@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs every build and test dependency of storegw from Debian's archive.
-# Safe to run again: when every package is already installed it does nothing
-# (no apt-get update, no network). Needs root (or sudo) only when something
-# is missing.
+# Installs every build and test dependency of storegw from Debian's archive,
+# and (as root) the system user the PostgreSQL tests run their servers as.
+# Safe to run again: when every package is already installed and the user
+# exists it does nothing (no apt-get update, no network). Needs root (or
+# sudo) only when a package is missing.
 set -euo pipefail
 
 PKGS=(
@@ -19,7 +20,23 @@ PKGS=(
   clang-format clang libclang-rt-14-dev
   lintian rpm cpio elfutils systemd man-db
   chromium
+  # storegw-hq's store (sync/hq/pg: libpq) and the private PostgreSQL 15
+  # servers its tests start (tests/common/postgres.h: initdb, postgres, psql).
+  postgresql-15 libpq-dev
 )
+
+# PostgreSQL refuses to run as root, and CI runs as root: tests run as root
+# then run initdb and postgres as this unprivileged system user (no login,
+# no home). Tests run as any other user run them as that user.
+PGTEST_USER=storegw-pgtest
+
+# As root: creates PGTEST_USER when it is missing. Otherwise nothing.
+ensure_pgtest_user() {
+  if [ "$(id -u)" -ne 0 ] || id -u "$PGTEST_USER" >/dev/null 2>&1; then return 0; fi
+  echo "install-deps: creating system user $PGTEST_USER (runs the tests' PostgreSQL servers)"
+  useradd --system --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin "$PGTEST_USER"
+}
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -30,6 +47,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PKGS[@]} packages present"
+  ensure_pgtest_user
   exit 0
 fi
 
@@ -41,4 +59,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # The mosquitto package enables a system broker on :1883; tests start their
 # own brokers on free ports, so the system one is left as the admin set it.
+# Likewise the postgresql package's own cluster (port 5432, when the
+# package's scripts created one): the tests start their own servers.
+ensure_pgtest_user
 echo "install-deps: done"
