@@ -38,7 +38,26 @@ enum class RefuseReason {
   kSupersededEpoch,  // the gateway has moved on to a newer epoch
   kConflict,         // a seq already stored holds a different event
 };
-const char* RefuseReasonName(RefuseReason r);
+// "undecodable", "not_contiguous", "invalid_event", "topic_mismatch",
+// "superseded_epoch", "conflict". Inline here so that every library of
+// storegw-hq (store, receiver, fleet) shares the one definition.
+inline const char* RefuseReasonName(RefuseReason r) {
+  switch (r) {
+    case RefuseReason::kUndecodable:
+      return "undecodable";
+    case RefuseReason::kNotContiguous:
+      return "not_contiguous";
+    case RefuseReason::kInvalidEvent:
+      return "invalid_event";
+    case RefuseReason::kTopicMismatch:
+      return "topic_mismatch";
+    case RefuseReason::kSupersededEpoch:
+      return "superseded_epoch";
+    case RefuseReason::kConflict:
+      return "conflict";
+  }
+  return "unknown";
+}
 
 // One decoded, checked batch on its way to the store.
 struct IncomingBatch {
