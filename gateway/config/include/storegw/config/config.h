@@ -22,11 +22,10 @@
 #include <string_view>
 #include <vector>
 
+#include "storegw/config/config_text.h"
 #include "storegw/status.h"
 
 namespace storegw::gateway {
-
-using Millis = std::chrono::milliseconds;
 
 struct Config {
   struct Gateway {
@@ -163,9 +162,6 @@ std::string ConfigToToml(const Config& config);
 // Every key's dotted name, in table order ("gateway.store_id", ...).
 std::vector<std::string> ConfigKeys();
 
-// "250ms", "5s", "10m", "2h", "7d": a non-negative integer and one unit.
-Result<Millis> ParseDuration(std::string_view text);
-// The shortest exact form: 604800000ms -> "7d", 1500ms -> "1500ms".
-std::string FormatDuration(Millis d);
+// ParseDuration and FormatDuration: storegw/config/config_text.h.
 
 }  // namespace storegw::gateway
