@@ -1,5 +1,6 @@
 #include "storegw/monitor/metrics.h"
 
+#include "storegw/monitor/prom_text.h"
 #include "storegw/monitor/status.h"
 
 #include <algorithm>
@@ -11,86 +12,7 @@
 namespace storegw::gateway {
 namespace {
 
-// Label values escape backslash, double quote and newline (format 0.0.4).
-std::string EscapeLabel(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (char c : v) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string Number(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  // Shortest exact form in plain notation ("0.0005", not "5e-04"), as
-  // Prometheus' own clients write bucket bounds.
-  char buf[400];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
-  if (ec != std::errc()) return "NaN";
-  return std::string(buf, end);
-}
-
-class Writer {
- public:
-  // Starts a family: HELP and TYPE lines, once, before its samples.
-  void Family(std::string_view name, std::string_view type, std::string_view help) {
-    out_ += "# HELP ";
-    out_ += name;
-    out_ += ' ';
-    out_ += help;  // our help texts have no backslash or newline
-    out_ += "\n# TYPE ";
-    out_ += name;
-    out_ += ' ';
-    out_ += type;
-    out_ += '\n';
-  }
-  void Sample(std::string_view name, const std::vector<std::pair<std::string, std::string>>& labels,
-              const std::string& value) {
-    out_ += name;
-    if (!labels.empty()) {
-      out_ += '{';
-      for (size_t i = 0; i < labels.size(); ++i) {
-        if (i) out_ += ',';
-        out_ += labels[i].first;
-        out_ += "=\"";
-        out_ += EscapeLabel(labels[i].second);
-        out_ += '"';
-      }
-      out_ += '}';
-    }
-    out_ += ' ';
-    out_ += value;
-    out_ += '\n';
-  }
-  void Sample(std::string_view name, uint64_t v) { Sample(name, {}, std::to_string(v)); }
-  void Sample(std::string_view name, const std::vector<std::pair<std::string, std::string>>& l,
-              uint64_t v) {
-    Sample(name, l, std::to_string(v));
-  }
-  // One-sample families.
-  void Gauge(std::string_view name, std::string_view help, uint64_t v) {
-    Family(name, "gauge", help);
-    Sample(name, v);
-  }
-  void Counter(std::string_view name, std::string_view help, uint64_t v) {
-    Family(name, "counter", help);
-    Sample(name, v);
-  }
-  std::string Take() { return std::move(out_); }
-
- private:
-  std::string out_;
-};
+using Writer = PromWriter;
 
 }  // namespace
 
@@ -135,7 +57,8 @@ std::string RenderMetrics(const MetricsInput& in) {
             {"epoch", std::to_string(j.epoch)}},
            1);
   w.Family("storegw_start_time_seconds", "gauge", "When the daemon started, Unix time.");
-  w.Sample("storegw_start_time_seconds", {}, Number(static_cast<double>(in.start_time_us) / 1e6));
+  w.Sample("storegw_start_time_seconds", {},
+           PromNumber(static_cast<double>(in.start_time_us) / 1e6));
 
   // Backlog and journal.
   w.Gauge("storegw_backlog_events", "Events journaled but not yet delivered upstream.",
@@ -194,10 +117,11 @@ std::string RenderMetrics(const MetricsInput& in) {
   uint64_t cumulative = 0;
   for (size_t i = 0; i < h.bounds.size() && i < h.counts.size(); ++i) {
     cumulative += h.counts[i];
-    w.Sample("storegw_commit_latency_seconds_bucket", {{"le", Number(h.bounds[i])}}, cumulative);
+    w.Sample("storegw_commit_latency_seconds_bucket", {{"le", PromNumber(h.bounds[i])}},
+             cumulative);
   }
   w.Sample("storegw_commit_latency_seconds_bucket", {{"le", "+Inf"}}, h.count);
-  w.Sample("storegw_commit_latency_seconds_sum", {}, Number(h.sum_seconds));
+  w.Sample("storegw_commit_latency_seconds_sum", {}, PromNumber(h.sum_seconds));
   w.Sample("storegw_commit_latency_seconds_count", h.count);
 
   // Uplink.
@@ -264,7 +188,7 @@ std::string RenderMetrics(const MetricsInput& in) {
   w.Family("storegw_downstream_snapshot_apply_seconds", "gauge",
            "Time the last HQ snapshot took to apply (all chunks).");
   w.Sample("storegw_downstream_snapshot_apply_seconds", {},
-           Number(static_cast<double>(down.last_snapshot_apply.count()) / 1e6));
+           PromNumber(static_cast<double>(down.last_snapshot_apply.count()) / 1e6));
 
   // Alerts, by kind (every kind listed, so a rule can test for > 0).
   std::map<std::string, uint64_t> alerts;
