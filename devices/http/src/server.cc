@@ -2,6 +2,8 @@
 #include "storegw/http/server.h"
 
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -50,13 +53,86 @@ std::string BindFailureReason(const ListenAddress& a) {
   return reason;
 }
 
+// OpenSSL's reason for the last failure, "" when it gave none.
+std::string OpenSslReason() {
+  const unsigned long e = ERR_peek_last_error();
+  ERR_clear_error();
+  if (e == 0) return "";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
+// Never prompt on a terminal for a key's passphrase.
+int NoPassphrase(char*, int, int, void*) { return -1; }
+
+// The server's TLS context from `t`: TLS 1.2 or later, the certificate
+// chain and key, and with client_ca_file a required client certificate.
+// False with `err` naming the key, the file and the reason.
+bool SetUpTls(SSL_CTX& ctx, const TlsOptions& t, std::string* err) {
+  const auto fail = [&](const char* key, const std::string& path, const std::string& why) {
+    *err = t.key_prefix + "." + key + " " + path + ": " + why;
+    return false;
+  };
+  const auto readable = [&](const char* key, const std::string& path) {
+    errno = 0;
+    if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+      std::fclose(f);
+      return true;
+    }
+    return fail(key, path, std::string("cannot open: ") + std::strerror(errno));
+  };
+  if (t.key_file.empty()) {
+    *err = t.key_prefix + ".key_file is required with " + t.key_prefix + ".cert_file";
+    return false;
+  }
+  SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
+  SSL_CTX_set_default_passwd_cb(&ctx, NoPassphrase);
+  if (!readable("cert_file", t.cert_file)) return false;
+  if (SSL_CTX_use_certificate_chain_file(&ctx, t.cert_file.c_str()) != 1) {
+    return fail("cert_file", t.cert_file, "not a PEM certificate: " + OpenSslReason());
+  }
+  if (!readable("key_file", t.key_file)) return false;
+  if (SSL_CTX_use_PrivateKey_file(&ctx, t.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return fail("key_file", t.key_file,
+                "not an unencrypted PEM private key: " + OpenSslReason());
+  }
+  if (SSL_CTX_check_private_key(&ctx) != 1) {
+    OpenSslReason();
+    return fail("key_file", t.key_file, "does not match the certificate in " + t.cert_file);
+  }
+  if (!t.client_ca_file.empty()) {
+    if (!readable("client_ca_file", t.client_ca_file)) return false;
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(t.client_ca_file.c_str());
+    if (names == nullptr ||
+        SSL_CTX_load_verify_locations(&ctx, t.client_ca_file.c_str(), nullptr) != 1) {
+      if (names) sk_X509_NAME_pop_free(names, X509_NAME_free);
+      return fail("client_ca_file", t.client_ca_file,
+                  "no PEM CA certificate: " + OpenSslReason());
+    }
+    SSL_CTX_set_client_CA_list(&ctx, names);  // takes ownership
+    SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  return true;
+}
+
+std::unique_ptr<httplib::Server> MakeServer(const ServerOptions& o, std::string* tls_error) {
+  if (o.tls.cert_file.empty()) return std::make_unique<httplib::Server>();
+  return std::make_unique<httplib::SSLServer>(
+      [&o, tls_error](SSL_CTX& ctx) { return SetUpTls(ctx, o.tls, tls_error); });
+}
+
 }  // namespace
 
 struct Server::State {
-  explicit State(ServerOptions o) : options(std::move(o)) {}
+  explicit State(ServerOptions o)
+      : options(std::move(o)), svr_ptr(MakeServer(options, &tls_error)), svr(*svr_ptr) {}
 
   const ServerOptions options;
-  httplib::Server svr;
+  std::string tls_error;  // why the TLS context could not be set up
+  const std::unique_ptr<httplib::Server> svr_ptr;  // an SSLServer with options.tls
+  httplib::Server& svr;
   std::thread thread;
   std::atomic<int> listen_fd{-1};
   std::atomic<bool> exited{false};  // set by the serving thread when it ends
@@ -74,6 +150,10 @@ httplib::Server& Server::raw() { return s_->svr; }
 Status Server::Start(const ListenAddress& addr) {
   State& s = *s_;
   const ServerOptions& o = s.options;
+  if (!s.svr.is_valid()) {
+    return Status::InvalidArgument(
+        o.tls.key_prefix, o.name + ": " + (s.tls_error.empty() ? "TLS set-up failed" : s.tls_error));
+  }
   s.svr.new_task_queue = [n = o.threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
   // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a
   // second process bind the same port silently and steal half the requests.

@@ -37,9 +37,24 @@ class Server;
 
 namespace storegw::http {
 
+// HTTPS instead of plain HTTP (Server::Start checks the files).
+struct TlsOptions {
+  // PEM: the server's certificate (chain) and its private key
+  // (unencrypted). Empty cert_file: plain HTTP.
+  std::string cert_file, key_file;
+  // PEM CA certificate(s): non-empty requires every client to present a
+  // certificate signed by one of them (mutual TLS).
+  std::string client_ca_file;
+  // Names the files' config keys in errors: "https" gives
+  // "https.cert_file /etc/hq/server.pem: ...".
+  std::string key_prefix = "tls";
+};
+
 struct ServerOptions {
   // Names the server in errors: "device API", "status.listen".
   std::string name = "HTTP server";
+  // TLS 1.2 or later with these files when tls.cert_file is set.
+  TlsOptions tls;
   // Worker threads; each open keep-alive connection holds one.
   int threads = 4;
   // An idle keep-alive connection is closed after this many seconds; also
@@ -72,7 +87,8 @@ class Server {
 
   // Binds `addr` (port 0: a free port) and starts serving on a thread of
   // its own. kUnavailable naming the address and the OS's reason when the
-  // bind fails. Call once.
+  // bind fails; kInvalidArgument naming the file and OpenSSL's reason when
+  // a TLS file cannot be used. Call once.
   Status Start(const ListenAddress& addr);
   uint16_t port() const { return port_; }
 
