@@ -25,6 +25,12 @@ struct MqttIngressOptions {
   std::string client_id;      // unique per replica; persistent session
   std::string username, password;
   std::string ca_file, cert_file, key_file;  // [mqtt.tls]
+  // The broker keeps this replica's session (its subscriptions and the
+  // batches queued for it) this long after it disconnects: a restart
+  // within it resumes where it stopped. Keep it short: a broker may keep
+  // queueing a shared subscription's messages for a member that is gone
+  // (mosquitto does), and those reach HQ only by the gateways' resend.
+  uint32_t session_expiry_s = 600;
 };
 
 struct HttpsIngressOptions {

@@ -1,0 +1,140 @@
+// The transaction thread between the ingress (MQTT callback, HTTPS
+// handlers) and the EventStore.
+//
+// Checked batches queue here. One thread takes what is queued (at most
+// max_batches_per_txn, waiting at most max_txn_delay_ms after the first
+// arrival for more) and stores it with one EventStore::ApplyBatches call,
+// i.e. one transaction. Only after it returned ok:
+//   * MQTT batches: the applied prefix of each (gateway, epoch) the group
+//     touched goes to the ack sink (the MQTT ingress publishes HqAck), also
+//     for a batch that was all duplicates, never for a prefix of 0;
+//   * HTTPS batches: the waiting handler gets the outcome (2xx with HqAck).
+// When the transaction fails (the store is down), nothing is acknowledged:
+// MQTT batches stay and are retried after a back-off (capped exponential,
+// full jitter, 100 ms .. 10 s); HTTPS batches are answered "unavailable"
+// at once (503 + Retry-After: the gateway resends), and so is every HTTPS
+// batch that arrives while the back-off runs. Batches the store refuses
+// (superseded epoch, conflict) are counted and logged, never acknowledged.
+//
+// Back-pressure: MQTT batches wait in a bounded queue (4 transactions'
+// worth); SubmitMqtt blocks while it is full, which holds Paho's receive
+// thread and so the broker's further deliveries. Gateway statuses wait in
+// a map (latest per gateway) and are recorded between transactions.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "reporter.h"
+#include "storegw/hq/store.h"
+
+namespace storegw::hq::internal {
+
+// One HqAck to publish: every seq of (gateway_id, epoch) up to `seq` is
+// stored.
+struct AckTarget {
+  std::string store_id;
+  std::string gateway_id;
+  uint64_t epoch = 0;
+  uint64_t seq = 0;
+};
+
+// What an HTTPS handler gets back for its batch.
+struct StoreAnswer {
+  enum class Kind {
+    kStored,       // committed: outcome.applied_seq is the prefix
+    kRefused,      // the store refused it: outcome.refused
+    kUnavailable,  // not stored (store down, or the receiver stops): retry
+  };
+  Kind kind = Kind::kUnavailable;
+  BatchOutcome outcome;
+  std::chrono::seconds retry_after{1};
+};
+
+class Ingest {
+ public:
+  using AckSink = std::function<void(std::vector<AckTarget>)>;
+
+  Ingest(EventStore* store, Reporter* reporter, uint32_t max_batches_per_txn,
+         std::chrono::milliseconds max_txn_delay);
+  ~Ingest();  // Stop()
+  Ingest(const Ingest&) = delete;
+  Ingest& operator=(const Ingest&) = delete;
+
+  // Where acks of MQTT batches go (called on the transaction thread; must
+  // not block). Set before Start().
+  void SetAckSink(AckSink sink) { ack_sink_ = std::move(sink); }
+
+  void Start();
+  // Wakes every blocked SubmitMqtt (they return false) and answers waiting
+  // HTTPS batches "unavailable"; nothing is queued after it. Idempotent.
+  void Close();
+  // Close(), then joins the thread once it has stored what was queued
+  // (one more transaction per max_batches_per_txn batches; none when the
+  // store is failing: those batches are dropped unacknowledged and the
+  // gateways resend them). The acks of those transactions are handed to
+  // the ack sink before it returns.
+  void Stop();
+
+  // Queues an MQTT batch; blocks while the queue is full. False when
+  // closed (the batch is dropped: unacknowledged).
+  bool SubmitMqtt(IncomingBatch batch, std::string source);
+  // Queues an HTTPS batch and waits for its transaction, at most `timeout`
+  // (then kUnavailable; the batch may still be stored later, which the
+  // gateway's resend finds as duplicates).
+  StoreAnswer SubmitHttps(IncomingBatch batch, std::string source,
+                          std::chrono::milliseconds timeout);
+  // The gateway's latest status; recorded between transactions.
+  void SubmitStatus(v1::GatewayStatus status, int64_t received_at_us);
+
+  size_t queue_capacity() const { return capacity_; }
+
+ private:
+  struct Waiter;  // an HTTPS handler waiting for its answer
+  struct Item {
+    IncomingBatch batch;
+    std::string source;
+    std::shared_ptr<Waiter> waiter;  // null: MQTT
+    std::chrono::steady_clock::time_point arrived;
+  };
+
+  void Run();
+  // Answers every queued HTTPS item "unavailable" (caller holds mu_).
+  void FailQueuedHttpsLocked(std::chrono::seconds retry_after);
+  // One transaction over `group`; false when it failed (the MQTT items are
+  // then left in `group` for the retry, the HTTPS ones answered).
+  bool Apply(std::vector<Item>& group, std::chrono::seconds retry_after);
+  // False when the store failed (what is left waits for the next round).
+  bool RecordStatuses();
+
+  EventStore* const store_;
+  Reporter* const reporter_;
+  const size_t max_batches_;
+  const std::chrono::milliseconds max_delay_;
+  const size_t capacity_;  // MQTT items queued at most
+  AckSink ack_sink_;
+
+  std::mutex mu_;  // guards the members below
+  std::condition_variable work_cv_;   // an item or a status arrived, or closing
+  std::condition_variable space_cv_;  // the queue has room, or closing
+  std::deque<Item> queue_;
+  size_t mqtt_queued_ = 0;
+  std::map<std::pair<std::string, std::string>, std::pair<v1::GatewayStatus, int64_t>> statuses_;
+  bool closed_ = false;
+  bool started_ = false;
+  std::chrono::seconds retry_after_{0};  // > 0 while a failed transaction waits for its retry
+
+  std::thread thread_;
+};
+
+}  // namespace storegw::hq::internal
