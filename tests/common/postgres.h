@@ -88,7 +88,7 @@ class Postgres {
         "fsync = " + std::string(options_.fsync ? "on" : "off") + "\n"
         "max_connections = 50\n"
         "shared_buffers = 128MB\n"
-        "max_wal_size = 1GB\n"
+        "max_wal_size = 1GB\n" +
         options_.extra_conf + "\n";
     {
       std::string existing = ReadFile(root_ / "data" / "postgresql.conf");

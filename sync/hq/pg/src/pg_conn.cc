@@ -144,6 +144,10 @@ Result<std::unique_ptr<Conn>> Conn::Connect(const std::string& conninfo, const T
     PQfinish(c);
     return Status::Unavailable("cannot connect to PostgreSQL (" + target.Describe() + "): " + why);
   }
+  // Notices and warnings ("relation already exists, skipping", "there is
+  // no transaction in progress" after a failed COMMIT) are not errors:
+  // libpq would print them on stderr.
+  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
   std::unique_ptr<Conn> conn(new Conn(c, target));
   // Timestamps as the store writes and reads them; nothing depends on the
   // server's or the role's TimeZone.

@@ -19,6 +19,7 @@
 
 #include "apply_plan.h"
 #include "event_json.h"
+#include "event_rows.h"
 #include "pg_conn.h"
 #include "schema.h"
 
@@ -42,9 +43,6 @@ int64_t NowMicros() {
 
 // Rows of one multi-row INSERT (PgStoreOptions::RowWriter::kInsert).
 constexpr int kInsertRows = 100;
-constexpr int kEventColumns = 10;
-constexpr const char* kEventColumnList =
-    "store_id, gateway_id, epoch, seq, event_id, kind, recorded_at, occurred_at, device_id, event";
 
 // Months (UTC) whose partition storegw-hq creates: from five years back to
 // next month. Events outside (a gateway clock far off) go to events_default.
@@ -137,83 +135,6 @@ constexpr Statement kStatements[] = {
     {"commit", "COMMIT"},
 };
 
-std::string InsertSql(int rows) {
-  std::string sql = std::string("INSERT INTO events (") + kEventColumnList + ") VALUES ";
-  static constexpr const char* kCasts[kEventColumns] = {"text",   "text",        "bigint",
-                                                        "bigint", "text",        "text",
-                                                        "timestamptz", "timestamptz", "text",
-                                                        "jsonb"};
-  for (int r = 0; r < rows; ++r) {
-    sql += r ? ",(" : "(";
-    for (int c = 0; c < kEventColumns; ++c) {
-      if (c) sql += ",";
-      sql += "$" + std::to_string(r * kEventColumns + c + 1) + "::" + kCasts[c];
-    }
-    sql += ")";
-  }
-  return sql;
-}
-
-// The values of one event row, as COPY BINARY fields and binary parameters
-// share them.
-struct RowFields {
-  const std::string* store_id;
-  const std::string* gateway_id;
-  int64_t epoch;
-  int64_t seq;
-  const std::string* event_id;
-  const std::string* kind;
-  int64_t recorded_at_us;
-  int64_t occurred_at_us;  // 0: NULL
-  const std::string* device_id;
-  const std::string* json;
-};
-
-std::string BinInt64(int64_t v) {
-  std::string s;
-  pg::PutInt64(&s, v);
-  return s;
-}
-
-void AppendCopyRow(const RowFields& f, std::string* out) {
-  auto text = [&](const std::string& s) {
-    pg::PutInt32(out, static_cast<int32_t>(s.size()));
-    out->append(s);
-  };
-  auto int64 = [&](int64_t v) {
-    pg::PutInt32(out, 8);
-    pg::PutInt64(out, v);
-  };
-  pg::PutInt16(out, kEventColumns);
-  text(*f.store_id);
-  text(*f.gateway_id);
-  int64(f.epoch);
-  int64(f.seq);
-  text(*f.event_id);
-  text(*f.kind);
-  int64(pg::UnixMicrosToPg(f.recorded_at_us));
-  if (f.occurred_at_us == 0) {
-    pg::PutInt32(out, -1);
-  } else {
-    int64(pg::UnixMicrosToPg(f.occurred_at_us));
-  }
-  text(*f.device_id);
-  pg::PutInt32(out, static_cast<int32_t>(f.json->size() + 1));  // jsonb: version 1, then text
-  out->push_back('\1');
-  out->append(*f.json);
-}
-
-void AddInsertParams(const RowFields& f, Params* p) {
-  p->Binary(*f.store_id).Binary(*f.gateway_id).Binary(BinInt64(f.epoch)).Binary(BinInt64(f.seq));
-  p->Binary(*f.event_id).Binary(*f.kind).Binary(BinInt64(pg::UnixMicrosToPg(f.recorded_at_us)));
-  if (f.occurred_at_us == 0) {
-    p->Null();
-  } else {
-    p->Binary(BinInt64(pg::UnixMicrosToPg(f.occurred_at_us)));
-  }
-  p->Binary(*f.device_id).Binary("\1" + *f.json);
-}
-
 }  // namespace
 
 struct PgStore::Impl {
@@ -232,8 +153,8 @@ struct PgStore::Impl {
       if (Status st = (*c)->Prepare(s.name, s.sql); !st.ok()) return st;
     }
     if (options.row_writer == PgStoreOptions::RowWriter::kInsert) {
-      if (Status st = (*c)->Prepare("ev_insert_n", InsertSql(kInsertRows).c_str()); !st.ok()) return st;
-      if (Status st = (*c)->Prepare("ev_insert_1", InsertSql(1).c_str()); !st.ok()) return st;
+      if (Status st = (*c)->Prepare("ev_insert_n", pg::InsertEventsSql(kInsertRows).c_str()); !st.ok()) return st;
+      if (Status st = (*c)->Prepare("ev_insert_1", pg::InsertEventsSql(1).c_str()); !st.ok()) return st;
     }
     conn = std::move(*c);
     return {};
@@ -319,32 +240,17 @@ Result<std::unique_ptr<PgStore>> PgStore::Open(const std::string& conninfo,
 
 Status PgStore::Impl::WriteRows(std::span<const IncomingBatch> batches, const pg::Plan& plan,
                                 const std::vector<std::vector<std::string>>& json) {
-  auto fields = [&](uint32_t bi, uint32_t ei) {
-    const v1::EventBatch& b = batches[bi].batch;
-    const v1::JournaledEvent& je = b.events(static_cast<int>(ei));
-    return RowFields{&b.store_id(),
-                     &b.gateway_id(),
-                     pg::EpochToSql(b.epoch()),
-                     static_cast<int64_t>(je.seq()),
-                     &je.event().event_id(),
-                     &pg::EventKind(je.event()),
-                     je.recorded_at(),
-                     je.event().occurred_at(),
-                     &je.event().device_id(),
-                     &json[bi][ei]};
-  };
   if (plan.rows.empty()) return {};
   if (options.row_writer == PgStoreOptions::RowWriter::kCopy) {
     std::string data;
     data.reserve(plan.rows.size() * 320 + 32);
-    data.append("PGCOPY\n\377\r\n\0", 11);
-    pg::PutInt32(&data, 0);  // flags
-    pg::PutInt32(&data, 0);  // header extension length
-    for (const auto& [bi, ei] : plan.rows) AppendCopyRow(fields(bi, ei), &data);
-    pg::PutInt16(&data, -1);
-    return conn->CopyIn(
-        (std::string("COPY events (") + kEventColumnList + ") FROM STDIN (FORMAT binary)").c_str(),
-        data);
+    pg::AppendCopyHeader(&data);
+    for (const auto& [bi, ei] : plan.rows) {
+      const v1::EventBatch& b = batches[bi].batch;
+      pg::AppendCopyRow(b, b.events(static_cast<int>(ei)), json[bi][ei], &data);
+    }
+    pg::AppendCopyTrailer(&data);
+    return conn->CopyIn(pg::kCopyEventsSql, data);
   }
   std::vector<Call> calls;
   size_t i = 0;
@@ -352,7 +258,9 @@ Status PgStore::Impl::WriteRows(std::span<const IncomingBatch> batches, const pg
     const size_t n = plan.rows.size() - i >= kInsertRows ? kInsertRows : 1;
     Call call{n == 1 ? "ev_insert_1" : "ev_insert_n", {}};
     for (size_t k = 0; k < n; ++k, ++i) {
-      AddInsertParams(fields(plan.rows[i].first, plan.rows[i].second), &call.params);
+      const auto [bi, ei] = plan.rows[i];
+      const v1::EventBatch& b = batches[bi].batch;
+      pg::AddInsertParams(b, b.events(static_cast<int>(ei)), json[bi][ei], &call.params);
     }
     calls.push_back(std::move(call));
   }

@@ -111,10 +111,12 @@ BEGIN
     RETURN part;
   END IF;
   PERFORM pg_advisory_xact_lock(8319396948778383106);
+  -- A relation lock also reads the catalog changes of transactions that
+  -- committed meanwhile (an advisory lock does not): then look again.
+  LOCK TABLE events_default IN ACCESS EXCLUSIVE MODE;
   IF to_regclass(quote_ident(part)) IS NOT NULL THEN
     RETURN part;
   END IF;
-  LOCK TABLE events_default IN ACCESS EXCLUSIVE MODE;
   EXECUTE format('CREATE TABLE %I (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
   EXECUTE format('WITH moved AS (DELETE FROM events_default WHERE recorded_at >= %L '
                  'AND recorded_at < %L RETURNING *) INSERT INTO %I SELECT * FROM moved',

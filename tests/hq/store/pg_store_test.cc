@@ -1,0 +1,568 @@
+// PgStore against a real PostgreSQL 15 (tests/common/postgres.h), one
+// server per test process, a fresh database per test case. Every claim is
+// checked independently of PgStore too: the tests count rows with their own
+// SQL through psql (count(*), count(DISTINCT seq), max(seq), gaps with
+// generate_series).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "common/postgres.h"
+#include "common/process.h"
+#include "hq_store_test_util.h"
+#include "storegw/hq/pg_store.h"
+
+namespace storegw::hq {
+namespace {
+
+using hq_test::Batch;
+using namespace std::chrono_literals;
+
+test::Postgres& Server() {
+  static test::Postgres server;
+  return server;
+}
+
+std::string FreshDatabase() {
+  static int n = 0;
+  return Server().CreateDatabase(test::Id("case", ++n));
+}
+
+std::string DbName(const std::string& conninfo) {
+  const auto at = conninfo.find("dbname=") + 7;
+  return conninfo.substr(at, conninfo.find(' ', at) - at);
+}
+
+std::unique_ptr<PgStore> OpenStore(const std::string& conninfo, PgStoreOptions o = {}) {
+  auto s = PgStore::Open(conninfo, o);
+  REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+  return std::move(*s);
+}
+
+std::vector<BatchOutcome> Apply(PgStore& store, std::vector<IncomingBatch> batches) {
+  std::vector<BatchOutcome> out;
+  Status st = store.ApplyBatches(batches, &out);
+  REQUIRE_MESSAGE(st.ok(), st.ToString());
+  REQUIRE(out.size() == batches.size());
+  return out;
+}
+
+std::string EpochSql(uint64_t epoch) { return std::to_string(static_cast<int64_t>(epoch)); }
+
+// The tests' own view of (gateway, epoch) in `events`:
+// "count|distinct seqs|max seq|missing seqs in 1..max".
+std::string Census(test::Postgres& pg, const std::string& db, const std::string& gw,
+                   uint64_t epoch) {
+  const std::string where = "gateway_id = '" + gw + "' AND epoch = " + EpochSql(epoch);
+  return pg.Psql("SELECT count(*), count(DISTINCT seq), coalesce(max(seq), 0), "
+                 "(SELECT count(*) FROM generate_series(1, (SELECT coalesce(max(seq), 0) FROM events WHERE " +
+                     where + ")) s WHERE NOT EXISTS (SELECT 1 FROM events WHERE " + where +
+                     " AND seq = s)) FROM events WHERE " + where,
+                 db);
+}
+
+std::string CensusLine(uint64_t n) {
+  return std::to_string(n) + "|" + std::to_string(n) + "|" + std::to_string(n) + "|0";
+}
+
+uint64_t Applied(PgStore& store, const std::string& gw, uint64_t epoch) {
+  uint64_t seq = 0;
+  Status st = store.AppliedSeq(gw, epoch, &seq);
+  REQUIRE_MESSAGE(st.ok(), st.ToString());
+  return seq;
+}
+
+constexpr uint64_t kEpoch = 0xF00DCAFE12345678ULL;  // above 2^63: negative as bigint
+
+}  // namespace
+
+TEST_CASE("schema: created from empty, re-opening is idempotent, replicas may start at once") {
+  const std::string conninfo = FreshDatabase();
+  const std::string db = DbName(conninfo);
+  {
+    // Four replicas open an empty database together: the advisory lock
+    // lets one migrate; the others wait and find the work done.
+    std::vector<std::thread> threads;
+    std::atomic<int> ok{0};
+    std::mutex mu;
+    std::vector<std::string> errors;
+    for (int i = 0; i < 4; ++i) {
+      threads.emplace_back([&] {
+        auto s = PgStore::Open(conninfo);
+        if (s.ok()) {
+          ++ok;
+        } else {
+          std::lock_guard l(mu);
+          errors.push_back(s.status().ToString());
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    CHECK_MESSAGE(ok == 4, (errors.empty() ? "" : errors[0]));
+  }
+  auto& pg = Server();
+  CHECK(pg.Psql("SELECT version, name <> '' FROM schema_migrations ORDER BY version", db) ==
+        "1|t");
+  CHECK(PgStore::SchemaVersion() == 1);
+  CHECK(pg.Psql("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'events'::regclass",
+                db) == "1");
+  CHECK(pg.Psql("SELECT to_regclass('events_default') IS NOT NULL AND "
+                "to_regclass('gateways') IS NOT NULL AND to_regclass('gateway_epochs') IS NOT NULL "
+                "AND to_regclass('pending_ranges') IS NOT NULL",
+                db) == "t");
+  CHECK(pg.Psql("SELECT indexdef LIKE '%UNIQUE%(gateway_id, epoch, seq, recorded_at)' FROM "
+                "pg_indexes WHERE tablename = 'events'",
+                db) == "t");
+  auto again = OpenStore(conninfo);
+  CHECK(pg.Psql("SELECT count(*) FROM schema_migrations", db) == "1");
+  CHECK(pg.Psql("SELECT storegw_u64(" + EpochSql(kEpoch) + ")", db) ==
+        std::to_string(kEpoch));
+}
+
+TEST_CASE("schema: a database from a newer storegw-hq is refused, nothing changed") {
+  const std::string conninfo = FreshDatabase();
+  const std::string db = DbName(conninfo);
+  auto& pg = Server();
+  { auto s = OpenStore(conninfo); }
+  pg.Psql("INSERT INTO schema_migrations (version, name) VALUES (99, 'from the future')", db);
+  const std::string tables_before =
+      pg.Psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'", db);
+  auto s = PgStore::Open(conninfo);
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(s.status().message().find("version 99") != std::string::npos);
+  CHECK(s.status().message().find("newer than this storegw-hq knows (1)") != std::string::npos);
+  CHECK(pg.Psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'", db) ==
+        tables_before);
+  CHECK(pg.Psql("SELECT count(*) FROM schema_migrations", db) == "2");
+}
+
+TEST_CASE("connection errors name host, port and database, never the password") {
+  auto& pg = Server();
+  const std::string secret = "s3cr3t-Pw-417";
+  {
+    const uint16_t port = test::FreePort();  // nothing listens
+    auto s = PgStore::Open("host=127.0.0.1 port=" + std::to_string(port) +
+                           " dbname=nowhere user=u password=" + secret);
+    REQUIRE_FALSE(s.ok());
+    const std::string m = s.status().ToString();
+    INFO(m);
+    CHECK(s.status().code() == StatusCode::kUnavailable);
+    CHECK(m.find("host 127.0.0.1 port " + std::to_string(port) + " database nowhere") !=
+          std::string::npos);
+    CHECK(m.find(secret) == std::string::npos);
+  }
+  {
+    // A wrong password against the real server (SCRAM on TCP).
+    auto s = PgStore::Open("postgresql://storegw:" + secret + "@127.0.0.1:" +
+                           std::to_string(pg.port()) + "/storegw");
+    REQUIRE_FALSE(s.ok());
+    const std::string m = s.status().ToString();
+    INFO(m);
+    CHECK(m.find("password authentication failed") != std::string::npos);
+    CHECK(m.find("database storegw") != std::string::npos);
+    CHECK(m.find(secret) == std::string::npos);
+  }
+  for (const std::string& bad : {"host=127.0.0.1 password=" + secret + " bogus",
+                                "host=127.0.0.1 password='" + secret + " unterminated",
+                                "host=127.0.0.1 nosuchoption=1 password=" + secret,
+                                "postgresql://u:" + secret + "@127.0.0.1:5432/db?nosuch=" + secret}) {
+    auto s = PgStore::Open(bad);
+    REQUIRE_FALSE(s.ok());
+    const std::string m = s.status().ToString();
+    INFO(m);
+    CHECK(s.status().code() == StatusCode::kInvalidArgument);
+    CHECK(s.status().field() == "[hq] database");
+    CHECK(m.find(secret) == std::string::npos);
+  }
+}
+
+TEST_CASE("apply: the same batch twice and overlapping batches store every seq once") {
+  // Both row writers: COPY (the default) and multi-row INSERT.
+  for (auto writer : {PgStoreOptions::RowWriter::kCopy, PgStoreOptions::RowWriter::kInsert}) {
+    CAPTURE(static_cast<int>(writer));
+    const std::string conninfo = FreshDatabase();
+    const std::string db = DbName(conninfo);
+    PgStoreOptions o;
+    o.row_writer = writer;
+    auto store = OpenStore(conninfo, o);
+    auto out = Apply(*store, {Batch("s1", "gw1", kEpoch, 1, 250)});
+    CHECK(out[0].events_stored == 250);
+    CHECK(out[0].applied_seq == 250);
+    out = Apply(*store, {Batch("s1", "gw1", kEpoch, 1, 250), Batch("s1", "gw1", kEpoch, 1, 250)});
+    CHECK(out[0].events_stored == 0);
+    CHECK(out[0].events_duplicate == 250);
+    CHECK(out[1].events_duplicate == 250);
+    out = Apply(*store, {Batch("s1", "gw1", kEpoch, 200, 300), Batch("s1", "gw1", kEpoch, 290, 310)});
+    CHECK(out[0].events_stored == 50);
+    CHECK(out[0].events_duplicate == 51);
+    CHECK(out[1].events_stored == 10);
+    CHECK(out[1].events_duplicate == 11);
+    CHECK(out[0].applied_seq == 310);
+    CHECK(out[1].applied_seq == 310);
+    CHECK(Applied(*store, "gw1", kEpoch) == 310);
+    CHECK(Census(Server(), db, "gw1", kEpoch) == CensusLine(310));
+    // What a row holds.
+    CHECK(Server().Psql("SELECT store_id, kind, event_id, device_id, storegw_us(recorded_at), "
+                        "event->>'event_id', event->'sale'->'lines'->0->>'unit_price', "
+                        "storegw_u64(epoch) FROM events WHERE seq = 7",
+                        db) == "s1|sale|e7|till-1|" +
+                                   std::to_string(hq_test::SaleEvent(7).recorded_at()) +
+                                   "|e7|199|" + std::to_string(kEpoch));
+  }
+}
+
+TEST_CASE("apply: out of order (3 before 2 before 1) - stored at once, prefix moves when the gap fills") {
+  const std::string conninfo = FreshDatabase();
+  const std::string db = DbName(conninfo);
+  auto& pg = Server();
+  auto store = OpenStore(conninfo);
+  auto out = Apply(*store, {Batch("s1", "gw1", kEpoch, 201, 300)});
+  CHECK(out[0].events_stored == 100);
+  CHECK(out[0].applied_seq == 0);
+  CHECK(pg.Psql("SELECT first_seq, last_seq FROM pending_ranges", db) == "201|300");
+  out = Apply(*store, {Batch("s1", "gw1", kEpoch, 101, 200)});
+  CHECK(out[0].applied_seq == 0);
+  CHECK(pg.Psql("SELECT first_seq, last_seq FROM pending_ranges", db) == "101|300");
+  std::vector<FleetRow> fleet;
+  REQUIRE(store->Fleet(&fleet).ok());
+  REQUIRE(fleet.size() == 1);
+  CHECK(fleet[0].pending_events == 200);
+  CHECK(fleet[0].applied_seq == 0);
+  CHECK(pg.Psql("SELECT count(*) FROM events", db) == "200");
+  out = Apply(*store, {Batch("s1", "gw1", kEpoch, 1, 100)});
+  CHECK(out[0].events_stored == 100);
+  CHECK(out[0].applied_seq == 300);
+  CHECK(pg.Psql("SELECT count(*) FROM pending_ranges", db) == "0");
+  CHECK(Census(pg, db, "gw1", kEpoch) == CensusLine(300));
+}
+
+TEST_CASE("apply: a gap filled later, and gaps closed within one call") {
+  const std::string conninfo = FreshDatabase();
+  const std::string db = DbName(conninfo);
+  auto& pg = Server();
+  auto store = OpenStore(conninfo);
+  auto out = Apply(*store, {Batch("s1", "gw1", 1, 1, 10), Batch("s1", "gw1", 1, 21, 30),
+                            Batch("s1", "gw1", 1, 41, 50)});
+  for (const auto& o : out) CHECK(o.applied_seq == 10);
+  CHECK(pg.Psql("SELECT string_agg(first_seq || '-' || last_seq, ',' ORDER BY first_seq) FROM pending_ranges", db) ==
+        "21-30,41-50");
+  out = Apply(*store, {Batch("s1", "gw1", 1, 11, 20)});
+  CHECK(out[0].applied_seq == 30);
+  CHECK(pg.Psql("SELECT string_agg(first_seq || '-' || last_seq, ',') FROM pending_ranges", db) == "41-50");
+  // Two gateways in one call, one of them out of order inside the call.
+  out = Apply(*store, {Batch("s2", "gw2", 5, 11, 20), Batch("s1", "gw1", 1, 31, 40),
+                       Batch("s2", "gw2", 5, 1, 10)});
+  CHECK(out[0].applied_seq == 20);
+  CHECK(out[1].applied_seq == 50);
+  CHECK(out[2].applied_seq == 20);
+  CHECK(pg.Psql("SELECT count(*) FROM pending_ranges", db) == "0");
+  CHECK(Census(pg, db, "gw1", 1) == CensusLine(50));
+  CHECK(Census(pg, db, "gw2", 5) == CensusLine(20));
+}
+
+TEST_CASE("epochs: a new epoch (batch or status) supersedes the old one, whose batches are refused") {
+  const std::string conninfo = FreshDatabase();
+  const std::string db = DbName(conninfo);
+  auto& pg = Server();
+  auto store = OpenStore(conninfo);
+  const uint64_t a = 1111, b = kEpoch, c = 3333;
+  Apply(*store, {Batch("s1", "gw1", a, 1, 10)});
+  auto out = Apply(*store, {Batch("s1", "gw1", b, 1, 5)});
+  CHECK_FALSE(out[0].refused);
+  CHECK(out[0].applied_seq == 5);
+  out = Apply(*store, {Batch("s1", "gw1", a, 11, 20), Batch("s1", "gw1", b, 6, 8)});
+  REQUIRE(out[0].refused);
+  CHECK(*out[0].refused == RefuseReason::kSupersededEpoch);
+  CHECK(out[0].refuse_detail.find("superseded by epoch " + std::to_string(b)) != std::string::npos);
+  CHECK(out[0].events_stored == 0);
+  CHECK(out[0].applied_seq == 10);
+  CHECK_FALSE(out[1].refused);
+  CHECK(out[1].applied_seq == 8);
+  CHECK(Census(pg, db, "gw1", a) == CensusLine(10));
+  CHECK(Applied(*store, "gw1", a) == 10);
+  CHECK(pg.Psql("SELECT storegw_u64(superseded_by) FROM gateway_epochs WHERE epoch = " + EpochSql(a), db) ==
+        std::to_string(b));
+
+  // A status naming epoch c (the journal was replaced again): c is current,
+  // b is superseded before any batch of c arrived.
+  v1::GatewayStatus st;
+  st.set_store_id("s1");
+  st.set_gateway_id("gw1");
+  st.set_epoch(c);
+  st.set_online(true);
+  REQUIRE(store->RecordStatus(st, hq_test::NowMicros()).ok());
+  out = Apply(*store, {Batch("s1", "gw1", b, 9, 10)});
+  REQUIRE(out[0].refused);
+  CHECK(*out[0].refused == RefuseReason::kSupersededEpoch);
+  CHECK(Census(pg, db, "gw1", b) == CensusLine(8));
+  // A late status of a superseded epoch changes nothing.
+  v1::GatewayStatus stale = st;
+  stale.set_epoch(a);
+  stale.set_online(false);
+  REQUIRE(store->RecordStatus(stale, hq_test::NowMicros()).ok());
+  std::vector<FleetRow> fleet;
+  REQUIRE(store->Fleet(&fleet).ok());
+  REQUIRE(fleet.size() == 1);
+  CHECK(fleet[0].epoch == c);
+  CHECK(fleet[0].epochs_seen == 3);
+  CHECK(fleet[0].applied_seq == 0);
+  REQUIRE(fleet[0].status);
+  CHECK(fleet[0].status->epoch() == c);
+  CHECK(fleet[0].status->online());
+  out = Apply(*store, {Batch("s1", "gw1", c, 1, 3)});
+  CHECK(out[0].applied_seq == 3);
+  CHECK(pg.Psql("SELECT count(*) FROM gateway_epochs WHERE superseded_at IS NULL", db) == "1");
+}
+
+TEST_CASE("apply: a repeated seq that holds another event is a conflict; nothing of the batch is stored") {
+  const std::string conninfo = FreshDatabase();
+  const std::string db = DbName(conninfo);
+  auto& pg = Server();
+  auto store = OpenStore(conninfo);
+  Apply(*store, {Batch("s1", "gw1", 1, 1, 10)});
+  auto bad = Batch("s1", "gw1", 1, 5, 15);
+  bad.batch.mutable_events(2)->mutable_event()->set_event_id("restored-journal-7");
+  auto out = Apply(*store, {bad, Batch("s1", "gw2", 1, 1, 5)});
+  REQUIRE(out[0].refused);
+  CHECK(*out[0].refused == RefuseReason::kConflict);
+  CHECK(out[0].refuse_detail.find("seq 7 is stored as event_id e7") != std::string::npos);
+  CHECK(out[0].applied_seq == 10);
+  CHECK_FALSE(out[1].refused);
+  CHECK(Census(pg, db, "gw1", 1) == CensusLine(10));
+  CHECK(Census(pg, db, "gw2", 1) == CensusLine(5));
+}
+
+TEST_CASE("apply: malformed batches are refused with a reason, the rest of the call is stored") {
+  const std::string conninfo = FreshDatabase();
+  const std::string db = DbName(conninfo);
+  auto store = OpenStore(conninfo);
+  auto short_batch = Batch("s1", "gw1", 1, 1, 10);
+  short_batch.batch.mutable_events()->RemoveLast();
+  auto nul = Batch("s1", "gw1", 1, 1, 10);
+  nul.batch.mutable_events(3)->mutable_event()->mutable_sale()->set_tender(std::string("ca\0sh", 5));
+  auto out = Apply(*store, {short_batch, nul, Batch("s1", "gw2", 1, 1, 4)});
+  REQUIRE(out[0].refused);
+  CHECK(*out[0].refused == RefuseReason::kNotContiguous);
+  REQUIRE(out[1].refused);
+  CHECK(*out[1].refused == RefuseReason::kInvalidEvent);
+  CHECK(out[1].refuse_detail.find("seq 4") != std::string::npos);
+  CHECK(out[2].applied_seq == 4);
+  CHECK(Server().Psql("SELECT count(*) FROM events", db) == "4");
+  CHECK(Applied(*store, "gw1", 1) == 0);
+}
+
+TEST_CASE("apply: two stores apply overlapping batches of the same gateways at once - every seq once") {
+  const std::string conninfo = FreshDatabase();
+  const std::string db = DbName(conninfo);
+  auto& pg = Server();
+  auto s1 = OpenStore(conninfo);
+  auto s2 = OpenStore(conninfo);
+  constexpr uint64_t kLast = 1200;
+  const std::vector<std::string> gateways = {"gw-a", "gw-b", "gw-c"};
+  // Each replica gets every range once (cover 1..kLast in chunks of 1..40)
+  // plus random overlapping ranges, all shuffled, applied in calls of 1..6
+  // batches of mixed gateways.
+  auto work = [&](uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<IncomingBatch> all;
+    for (const auto& gw : gateways) {
+      for (uint64_t s = 1; s <= kLast;) {
+        const uint64_t e = std::min(kLast, s + rng() % 40);
+        all.push_back(Batch("s1", gw, kEpoch, s, e));
+        s = e + 1;
+      }
+      for (int i = 0; i < 20; ++i) {
+        const uint64_t s = 1 + rng() % kLast;
+        all.push_back(Batch("s1", gw, kEpoch, s, std::min(kLast, s + rng() % 60)));
+      }
+    }
+    std::shuffle(all.begin(), all.end(), rng);
+    return all;
+  };
+  const auto w1 = work(1), w2 = work(2);
+  std::atomic<uint64_t> stored_total{0};
+  std::mutex mu;
+  std::vector<std::string> errors;
+  auto run = [&](PgStore& store, const std::vector<IncomingBatch>& batches, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    for (size_t i = 0; i < batches.size();) {
+      const size_t n = std::min(batches.size() - i, static_cast<size_t>(1 + rng() % 6));
+      std::vector<BatchOutcome> out;
+      Status st = store.ApplyBatches(std::span(batches).subspan(i, n), &out);
+      if (!st.ok()) {
+        std::lock_guard l(mu);
+        errors.push_back(st.ToString());
+        return;
+      }
+      for (const auto& o : out) {
+        if (o.refused) {
+          std::lock_guard l(mu);
+          errors.push_back("refused: " + o.refuse_detail);
+        }
+        stored_total += o.events_stored;
+      }
+      i += n;
+    }
+  };
+  std::thread t1([&] { run(*s1, w1, 11); });
+  std::thread t2([&] { run(*s2, w2, 12); });
+  t1.join();
+  t2.join();
+  REQUIRE_MESSAGE(errors.empty(), (errors.empty() ? std::string() : errors.front()));
+  // Each seq was "newly stored" by exactly one call of one replica.
+  CHECK(stored_total == kLast * gateways.size());
+  for (const auto& gw : gateways) {
+    CAPTURE(gw);
+    CHECK(Applied(*s1, gw, kEpoch) == kLast);
+    CHECK(Census(pg, db, gw, kEpoch) == CensusLine(kLast));
+  }
+  CHECK(pg.Psql("SELECT count(*) FROM pending_ranges", db) == "0");
+}
+
+TEST_CASE("restart: PostgreSQL stopped immediately mid-way - nothing acknowledged is lost") {
+  // A server of its own: this case stops it.
+  test::Postgres pg;
+  const std::string conninfo = pg.conninfo();
+  auto store = OpenStore(conninfo);
+  constexpr uint64_t kBatches = 200, kSize = 50;
+  std::atomic<uint64_t> acked{0};  // applied_seq returned by a successful call
+  std::atomic<bool> up{true};
+  std::atomic<int> failures{0};
+  std::atomic<bool> stop{false};
+  std::thread applier([&] {
+    uint64_t next = 1;
+    while (next <= kBatches && !stop) {
+      std::vector<BatchOutcome> out;
+      const std::vector<IncomingBatch> batches = {
+          Batch("s1", "gw1", kEpoch, (next - 1) * kSize + 1, next * kSize)};
+      if (store->ApplyBatches(batches, &out).ok()) {
+        acked = out[0].applied_seq;
+        ++next;
+      } else {
+        ++failures;
+        // Retry once the test has restarted the server (the next call
+        // reconnects).
+        test::WaitFor([&] { return up.load() || stop.load(); }, 120s);
+      }
+    }
+  });
+  REQUIRE(test::WaitFor([&] { return acked >= 20 * kSize; }, 120s));
+  up = false;
+  pg.Stop(/*immediate=*/true);
+  const uint64_t acked_before_stop = acked;
+  REQUIRE(test::WaitFor([&] { return failures > 0; }, 60s));
+  pg.Start();
+  // Everything acknowledged before the crash is there, contiguous from 1.
+  const std::string got = pg.Psql("SELECT count(DISTINCT seq), (SELECT count(*) FROM generate_series(1, " +
+                                  std::to_string(acked_before_stop) +
+                                  ") s WHERE NOT EXISTS (SELECT 1 FROM events WHERE seq = s)) FROM "
+                                  "events WHERE seq <= " + std::to_string(acked_before_stop));
+  CHECK(got == std::to_string(acked_before_stop) + "|0");
+  up = true;
+  const bool finished = test::WaitFor([&] { return acked == kBatches * kSize; }, 120s);
+  stop = true;
+  applier.join();
+  REQUIRE(finished);
+  CHECK(Applied(*store, "gw1", kEpoch) == kBatches * kSize);
+  CHECK(Census(pg, "storegw", "gw1", kEpoch) == CensusLine(kBatches * kSize));
+}
+
+TEST_CASE("status: recorded per gateway, shown by Fleet with its applied prefix and online_since") {
+  const std::string conninfo = FreshDatabase();
+  const std::string db = DbName(conninfo);
+  auto store = OpenStore(conninfo);
+  v1::GatewayStatus st;
+  st.set_store_id("s1");
+  st.set_gateway_id("gw1");
+  st.set_epoch(kEpoch);
+  st.set_last_seq(40);
+  st.set_watermark(30);
+  st.set_backlog_events(10);
+  st.set_link("up");
+  st.set_online(true);
+  st.set_ingest_rate(2.5);
+  st.set_version("0.1.0");
+  st.set_updated_at(1700000000000000);
+  auto* alert = st.add_alerts();
+  alert->set_kind(v1::Alert::OVERSELL);
+  alert->set_sku("S1");
+  REQUIRE(store->RecordStatus(st, 1000).ok());
+  Apply(*store, {Batch("s1", "gw1", kEpoch, 1, 30), Batch("s2", "gw2", 9, 5, 9)});
+  st.set_watermark(40);
+  REQUIRE(store->RecordStatus(st, 2000).ok());  // still online: online_since stays
+
+  std::vector<FleetRow> fleet;
+  REQUIRE(store->Fleet(&fleet).ok());
+  REQUIRE(fleet.size() == 2);
+  const FleetRow& a = fleet[0];
+  CHECK(a.gateway_id == "gw1");
+  CHECK(a.store_id == "s1");
+  CHECK(a.epoch == kEpoch);
+  CHECK(a.epochs_seen == 1);
+  CHECK(a.applied_seq == 30);
+  CHECK(a.pending_events == 0);
+  CHECK(a.last_batch_at_us > 0);
+  REQUIRE(a.status);
+  CHECK(a.status->SerializeAsString() == st.SerializeAsString());
+  CHECK(a.status_received_at_us == 2000);
+  CHECK(a.online_since_us == 1000);
+  const FleetRow& b = fleet[1];
+  CHECK(b.gateway_id == "gw2");
+  CHECK(b.applied_seq == 0);
+  CHECK(b.pending_events == 5);
+  CHECK_FALSE(b.status);
+  CHECK(b.online_since_us == 0);
+
+  st.set_online(false);  // the last will
+  REQUIRE(store->RecordStatus(st, 3000).ok());
+  REQUIRE(store->Fleet(&fleet).ok());
+  CHECK(fleet[0].online_since_us == 3000);
+  CHECK_FALSE(fleet[0].status->online());
+  CHECK(Server().Psql("SELECT online, link, watermark, storegw_us(status_updated_at), "
+                      "status->>'gateway_id' FROM gateways WHERE gateway_id = 'gw1'",
+                      db) == "f|up|40|1700000000000000|gw1");
+  v1::GatewayStatus nameless;
+  CHECK(store->RecordStatus(nameless, 1).code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("partitions: monthly on demand, far-off clocks in the default, retention drops months") {
+  const std::string conninfo = FreshDatabase();
+  const std::string db = DbName(conninfo);
+  auto& pg = Server();
+  auto store = OpenStore(conninfo);
+  const int64_t now = hq_test::NowMicros();
+  const int64_t day = 86400LL * 1000000;
+  auto at = [&](uint64_t first, uint64_t last, int64_t t) {
+    auto in = Batch("s1", "gw1", 1, first, last);
+    for (auto& e : *in.batch.mutable_events()) e.set_recorded_at(t + static_cast<int64_t>(e.seq()));
+    return in;
+  };
+  const auto old_batch = at(1, 10, now - 100 * day);  // about three months ago
+  auto out = Apply(*store, {old_batch, at(11, 20, now), at(21, 25, 978307200000000 /* 2001 */)});
+  CHECK(out[2].applied_seq == 25);
+  const std::string old_part = pg.Psql(
+      "SELECT 'events_' || to_char(storegw_from_us(" + std::to_string(now - 100 * day) +
+          ") AT TIME ZONE 'UTC', 'YYYY_MM')", db);
+  CHECK(pg.Psql("SELECT count(*) FROM " + old_part, db) == "10");
+  CHECK(pg.Psql("SELECT count(*) FROM events_default", db) == "5");
+  CHECK(pg.Psql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass", db) ==
+        "3");  // two months and the default
+  // Retention: everything that ended more than 60 days ago.
+  CHECK(pg.Psql("SELECT * FROM storegw_drop_events_before(storegw_from_us(" +
+                    std::to_string(now - 60 * day) + "))",
+                db) == old_part);
+  CHECK(pg.Psql("SELECT count(*) FROM events", db) == "15");
+  // A resend of the dropped rows is a duplicate: applied_seq remembers them.
+  out = Apply(*store, {old_batch});
+  CHECK_FALSE(out[0].refused);
+  CHECK(out[0].events_stored == 0);
+  CHECK(out[0].events_duplicate == 10);
+  CHECK(pg.Psql("SELECT count(*) FROM events", db) == "15");
+}
+
+}  // namespace storegw::hq
