@@ -25,7 +25,8 @@ fleet::v1::FleetGateway Evaluate(const FleetRow& row, int64_t now_us, const Flee
   g.set_last_batch_at(row.last_batch_at_us);
 
   const bool has_status = row.status.has_value();
-  const int64_t last_seen = std::max(row.last_batch_at_us, has_status ? row.status_received_at_us : 0);
+  const int64_t last_seen =
+      std::max(row.last_batch_at_us, has_status ? row.status_received_at_us : 0);
   g.set_last_seen(last_seen);
   const int64_t offline_after_us =
       std::chrono::duration_cast<std::chrono::microseconds>(o.offline_after).count();
@@ -46,8 +47,7 @@ fleet::v1::FleetGateway Evaluate(const FleetRow& row, int64_t now_us, const Flee
     *g.mutable_alerts() = s.alerts();
     // The backlog keeps ageing after the status was sent.
     if (s.backlog_events() > 0) {
-      g.set_lag_s(s.oldest_undelivered_age_s() +
-                  SecondsBetween(row.status_received_at_us, now_us));
+      g.set_lag_s(s.oldest_undelivered_age_s() + SecondsBetween(row.status_received_at_us, now_us));
     }
   }
 

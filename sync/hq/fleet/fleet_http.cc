@@ -1,8 +1,8 @@
 // FleetHttp: the fleet listener's routes on the shared HTTP layer.
 #include <httplib.h>
 
-#include "storegw/http/server.h"
 #include "storegw/hq/fleet.h"
+#include "storegw/http/server.h"
 
 namespace storegw::hq {
 namespace {
@@ -32,9 +32,9 @@ std::string JsonString(std::string_view s) {
 void JsonError(httplib::Response& res, int status, std::string_view code, std::string_view msg) {
   res.status = status;
   res.set_header("Cache-Control", "no-store");
-  res.set_content("{\"error\":{\"code\":" + JsonString(code) + ",\"message\":" + JsonString(msg) +
-                      "}}",
-                  "application/json");
+  res.set_content(
+      "{\"error\":{\"code\":" + JsonString(code) + ",\"message\":" + JsonString(msg) + "}}",
+      "application/json");
 }
 
 }  // namespace
@@ -69,8 +69,8 @@ fleet::v1::Fleet FleetHttp::Current() {
   if (!cached_ || now - cached_at_ >= options_.cache) {
     std::vector<FleetRow> rows;
     Status s = store_.Fleet(&rows);
-    fleet::v1::Fleet f = BuildFleet(s.ok() ? rows : std::vector<FleetRow>{}, options_.now_us(),
-                                    options_.fleet);
+    fleet::v1::Fleet f =
+        BuildFleet(s.ok() ? rows : std::vector<FleetRow>{}, options_.now_us(), options_.fleet);
     if (!s.ok()) f.set_store_error(s.message());
     f.set_version(options_.version);
     cached_ = std::move(f);

@@ -70,7 +70,7 @@ std::string_view FleetPageHtml();
 
 struct FleetHttpOptions {
   FleetOptions fleet;
-  std::string version;    // storegw-hq's, shown on the page and in /metrics
+  std::string version;        // storegw-hq's, shown on the page and in /metrics
   bool mqtt_enabled = false;  // /healthz wants MQTT connected only then
   // The store is read at most once per this; requests in between get the
   // last reading (the page polls every few seconds, from every browser).
