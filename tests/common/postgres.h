@@ -1,5 +1,6 @@
 // A private PostgreSQL 15 server for the tests (Debian's postgresql-15):
-// initdb in a temp dir, `postgres` started as a child of the test on a free
+// a cluster in a temp dir (a copy of one initdb made once, see Template()),
+// `postgres` started as a child of the test on a free
 // loopback port (listen_addresses = 127.0.0.1, its unix socket in the temp
 // dir), a database `storegw`, and a password (SCRAM) on TCP, so that the
 // conninfo() the code under test gets carries one, as in production.
@@ -22,7 +23,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <filesystem>
 #include <random>
@@ -48,8 +52,9 @@ class Postgres {
   static constexpr const char* kUser = "storegw";      // the cluster's superuser
   static constexpr const char* kDatabase = "storegw";  // created at start
 
-  // initdb, start, create the database `storegw`. Throws (with the server's
-  // log) when any step fails.
+  // Copies the template cluster, starts it, sets a fresh password and
+  // creates the database `storegw`. Throws (with the server's log) when any
+  // step fails.
   explicit Postgres(PostgresOptions options = {})
       : options_(std::move(options)), tmp_({}, "storegw-pg") {
     namespace fs = std::filesystem;
@@ -71,17 +76,10 @@ class Postgres {
     Own(root_);
     Own(root_ / "sock");
     password_ = RandomPassword();
-    WriteFile(root_ / "pwfile", password_ + "\n");
-    Own(root_ / "pwfile");
-
-    auto init = Run(Cmd({Bin("initdb"), "-D", (root_ / "data").string(), "-U", kUser,
-                         "--pwfile=" + (root_ / "pwfile").string(), "--auth-local=trust",
-                         "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"}),
+    const std::filesystem::path tmpl = Template();
+    auto copy = Run(Cmd({"/bin/cp", "-a", tmpl.string(), (root_ / "data").string()}),
                     std::chrono::seconds(120));
-    if (!init.exit.ok()) {
-      throw std::runtime_error("initdb failed (" + Describe(init.exit) + "): " + init.out +
-                               init.err);
-    }
+    if (!copy.exit.ok()) throw std::runtime_error("copying " + tmpl.string() + " failed: " + copy.err);
     std::string conf =
         "listen_addresses = '127.0.0.1'\n"
         "unix_socket_directories = '" + (root_ / "sock").string() + "'\n"
@@ -102,7 +100,10 @@ class Postgres {
       if (StartServer()) break;
       if (attempt == 4) throw std::runtime_error("postgres did not start: " + Log());
     }
-    Psql("CREATE DATABASE " + std::string(kDatabase), "postgres");
+    // This server's own password (not the template's), and the database.
+    Psql({"ALTER ROLE " + std::string(kUser) + " PASSWORD '" + password_ + "'",
+          "CREATE DATABASE " + std::string(kDatabase)},
+         "postgres");
   }
 
   ~Postgres() {
@@ -138,13 +139,21 @@ class Postgres {
   // newline: the tests' own view of the database, independent of the code
   // under test. Throws with psql's error when it fails.
   std::string Psql(const std::string& sql, const std::string& dbname = kDatabase) {
-    auto r = Run({Bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h",
-                  (root_ / "sock").string(), "-p", std::to_string(port_), "-U", kUser, "-d",
-                  dbname, "-c", sql},
-                 std::chrono::seconds(120));
+    return Psql(std::vector<std::string>{sql}, dbname);
+  }
+  // Several commands, each in a transaction of its own (psql -c ... -c ...).
+  std::string Psql(const std::vector<std::string>& commands, const std::string& dbname) {
+    std::vector<std::string> argv = {Bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                     "-h", (root_ / "sock").string(), "-p", std::to_string(port_),
+                                     "-U", kUser, "-d", dbname};
+    for (const auto& c : commands) {
+      argv.push_back("-c");
+      argv.push_back(c);
+    }
+    auto r = Run(argv, std::chrono::seconds(120));
     if (!r.exit.ok()) {
-      throw std::runtime_error("psql failed (" + Describe(r.exit) + ") on `" + sql + "`: " +
-                               r.err);
+      throw std::runtime_error("psql failed (" + Describe(r.exit) + ") on `" + commands.front() +
+                               "`: " + r.err);
     }
     std::string out = r.out;
     while (!out.empty() && out.back() == '\n') out.pop_back();
@@ -187,6 +196,55 @@ class Postgres {
     if (uid_ != static_cast<uid_t>(-1) && chown(p.c_str(), uid_, gid_) != 0) {
       throw std::runtime_error("chown " + p.string() + " failed");
     }
+  }
+
+  // The initdb'd cluster every server is copied from (initdb takes 1-3 s on
+  // the CI machine, the copy a fraction of that): made once per user at
+  // $TMPDIR/storegw-pgtest-template-<tag>-<uid> (owner only, as initdb
+  // leaves it), in a directory of its own that is renamed into place when
+  // complete, so concurrent tests never see half of one; never changed
+  // afterwards. Change kTemplateTag when the initdb arguments change.
+  std::filesystem::path Template() {
+    namespace fs = std::filesystem;
+    static constexpr const char* kTemplateTag = "15-v1";
+    const char* env = std::getenv("TMPDIR");
+    const fs::path base = env && *env ? env : "/tmp";
+    const uid_t owner = uid_ != static_cast<uid_t>(-1) ? uid_ : geteuid();
+    const fs::path tmpl = base / ("storegw-pgtest-template-" + std::string(kTemplateTag) + "-" +
+                                  std::to_string(owner));
+    struct stat st {};
+    if (stat(tmpl.c_str(), &st) != 0) {
+      const fs::path building = tmpl.string() + ".building-" + std::to_string(getpid());
+      fs::create_directory(building);
+      Own(building);
+      WriteFile(building / "pwfile", RandomPassword() + "\n");
+      Own(building / "pwfile");
+      auto init = Run(Cmd({Bin("initdb"), "-D", (building / "data").string(), "-U", kUser,
+                           "--pwfile=" + (building / "pwfile").string(), "--auth-local=trust",
+                           "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale",
+                           "--no-sync"}),
+                      std::chrono::seconds(120));
+      std::error_code ec;
+      if (!init.exit.ok()) {
+        fs::remove_all(building, ec);
+        throw std::runtime_error("initdb failed (" + Describe(init.exit) + "): " + init.out +
+                                 init.err);
+      }
+      // Another test may have finished its template first: then ours goes.
+      if (rename((building / "data").c_str(), tmpl.c_str()) != 0 && errno != EEXIST &&
+          errno != ENOTEMPTY) {
+        fs::remove_all(building, ec);
+        throw std::runtime_error("cannot rename the template to " + tmpl.string());
+      }
+      fs::remove_all(building, ec);
+      if (stat(tmpl.c_str(), &st) != 0) throw std::runtime_error("no template at " + tmpl.string());
+    }
+    if (st.st_uid != owner || (st.st_mode & 077) != 0) {
+      throw std::runtime_error(tmpl.string() + " is not the tests' template (owner uid " +
+                               std::to_string(st.st_uid) + ", mode " +
+                               std::to_string(st.st_mode & 0777) + "): remove it");
+    }
+    return tmpl;
   }
 
   static std::string RandomPassword() {

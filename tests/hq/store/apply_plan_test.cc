@@ -64,7 +64,7 @@ TEST_CASE("ranges: AddRange merges adjacent ranges, AdvancePrefix eats what star
   CHECK(r.empty());
 }
 
-TEST_CASE("plan: new, duplicate and overlapping batches; outcomes name the final prefix") {
+TEST_CASE("plan: new, duplicate and overlapping batches - outcomes name the final prefix") {
   World w;
   w.Known("gw1", 7, 10);
   Plan p = w.Run({Batch("s1", "gw1", 7, 1, 10), Batch("s1", "gw1", 7, 5, 15),
@@ -154,7 +154,7 @@ TEST_CASE("plan: a new epoch supersedes the current one, also within one call") 
   CHECK(p.epochs.empty());
 }
 
-TEST_CASE("plan: a repeated seq holding another event is a conflict; the batch is refused whole") {
+TEST_CASE("plan: a repeated seq holding another event is a conflict - the batch is refused whole") {
   World w;
   w.Known("gw1", 7, 10);
   for (uint64_t s = 1; s <= 10; ++s) {

@@ -14,12 +14,14 @@
 #include "common/postgres.h"
 #include "common/process.h"
 #include "hq_store_test_util.h"
+#include "sql_check.h"
 #include "storegw/hq/pg_store.h"
 
 namespace storegw::hq {
 namespace {
 
 using hq_test::Batch;
+using hq_test::SqlCheck;
 using namespace std::chrono_literals;
 
 test::Postgres& Server() {
@@ -30,11 +32,6 @@ test::Postgres& Server() {
 std::string FreshDatabase() {
   static int n = 0;
   return Server().CreateDatabase(test::Id("case", ++n));
-}
-
-std::string DbName(const std::string& conninfo) {
-  const auto at = conninfo.find("dbname=") + 7;
-  return conninfo.substr(at, conninfo.find(' ', at) - at);
 }
 
 std::unique_ptr<PgStore> OpenStore(const std::string& conninfo, PgStoreOptions o = {}) {
@@ -55,14 +52,12 @@ std::string EpochSql(uint64_t epoch) { return std::to_string(static_cast<int64_t
 
 // The tests' own view of (gateway, epoch) in `events`:
 // "count|distinct seqs|max seq|missing seqs in 1..max".
-std::string Census(test::Postgres& pg, const std::string& db, const std::string& gw,
-                   uint64_t epoch) {
+std::string Census(SqlCheck& sql, const std::string& gw, uint64_t epoch) {
   const std::string where = "gateway_id = '" + gw + "' AND epoch = " + EpochSql(epoch);
-  return pg.Psql("SELECT count(*), count(DISTINCT seq), coalesce(max(seq), 0), "
-                 "(SELECT count(*) FROM generate_series(1, (SELECT coalesce(max(seq), 0) FROM events WHERE " +
-                     where + ")) s WHERE NOT EXISTS (SELECT 1 FROM events WHERE " + where +
-                     " AND seq = s)) FROM events WHERE " + where,
-                 db);
+  return sql("SELECT count(*), count(DISTINCT seq), coalesce(max(seq), 0), "
+             "(SELECT count(*) FROM generate_series(1, (SELECT coalesce(max(seq), 0) FROM events "
+             "WHERE " + where + ")) s WHERE NOT EXISTS (SELECT 1 FROM events WHERE " + where +
+             " AND seq = s)) FROM events WHERE " + where);
 }
 
 std::string CensusLine(uint64_t n) {
@@ -82,7 +77,7 @@ constexpr uint64_t kEpoch = 0xF00DCAFE12345678ULL;  // above 2^63: negative as b
 
 TEST_CASE("schema: created from empty, re-opening is idempotent, replicas may start at once") {
   const std::string conninfo = FreshDatabase();
-  const std::string db = DbName(conninfo);
+  SqlCheck sql(conninfo);
   {
     // Four replicas open an empty database together: the advisory lock
     // lets one migrate; the others wait and find the work done.
@@ -104,41 +99,36 @@ TEST_CASE("schema: created from empty, re-opening is idempotent, replicas may st
     for (auto& t : threads) t.join();
     CHECK_MESSAGE(ok == 4, (errors.empty() ? "" : errors[0]));
   }
-  auto& pg = Server();
-  CHECK(pg.Psql("SELECT version, name <> '' FROM schema_migrations ORDER BY version", db) ==
+  CHECK(sql("SELECT version, name <> '' FROM schema_migrations ORDER BY version") ==
         "1|t");
   CHECK(PgStore::SchemaVersion() == 1);
-  CHECK(pg.Psql("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'events'::regclass",
-                db) == "1");
-  CHECK(pg.Psql("SELECT to_regclass('events_default') IS NOT NULL AND "
+  CHECK(sql("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'events'::regclass") == "1");
+  CHECK(sql("SELECT to_regclass('events_default') IS NOT NULL AND "
                 "to_regclass('gateways') IS NOT NULL AND to_regclass('gateway_epochs') IS NOT NULL "
-                "AND to_regclass('pending_ranges') IS NOT NULL",
-                db) == "t");
-  CHECK(pg.Psql("SELECT indexdef LIKE '%UNIQUE%(gateway_id, epoch, seq, recorded_at)' FROM "
-                "pg_indexes WHERE tablename = 'events'",
-                db) == "t");
+                "AND to_regclass('pending_ranges') IS NOT NULL") == "t");
+  CHECK(sql("SELECT indexdef LIKE '%UNIQUE%(gateway_id, epoch, seq, recorded_at)' FROM "
+                "pg_indexes WHERE tablename = 'events'") == "t");
   auto again = OpenStore(conninfo);
-  CHECK(pg.Psql("SELECT count(*) FROM schema_migrations", db) == "1");
-  CHECK(pg.Psql("SELECT storegw_u64(" + EpochSql(kEpoch) + ")", db) ==
+  CHECK(sql("SELECT count(*) FROM schema_migrations") == "1");
+  CHECK(sql("SELECT storegw_u64(" + EpochSql(kEpoch) + ")") ==
         std::to_string(kEpoch));
 }
 
 TEST_CASE("schema: a database from a newer storegw-hq is refused, nothing changed") {
   const std::string conninfo = FreshDatabase();
-  const std::string db = DbName(conninfo);
-  auto& pg = Server();
+  SqlCheck sql(conninfo);
   { auto s = OpenStore(conninfo); }
-  pg.Psql("INSERT INTO schema_migrations (version, name) VALUES (99, 'from the future')", db);
+  sql("INSERT INTO schema_migrations (version, name) VALUES (99, 'from the future')");
   const std::string tables_before =
-      pg.Psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'", db);
+      sql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'");
   auto s = PgStore::Open(conninfo);
   REQUIRE_FALSE(s.ok());
   CHECK(s.status().code() == StatusCode::kFailedPrecondition);
   CHECK(s.status().message().find("version 99") != std::string::npos);
   CHECK(s.status().message().find("newer than this storegw-hq knows (1)") != std::string::npos);
-  CHECK(pg.Psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'", db) ==
+  CHECK(sql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'") ==
         tables_before);
-  CHECK(pg.Psql("SELECT count(*) FROM schema_migrations", db) == "2");
+  CHECK(sql("SELECT count(*) FROM schema_migrations") == "2");
 }
 
 TEST_CASE("connection errors name host, port and database, never the password") {
@@ -186,7 +176,7 @@ TEST_CASE("apply: the same batch twice and overlapping batches store every seq o
   for (auto writer : {PgStoreOptions::RowWriter::kCopy, PgStoreOptions::RowWriter::kInsert}) {
     CAPTURE(static_cast<int>(writer));
     const std::string conninfo = FreshDatabase();
-    const std::string db = DbName(conninfo);
+    SqlCheck sql(conninfo);
     PgStoreOptions o;
     o.row_writer = writer;
     auto store = OpenStore(conninfo, o);
@@ -205,12 +195,11 @@ TEST_CASE("apply: the same batch twice and overlapping batches store every seq o
     CHECK(out[0].applied_seq == 310);
     CHECK(out[1].applied_seq == 310);
     CHECK(Applied(*store, "gw1", kEpoch) == 310);
-    CHECK(Census(Server(), db, "gw1", kEpoch) == CensusLine(310));
+    CHECK(Census(sql, "gw1", kEpoch) == CensusLine(310));
     // What a row holds.
-    CHECK(Server().Psql("SELECT store_id, kind, event_id, device_id, storegw_us(recorded_at), "
+    CHECK(sql("SELECT store_id, kind, event_id, device_id, storegw_us(recorded_at), "
                         "event->>'event_id', event->'sale'->'lines'->0->>'unit_price', "
-                        "storegw_u64(epoch) FROM events WHERE seq = 7",
-                        db) == "s1|sale|e7|till-1|" +
+                        "storegw_u64(epoch) FROM events WHERE seq = 7") == "s1|sale|e7|till-1|" +
                                    std::to_string(hq_test::SaleEvent(7).recorded_at()) +
                                    "|e7|199|" + std::to_string(kEpoch));
   }
@@ -218,57 +207,54 @@ TEST_CASE("apply: the same batch twice and overlapping batches store every seq o
 
 TEST_CASE("apply: out of order (3 before 2 before 1) - stored at once, prefix moves when the gap fills") {
   const std::string conninfo = FreshDatabase();
-  const std::string db = DbName(conninfo);
-  auto& pg = Server();
+  SqlCheck sql(conninfo);
   auto store = OpenStore(conninfo);
   auto out = Apply(*store, {Batch("s1", "gw1", kEpoch, 201, 300)});
   CHECK(out[0].events_stored == 100);
   CHECK(out[0].applied_seq == 0);
-  CHECK(pg.Psql("SELECT first_seq, last_seq FROM pending_ranges", db) == "201|300");
+  CHECK(sql("SELECT first_seq, last_seq FROM pending_ranges") == "201|300");
   out = Apply(*store, {Batch("s1", "gw1", kEpoch, 101, 200)});
   CHECK(out[0].applied_seq == 0);
-  CHECK(pg.Psql("SELECT first_seq, last_seq FROM pending_ranges", db) == "101|300");
+  CHECK(sql("SELECT first_seq, last_seq FROM pending_ranges") == "101|300");
   std::vector<FleetRow> fleet;
   REQUIRE(store->Fleet(&fleet).ok());
   REQUIRE(fleet.size() == 1);
   CHECK(fleet[0].pending_events == 200);
   CHECK(fleet[0].applied_seq == 0);
-  CHECK(pg.Psql("SELECT count(*) FROM events", db) == "200");
+  CHECK(sql("SELECT count(*) FROM events") == "200");
   out = Apply(*store, {Batch("s1", "gw1", kEpoch, 1, 100)});
   CHECK(out[0].events_stored == 100);
   CHECK(out[0].applied_seq == 300);
-  CHECK(pg.Psql("SELECT count(*) FROM pending_ranges", db) == "0");
-  CHECK(Census(pg, db, "gw1", kEpoch) == CensusLine(300));
+  CHECK(sql("SELECT count(*) FROM pending_ranges") == "0");
+  CHECK(Census(sql, "gw1", kEpoch) == CensusLine(300));
 }
 
 TEST_CASE("apply: a gap filled later, and gaps closed within one call") {
   const std::string conninfo = FreshDatabase();
-  const std::string db = DbName(conninfo);
-  auto& pg = Server();
+  SqlCheck sql(conninfo);
   auto store = OpenStore(conninfo);
   auto out = Apply(*store, {Batch("s1", "gw1", 1, 1, 10), Batch("s1", "gw1", 1, 21, 30),
                             Batch("s1", "gw1", 1, 41, 50)});
   for (const auto& o : out) CHECK(o.applied_seq == 10);
-  CHECK(pg.Psql("SELECT string_agg(first_seq || '-' || last_seq, ',' ORDER BY first_seq) FROM pending_ranges", db) ==
+  CHECK(sql("SELECT string_agg(first_seq || '-' || last_seq, ',' ORDER BY first_seq) FROM pending_ranges") ==
         "21-30,41-50");
   out = Apply(*store, {Batch("s1", "gw1", 1, 11, 20)});
   CHECK(out[0].applied_seq == 30);
-  CHECK(pg.Psql("SELECT string_agg(first_seq || '-' || last_seq, ',') FROM pending_ranges", db) == "41-50");
+  CHECK(sql("SELECT string_agg(first_seq || '-' || last_seq, ',') FROM pending_ranges") == "41-50");
   // Two gateways in one call, one of them out of order inside the call.
   out = Apply(*store, {Batch("s2", "gw2", 5, 11, 20), Batch("s1", "gw1", 1, 31, 40),
                        Batch("s2", "gw2", 5, 1, 10)});
   CHECK(out[0].applied_seq == 20);
   CHECK(out[1].applied_seq == 50);
   CHECK(out[2].applied_seq == 20);
-  CHECK(pg.Psql("SELECT count(*) FROM pending_ranges", db) == "0");
-  CHECK(Census(pg, db, "gw1", 1) == CensusLine(50));
-  CHECK(Census(pg, db, "gw2", 5) == CensusLine(20));
+  CHECK(sql("SELECT count(*) FROM pending_ranges") == "0");
+  CHECK(Census(sql, "gw1", 1) == CensusLine(50));
+  CHECK(Census(sql, "gw2", 5) == CensusLine(20));
 }
 
 TEST_CASE("epochs: a new epoch (batch or status) supersedes the old one, whose batches are refused") {
   const std::string conninfo = FreshDatabase();
-  const std::string db = DbName(conninfo);
-  auto& pg = Server();
+  SqlCheck sql(conninfo);
   auto store = OpenStore(conninfo);
   const uint64_t a = 1111, b = kEpoch, c = 3333;
   Apply(*store, {Batch("s1", "gw1", a, 1, 10)});
@@ -283,9 +269,9 @@ TEST_CASE("epochs: a new epoch (batch or status) supersedes the old one, whose b
   CHECK(out[0].applied_seq == 10);
   CHECK_FALSE(out[1].refused);
   CHECK(out[1].applied_seq == 8);
-  CHECK(Census(pg, db, "gw1", a) == CensusLine(10));
+  CHECK(Census(sql, "gw1", a) == CensusLine(10));
   CHECK(Applied(*store, "gw1", a) == 10);
-  CHECK(pg.Psql("SELECT storegw_u64(superseded_by) FROM gateway_epochs WHERE epoch = " + EpochSql(a), db) ==
+  CHECK(sql("SELECT storegw_u64(superseded_by) FROM gateway_epochs WHERE epoch = " + EpochSql(a)) ==
         std::to_string(b));
 
   // A status naming epoch c (the journal was replaced again): c is current,
@@ -299,7 +285,7 @@ TEST_CASE("epochs: a new epoch (batch or status) supersedes the old one, whose b
   out = Apply(*store, {Batch("s1", "gw1", b, 9, 10)});
   REQUIRE(out[0].refused);
   CHECK(*out[0].refused == RefuseReason::kSupersededEpoch);
-  CHECK(Census(pg, db, "gw1", b) == CensusLine(8));
+  CHECK(Census(sql, "gw1", b) == CensusLine(8));
   // A late status of a superseded epoch changes nothing.
   v1::GatewayStatus stale = st;
   stale.set_epoch(a);
@@ -316,13 +302,12 @@ TEST_CASE("epochs: a new epoch (batch or status) supersedes the old one, whose b
   CHECK(fleet[0].status->online());
   out = Apply(*store, {Batch("s1", "gw1", c, 1, 3)});
   CHECK(out[0].applied_seq == 3);
-  CHECK(pg.Psql("SELECT count(*) FROM gateway_epochs WHERE superseded_at IS NULL", db) == "1");
+  CHECK(sql("SELECT count(*) FROM gateway_epochs WHERE superseded_at IS NULL") == "1");
 }
 
-TEST_CASE("apply: a repeated seq that holds another event is a conflict; nothing of the batch is stored") {
+TEST_CASE("apply: a repeated seq that holds another event is a conflict - nothing of the batch is stored") {
   const std::string conninfo = FreshDatabase();
-  const std::string db = DbName(conninfo);
-  auto& pg = Server();
+  SqlCheck sql(conninfo);
   auto store = OpenStore(conninfo);
   Apply(*store, {Batch("s1", "gw1", 1, 1, 10)});
   auto bad = Batch("s1", "gw1", 1, 5, 15);
@@ -333,13 +318,13 @@ TEST_CASE("apply: a repeated seq that holds another event is a conflict; nothing
   CHECK(out[0].refuse_detail.find("seq 7 is stored as event_id e7") != std::string::npos);
   CHECK(out[0].applied_seq == 10);
   CHECK_FALSE(out[1].refused);
-  CHECK(Census(pg, db, "gw1", 1) == CensusLine(10));
-  CHECK(Census(pg, db, "gw2", 1) == CensusLine(5));
+  CHECK(Census(sql, "gw1", 1) == CensusLine(10));
+  CHECK(Census(sql, "gw2", 1) == CensusLine(5));
 }
 
 TEST_CASE("apply: malformed batches are refused with a reason, the rest of the call is stored") {
   const std::string conninfo = FreshDatabase();
-  const std::string db = DbName(conninfo);
+  SqlCheck sql(conninfo);
   auto store = OpenStore(conninfo);
   auto short_batch = Batch("s1", "gw1", 1, 1, 10);
   short_batch.batch.mutable_events()->RemoveLast();
@@ -352,14 +337,13 @@ TEST_CASE("apply: malformed batches are refused with a reason, the rest of the c
   CHECK(*out[1].refused == RefuseReason::kInvalidEvent);
   CHECK(out[1].refuse_detail.find("seq 4") != std::string::npos);
   CHECK(out[2].applied_seq == 4);
-  CHECK(Server().Psql("SELECT count(*) FROM events", db) == "4");
+  CHECK(sql("SELECT count(*) FROM events") == "4");
   CHECK(Applied(*store, "gw1", 1) == 0);
 }
 
 TEST_CASE("apply: two stores apply overlapping batches of the same gateways at once - every seq once") {
   const std::string conninfo = FreshDatabase();
-  const std::string db = DbName(conninfo);
-  auto& pg = Server();
+  SqlCheck sql(conninfo);
   auto s1 = OpenStore(conninfo);
   auto s2 = OpenStore(conninfo);
   constexpr uint64_t kLast = 1200;
@@ -419,9 +403,9 @@ TEST_CASE("apply: two stores apply overlapping batches of the same gateways at o
   for (const auto& gw : gateways) {
     CAPTURE(gw);
     CHECK(Applied(*s1, gw, kEpoch) == kLast);
-    CHECK(Census(pg, db, gw, kEpoch) == CensusLine(kLast));
+    CHECK(Census(sql, gw, kEpoch) == CensusLine(kLast));
   }
-  CHECK(pg.Psql("SELECT count(*) FROM pending_ranges", db) == "0");
+  CHECK(sql("SELECT count(*) FROM pending_ranges") == "0");
 }
 
 TEST_CASE("restart: PostgreSQL stopped immediately mid-way - nothing acknowledged is lost") {
@@ -458,7 +442,8 @@ TEST_CASE("restart: PostgreSQL stopped immediately mid-way - nothing acknowledge
   REQUIRE(test::WaitFor([&] { return failures > 0; }, 60s));
   pg.Start();
   // Everything acknowledged before the crash is there, contiguous from 1.
-  const std::string got = pg.Psql("SELECT count(DISTINCT seq), (SELECT count(*) FROM generate_series(1, " +
+  SqlCheck sql(conninfo);
+  const std::string got = sql("SELECT count(DISTINCT seq), (SELECT count(*) FROM generate_series(1, " +
                                   std::to_string(acked_before_stop) +
                                   ") s WHERE NOT EXISTS (SELECT 1 FROM events WHERE seq = s)) FROM "
                                   "events WHERE seq <= " + std::to_string(acked_before_stop));
@@ -469,12 +454,12 @@ TEST_CASE("restart: PostgreSQL stopped immediately mid-way - nothing acknowledge
   applier.join();
   REQUIRE(finished);
   CHECK(Applied(*store, "gw1", kEpoch) == kBatches * kSize);
-  CHECK(Census(pg, "storegw", "gw1", kEpoch) == CensusLine(kBatches * kSize));
+  CHECK(Census(sql, "gw1", kEpoch) == CensusLine(kBatches * kSize));
 }
 
 TEST_CASE("status: recorded per gateway, shown by Fleet with its applied prefix and online_since") {
   const std::string conninfo = FreshDatabase();
-  const std::string db = DbName(conninfo);
+  SqlCheck sql(conninfo);
   auto store = OpenStore(conninfo);
   v1::GatewayStatus st;
   st.set_store_id("s1");
@@ -523,17 +508,15 @@ TEST_CASE("status: recorded per gateway, shown by Fleet with its applied prefix 
   REQUIRE(store->Fleet(&fleet).ok());
   CHECK(fleet[0].online_since_us == 3000);
   CHECK_FALSE(fleet[0].status->online());
-  CHECK(Server().Psql("SELECT online, link, watermark, storegw_us(status_updated_at), "
-                      "status->>'gateway_id' FROM gateways WHERE gateway_id = 'gw1'",
-                      db) == "f|up|40|1700000000000000|gw1");
+  CHECK(sql("SELECT online, link, watermark, storegw_us(status_updated_at), "
+                      "status->>'gateway_id' FROM gateways WHERE gateway_id = 'gw1'") == "f|up|40|1700000000000000|gw1");
   v1::GatewayStatus nameless;
   CHECK(store->RecordStatus(nameless, 1).code() == StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("partitions: monthly on demand, far-off clocks in the default, retention drops months") {
   const std::string conninfo = FreshDatabase();
-  const std::string db = DbName(conninfo);
-  auto& pg = Server();
+  SqlCheck sql(conninfo);
   auto store = OpenStore(conninfo);
   const int64_t now = hq_test::NowMicros();
   const int64_t day = 86400LL * 1000000;
@@ -545,24 +528,23 @@ TEST_CASE("partitions: monthly on demand, far-off clocks in the default, retenti
   const auto old_batch = at(1, 10, now - 100 * day);  // about three months ago
   auto out = Apply(*store, {old_batch, at(11, 20, now), at(21, 25, 978307200000000 /* 2001 */)});
   CHECK(out[2].applied_seq == 25);
-  const std::string old_part = pg.Psql(
+  const std::string old_part = sql(
       "SELECT 'events_' || to_char(storegw_from_us(" + std::to_string(now - 100 * day) +
-          ") AT TIME ZONE 'UTC', 'YYYY_MM')", db);
-  CHECK(pg.Psql("SELECT count(*) FROM " + old_part, db) == "10");
-  CHECK(pg.Psql("SELECT count(*) FROM events_default", db) == "5");
-  CHECK(pg.Psql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass", db) ==
+          ") AT TIME ZONE 'UTC', 'YYYY_MM')");
+  CHECK(sql("SELECT count(*) FROM " + old_part) == "10");
+  CHECK(sql("SELECT count(*) FROM events_default") == "5");
+  CHECK(sql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass") ==
         "3");  // two months and the default
   // Retention: everything that ended more than 60 days ago.
-  CHECK(pg.Psql("SELECT * FROM storegw_drop_events_before(storegw_from_us(" +
-                    std::to_string(now - 60 * day) + "))",
-                db) == old_part);
-  CHECK(pg.Psql("SELECT count(*) FROM events", db) == "15");
+  CHECK(sql("SELECT * FROM storegw_drop_events_before(storegw_from_us(" +
+                    std::to_string(now - 60 * day) + "))") == old_part);
+  CHECK(sql("SELECT count(*) FROM events") == "15");
   // A resend of the dropped rows is a duplicate: applied_seq remembers them.
   out = Apply(*store, {old_batch});
   CHECK_FALSE(out[0].refused);
   CHECK(out[0].events_stored == 0);
   CHECK(out[0].events_duplicate == 10);
-  CHECK(pg.Psql("SELECT count(*) FROM events", db) == "15");
+  CHECK(sql("SELECT count(*) FROM events") == "15");
 }
 
 }  // namespace storegw::hq
