@@ -120,13 +120,17 @@ TEST_CASE("concurrent batches and retries: each event once, every 200 matches th
   const auto journaled = JournaledDeviceEvents(gw.data_dir(), &total);
   CHECK(journaled.size() == static_cast<size_t>(kClients * kBatchesPerClient * kEventsPerBatch));
   CHECK(total == journaled.size());  // nothing but these events
-  for (const auto& [id, seqs] : journaled) {
+  for (const auto& kv : journaled) {
+    const auto& id = kv.first;
+    const auto& seqs = kv.second;
     CAPTURE(id);
     CHECK(seqs.size() == 1);  // exactly once
   }
   std::lock_guard<std::mutex> lock(mu);
   CHECK(answered.size() == journaled.size());
-  for (const auto& [id, seqs] : answered) {
+  for (const auto& kv : answered) {
+    const auto& id = kv.first;
+    const auto& seqs = kv.second;
     CAPTURE(id);
     REQUIRE(journaled.count(id) == 1);
     CHECK(seqs == std::set<uint64_t>{journaled.at(id).front()});

@@ -688,7 +688,9 @@ TEST_CASE("Stop under load: every 200 is journaled with its seq, every 503 left 
   const auto journaled = JournaledDeviceEvents(gw.data_dir());
   size_t accepted = 0;
   for (const Seen& s : seen) {
-    for (const auto& [id, seq] : s.accepted) {
+    for (const auto& kv : s.accepted) {
+      const auto& id = kv.first;
+      const auto& seq = kv.second;
       ++accepted;
       CAPTURE(id);
       REQUIRE(journaled.count(id) == 1);

@@ -25,7 +25,9 @@ using std::chrono::milliseconds;
 void CheckReportMatchesJournal(const SimReport& report, const fs::path& data_dir) {
   const auto journaled = JournaledDeviceEvents(data_dir);
   std::set<std::string> ids;
-  for (const auto& [id, seq] : report.accepted_events) {
+  for (const auto& kv : report.accepted_events) {
+    const auto& id = kv.first;
+    const auto& seq = kv.second;
     CAPTURE(id);
     CHECK(ids.insert(id).second);  // reported once
     REQUIRE(journaled.count(id) == 1);
@@ -211,8 +213,8 @@ TEST_CASE("simulator: with the right tokens, lanes use the token file's devices"
   CHECK(r->accepted == r->sent);
   CheckReportMatchesJournal(*r, gw.data_dir());
   std::set<std::string> devices;
-  for (const auto& [id, seq] : r->accepted_events) {
-    devices.insert(id.find("pos-A") != std::string::npos ? "pos-A" : "pos-B");
+  for (const auto& kv : r->accepted_events) {
+    devices.insert(kv.first.find("pos-A") != std::string::npos ? "pos-A" : "pos-B");
   }
   CHECK(devices.size() == 2);
 }

@@ -37,7 +37,9 @@ void CheckInvariants(Journal& j, const fs::path& dir, const std::map<std::string
     REQUIRE(all[i].seq() == first + i);  // dense, in order
     REQUIRE(present.emplace(all[i].event().event_id(), all[i].seq()).second);
   }
-  for (const auto& [id, seq] : acked) {
+  for (const auto& kv : acked) {
+    const auto& id = kv.first;
+    const auto& seq = kv.second;
     if (seq < first) {
       REQUIRE(seq <= delivered);
       continue;

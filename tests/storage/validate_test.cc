@@ -150,7 +150,7 @@ TEST_CASE("StockDeltas: sign and size of each body's delta") {
   CHECK(Net(Pickup("e", {{"a", 2}})) == M{{"a", -2}});
   // Reservation and sensor readings move no stock; counts are absolute and
   // left to the ledger.
-  for (const auto& [sku, d] : Net(Reservation("e", {{"a", 2}}))) CHECK_MESSAGE(d == 0, sku);
+  for (const auto& kv : Net(Reservation("e", {{"a", 2}}))) CHECK_MESSAGE(kv.second == 0, kv.first);
   CHECK(StockDeltas(Sensor("e")).empty());
   CHECK(StockDeltas(Count("e", "a", 5)).empty());
   // In line order, a sku may repeat.
