@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +20,13 @@
 #include <httplib.h>
 
 namespace storegw::http {
+
+// Why a TLS context could not be set up: the option ("https.key_file")
+// and what is wrong ("/etc/hq/key.pem: cannot open: ...").
+struct TlsSetupError {
+  std::string field, message;
+};
+
 namespace {
 
 // httplib does not say why a bind failed: try the same bind ourselves to get
@@ -69,9 +77,9 @@ int NoPassphrase(char*, int, int, void*) { return -1; }
 // The server's TLS context from `t`: TLS 1.2 or later, the certificate
 // chain and key, and with client_ca_file a required client certificate.
 // False with `err` naming the key, the file and the reason.
-bool SetUpTls(SSL_CTX& ctx, const TlsOptions& t, std::string* err) {
+bool SetUpTls(SSL_CTX& ctx, const TlsOptions& t, TlsSetupError* err) {
   const auto fail = [&](const char* key, const std::string& path, const std::string& why) {
-    *err = t.key_prefix + "." + key + " " + path + ": " + why;
+    *err = {t.key_prefix + "." + key, path + ": " + why};
     return false;
   };
   const auto readable = [&](const char* key, const std::string& path) {
@@ -83,7 +91,7 @@ bool SetUpTls(SSL_CTX& ctx, const TlsOptions& t, std::string* err) {
     return fail(key, path, std::string("cannot open: ") + std::strerror(errno));
   };
   if (t.key_file.empty()) {
-    *err = t.key_prefix + ".key_file is required with " + t.key_prefix + ".cert_file";
+    *err = {t.key_prefix + ".key_file", "is required with " + t.key_prefix + ".cert_file"};
     return false;
   }
   SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
@@ -95,6 +103,10 @@ bool SetUpTls(SSL_CTX& ctx, const TlsOptions& t, std::string* err) {
   }
   if (!readable("key_file", t.key_file)) return false;
   if (SSL_CTX_use_PrivateKey_file(&ctx, t.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+      OpenSslReason();
+      return fail("key_file", t.key_file, "does not match the certificate in " + t.cert_file);
+    }
     return fail("key_file", t.key_file,
                 "not an unencrypted PEM private key: " + OpenSslReason());
   }
@@ -117,7 +129,7 @@ bool SetUpTls(SSL_CTX& ctx, const TlsOptions& t, std::string* err) {
   return true;
 }
 
-std::unique_ptr<httplib::Server> MakeServer(const ServerOptions& o, std::string* tls_error) {
+std::unique_ptr<httplib::Server> MakeServer(const ServerOptions& o, TlsSetupError* tls_error) {
   if (o.tls.cert_file.empty()) return std::make_unique<httplib::Server>();
   return std::make_unique<httplib::SSLServer>(
       [&o, tls_error](SSL_CTX& ctx) { return SetUpTls(ctx, o.tls, tls_error); });
@@ -130,7 +142,7 @@ struct Server::State {
       : options(std::move(o)), svr_ptr(MakeServer(options, &tls_error)), svr(*svr_ptr) {}
 
   const ServerOptions options;
-  std::string tls_error;  // why the TLS context could not be set up
+  TlsSetupError tls_error;  // why the TLS context could not be set up
   const std::unique_ptr<httplib::Server> svr_ptr;  // an SSLServer with options.tls
   httplib::Server& svr;
   std::thread thread;
@@ -151,8 +163,10 @@ Status Server::Start(const ListenAddress& addr) {
   State& s = *s_;
   const ServerOptions& o = s.options;
   if (!s.svr.is_valid()) {
-    return Status::InvalidArgument(
-        o.tls.key_prefix, o.name + ": " + (s.tls_error.empty() ? "TLS set-up failed" : s.tls_error));
+    if (s.tls_error.field.empty()) {
+      return Status::InvalidArgument(o.tls.key_prefix, o.name + ": TLS set-up failed");
+    }
+    return Status::InvalidArgument(s.tls_error.field, s.tls_error.message);
   }
   s.svr.new_task_queue = [n = o.threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
   // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a

@@ -1,0 +1,309 @@
+// The receiver's MQTT ingress against a real mosquitto and a real
+// PostgreSQL (PgStore): a real gateway uplink (ack = "hq") drained through
+// two replicas on one shared subscription; batches out of order and
+// resent; bad batches of every kind; the database going away and coming
+// back (and HTTPS meanwhile); a replica restarted on its persistent
+// session.
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <string>
+
+#include "receiver_test_util.h"
+#include "storegw/hq/pg_store.h"
+#include "storegw/hq/receiver.h"
+#include "storegw/storage/journal.h"
+#include "storegw/sync/uplink.h"
+
+namespace storegw::hq {
+namespace {
+
+using namespace std::chrono_literals;
+using hq_test::EventsOf;
+using hq_test::FreshDb;
+using hq_test::MakeBatch;
+using hq_test::MqttProbe;
+using hq_test::SharedPostgres;
+using sync_test::Mosquitto;
+using sync_test::TempDir;
+using sync_test::WaitUntil;
+
+constexpr auto kWait = 60s;  // generous: the suite also runs under TSan
+
+std::unique_ptr<PgStore> OpenStore(const std::string& conninfo) {
+  auto s = PgStore::Open(conninfo);
+  REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+  return std::move(*s);
+}
+
+ReceiverOptions MqttOptions(const Mosquitto& broker, const std::string& name) {
+  ReceiverOptions o;
+  o.mqtt.url = broker.url();
+  o.mqtt.client_id = "hq-" + name + "-" + std::to_string(getpid());
+  return o;
+}
+
+std::unique_ptr<Receiver> StartReceiver(const ReceiverOptions& o, EventStore* store) {
+  auto r = Receiver::Create(o, store);
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  const Status s = (*r)->Start();
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  REQUIRE_MESSAGE((*r)->Stats().mqtt_connected, (*r)->Stats().last_error);
+  return std::move(*r);
+}
+
+uint64_t Refused(const Receiver& r, const char* reason) {
+  const auto st = r.Stats();
+  auto it = st.refused.find(reason);
+  return it == st.refused.end() ? 0 : it->second;
+}
+
+uint64_t AppliedSeq(EventStore& s, const std::string& gw, uint64_t epoch) {
+  uint64_t seq = 0;
+  const Status st = s.AppliedSeq(gw, epoch, &seq);
+  REQUIRE_MESSAGE(st.ok(), st.ToString());
+  return seq;
+}
+
+TEST_CASE("mqtt: a real uplink (ack = hq) drains through two replicas sharing a subscription") {
+  TempDir dir;
+  Mosquitto broker(dir / "broker");
+  test::Postgres& pg = SharedPostgres();
+  const std::string db = FreshDb("drain");
+  const std::string conninfo = pg.CreateDatabase(db);
+  auto store_a = OpenStore(conninfo);
+  auto store_b = OpenStore(conninfo);
+  auto a = StartReceiver(MqttOptions(broker, "a"), store_a.get());
+  auto b = StartReceiver(MqttOptions(broker, "b"), store_b.get());
+
+  auto j = storage::Journal::Open(sync_test::TestJournalOptions(dir / "data"));
+  REQUIRE(j.ok());
+  REQUIRE(sync_test::AppendSales(**j, 1, 4000) == "");
+  const uint64_t last = (*j)->Stats().last_seq;  // with the oversell alerts the sales raised
+
+  sync::UplinkOptions o;
+  o.url = broker.url();
+  o.ack = "hq";
+  o.batch_events = 100;
+  o.max_inflight = 8;
+  o.backoff_initial = 50ms;
+  o.backoff_max = 500ms;
+  o.connect_timeout = 5s;
+  o.hq_ack_timeout = 10s;
+  o.client_id = "gw-test-" + std::to_string(getpid());
+  auto up = sync::Uplink::Create(o, j->get());
+  REQUIRE_MESSAGE(up.ok(), up.status().ToString());
+  REQUIRE((*up)->Start().ok());
+  const bool drained = WaitUntil([&] { return (*j)->Stats().watermark == last; }, kWait);
+  // Both replicas record the gateway's retained status (not shared).
+  const bool statuses = WaitUntil(
+      [&] { return a->Stats().statuses_received > 0 && b->Stats().statuses_received > 0; }, kWait);
+  const sync::UplinkStatus us = (*up)->status();
+  (*up)->Stop();
+  INFO("uplink last_error: " << us.last_error << "; receiver a: " << a->Stats().last_error
+                             << "; receiver b: " << b->Stats().last_error);
+  REQUIRE(drained);
+  CHECK(statuses);
+
+  const std::string n = std::to_string(last);
+  CHECK(EventsOf(pg, db, "gw-01") == n + " " + n + " 1 " + n);  // every seq once
+  CHECK(AppliedSeq(*store_a, "gw-01", (*j)->epoch()) == last);
+  const ReceiverStats sa = a->Stats(), sb = b->Stats();
+  CHECK(sa.batches_stored > 0);  // the broker shared the batches out
+  CHECK(sb.batches_stored > 0);
+  CHECK(sa.events_stored + sb.events_stored == last);
+  CHECK(sa.refused.empty());
+  CHECK(sb.refused.empty());
+  CHECK(sa.acks_published + sb.acks_published > 0);
+  // Not a receiver matter (it retried): PgStore's replicas racing to
+  // create the month's partition show here.
+  WARN_MESSAGE(sa.store_errors + sb.store_errors == 0,
+               "store errors: " << sa.last_error << " " << sb.last_error);
+  // The gateway's status reached the fleet rows.
+  std::vector<FleetRow> rows;
+  REQUIRE(store_a->Fleet(&rows).ok());
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].gateway_id == "gw-01");
+  CHECK(rows[0].applied_seq == last);
+  CHECK(rows[0].status.has_value());
+  a->Stop();
+  b->Stop();
+}
+
+TEST_CASE("mqtt: out of order, HqAck names only the contiguous prefix, and a resent batch is acked again") {
+  TempDir dir;
+  Mosquitto broker(dir / "broker");
+  test::Postgres& pg = SharedPostgres();
+  const std::string db = FreshDb("order");
+  auto store = OpenStore(pg.CreateDatabase(db));
+  auto r = StartReceiver(MqttOptions(broker, "order"), store.get());
+  MqttProbe gw(broker.url());
+  const uint64_t epoch = 4242;
+  const auto batch = [&](uint64_t first) { return MakeBatch("s1", "gw-09", epoch, first, 10); };
+
+  // 21..30 and 11..20 first: stored past the gap, nothing to acknowledge.
+  gw.Publish(batch(21));
+  gw.Publish(batch(11));
+  REQUIRE(WaitUntil([&] { return r->Stats().batches_stored == 2; }, kWait));
+  CHECK(EventsOf(pg, db, "gw-09") == "20 20 11 30");
+  CHECK(AppliedSeq(*store, "gw-09", epoch) == 0);
+  // A sentinel of another gateway, stored after them: once its ack is in,
+  // any ack of gw-09 would have been too.
+  gw.Publish(MakeBatch("s1", "gw-10", 1, 1, 3));
+  REQUIRE(WaitUntil([&] { return gw.AcksOf("gw-10").size() == 1; }, kWait));
+  CHECK(gw.AcksOf("gw-09").empty());
+
+  // 1..10 fills the gap: one ack for the whole prefix.
+  gw.Publish(batch(1));
+  REQUIRE(WaitUntil([&] { return !gw.AcksOf("gw-09").empty(); }, kWait));
+  auto acks = gw.AcksOf("gw-09");
+  REQUIRE(acks.size() == 1);
+  CHECK(acks[0].seq() == 30);
+  CHECK(acks[0].epoch() == epoch);
+  CHECK(AppliedSeq(*store, "gw-09", epoch) == 30);
+
+  // The gateway resends 11..20 (it never saw the ack): duplicates only,
+  // acknowledged again with the prefix, on the gateway's own ack topic.
+  const uint64_t dups = r->Stats().events_duplicate;
+  gw.Publish(batch(11));
+  REQUIRE(WaitUntil([&] { return gw.AcksOf("gw-09").size() == 2; }, kWait));
+  CHECK(gw.AcksOf("gw-09")[1].seq() == 30);
+  CHECK(r->Stats().events_duplicate == dups + 10);
+  CHECK(EventsOf(pg, db, "gw-09") == "30 30 1 30");
+  for (const auto& a : gw.acks()) {
+    CHECK(a.topic == "retail/v1/s1/" + a.ack.gateway_id() + "/ack");
+  }
+  CHECK(gw.bad_acks() == 0);
+  r->Stop();
+}
+
+TEST_CASE("mqtt: bad batches are counted by reason and never acknowledged") {
+  TempDir dir;
+  Mosquitto broker(dir / "broker");
+  test::Postgres& pg = SharedPostgres();
+  const std::string db = FreshDb("bad");
+  auto store = OpenStore(pg.CreateDatabase(db));
+  auto r = StartReceiver(MqttOptions(broker, "bad"), store.get());
+  MqttProbe gw(broker.url());
+
+  // A gateway's first epoch, stored and acked, then its next epoch: the
+  // first is superseded from then on.
+  gw.Publish(MakeBatch("s1", "gw-20", 100, 1, 5));
+  gw.Publish(MakeBatch("s1", "gw-20", 200, 1, 5));
+  REQUIRE(WaitUntil([&] { return gw.AcksOf("gw-20").size() == 2; }, kWait));
+
+  // undecodable: garbage, declared deflate but not, an unknown encoding.
+  gw.PublishRaw("s1", "gw-21", "\x01\x02\x03 not a batch");
+  gw.PublishRaw("s1", "gw-21", MakeBatch("s1", "gw-21", 1, 1, 3).SerializeAsString(), "deflate");
+  gw.PublishRaw("s1", "gw-21", hq_test::Deflated(MakeBatch("s1", "gw-21", 1, 1, 3)), "br");
+  // not_contiguous: 1..4 holding 3 events.
+  v1::EventBatch nc = MakeBatch("s1", "gw-22", 1, 1, 3);
+  nc.set_last_seq(4);
+  gw.Publish(nc);
+  // invalid_event: a sale of quantity 0.
+  v1::EventBatch inv = MakeBatch("s1", "gw-23", 1, 1, 3);
+  inv.mutable_events(1)->mutable_event()->mutable_sale()->mutable_lines(0)->set_qty(0);
+  gw.Publish(inv);
+  // topic_mismatch: gw-24's batch under gw-25's topic.
+  gw.PublishRaw("s1", "gw-25", hq_test::Deflated(MakeBatch("s1", "gw-24", 1, 1, 3)), "deflate");
+  // superseded_epoch (store): gw-20's first epoch again.
+  gw.Publish(MakeBatch("s1", "gw-20", 100, 6, 5));
+  // conflict (store): gw-20's seqs 1..5 of epoch 200 with other events.
+  gw.Publish(MakeBatch("s1", "gw-20", 200, 1, 5, "other-"));
+
+  REQUIRE(WaitUntil(
+      [&] {
+        return Refused(*r, "undecodable") == 3 && Refused(*r, "not_contiguous") == 1 &&
+               Refused(*r, "invalid_event") == 1 && Refused(*r, "topic_mismatch") == 1 &&
+               Refused(*r, "superseded_epoch") == 1 && Refused(*r, "conflict") == 1;
+      },
+      kWait));
+  // The sentinel: its ack comes after any the bad batches could have had.
+  gw.Publish(MakeBatch("s1", "gw-26", 1, 1, 2));
+  REQUIRE(WaitUntil([&] { return gw.AcksOf("gw-26").size() == 1; }, kWait));
+  for (const char* g : {"gw-21", "gw-22", "gw-23", "gw-24", "gw-25"}) {
+    CHECK_MESSAGE(gw.AcksOf(g).empty(), g);
+    CHECK(EventsOf(pg, db, g) == "0 0 0 0");
+  }
+  CHECK(gw.AcksOf("gw-20").size() == 2);  // none for the refused ones
+  CHECK(EventsOf(pg, db, "gw-20") == "10 10 1 5");
+  const ReceiverStats st = r->Stats();
+  CHECK(st.batches_received == 11);
+  CHECK(st.batches_stored == 3);
+  CHECK(WaitUntil([&] { return r->Stats().acks_published == 3; }, kWait));
+  r->Stop();
+}
+
+TEST_CASE("mqtt: a replica stopped and started again resumes its session") {
+  TempDir dir;
+  Mosquitto broker(dir / "broker");
+  test::Postgres& pg = SharedPostgres();
+  const std::string db = FreshDb("session");
+  auto store = OpenStore(pg.CreateDatabase(db));
+  const ReceiverOptions o = MqttOptions(broker, "session");
+  MqttProbe gw(broker.url());
+  {
+    auto r = StartReceiver(o, store.get());
+    gw.Publish(MakeBatch("s1", "gw-30", 7, 1, 5));
+    REQUIRE(WaitUntil([&] { return gw.AcksOf("gw-30").size() == 1; }, kWait));
+    r->Stop();
+  }
+  // Published while no replica runs: the broker queues it in the session.
+  gw.Publish(MakeBatch("s1", "gw-30", 7, 6, 5));
+  auto r = StartReceiver(o, store.get());
+  REQUIRE(WaitUntil([&] { return gw.AcksOf("gw-30").size() == 2; }, kWait));
+  CHECK(gw.AcksOf("gw-30")[1].seq() == 10);
+  CHECK(EventsOf(pg, db, "gw-30") == "10 10 1 10");
+  r->Stop();
+}
+
+TEST_CASE("mqtt and https: the database unavailable, nothing acked, then stored and acked once it is back") {
+  TempDir dir;
+  Mosquitto broker(dir / "broker");
+  test::Postgres& pg = SharedPostgres();
+  const std::string db = FreshDb("down");
+  auto store = OpenStore(pg.CreateDatabase(db));
+  const sync_test::Pki& pki = hq_test::SharedPki();
+  ReceiverOptions o = MqttOptions(broker, "down");
+  const uint16_t https_port = sync_test::FreePort();
+  o.https.listen = "127.0.0.1:" + std::to_string(https_port);
+  o.https.cert_file = pki.server_crt.string();
+  o.https.key_file = pki.server_key.string();
+  auto r = StartReceiver(o, store.get());
+  MqttProbe gw(broker.url());
+  gw.Publish(MakeBatch("s1", "gw-40", 9, 1, 5));
+  REQUIRE(WaitUntil([&] { return gw.AcksOf("gw-40").size() == 1; }, kWait));
+
+  // The store's database goes away: its connection is cut and new ones
+  // are refused (as while PostgreSQL restarts or fails over).
+  pg.Psql("ALTER DATABASE " + db + " ALLOW_CONNECTIONS false", "postgres");
+  pg.Psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + db + "'",
+          "postgres");
+  gw.Publish(MakeBatch("s1", "gw-40", 9, 6, 5));
+  // The transaction failed and was retried: no ack can have been sent.
+  REQUIRE(WaitUntil([&] { return r->Stats().store_errors >= 2; }, kWait));
+  CHECK(gw.AcksOf("gw-40").size() == 1);
+  const ReceiverStats down = r->Stats();
+  CHECK(down.last_error.find("store:") == 0);
+  CHECK(down.last_error.find(pg.password()) == std::string::npos);
+  // HTTPS meanwhile: 503 with Retry-After, nothing stored.
+  const v1::EventBatch hb = MakeBatch("s1", "gw-41", 3, 1, 4);
+  hq_test::HttpAnswer a = hq_test::PostBatch(https_port, pki.ca_crt.string(),
+                                             hq_test::Deflated(hb), hq_test::GatewayHeaders(hb));
+  CHECK_MESSAGE(a.status == 503, a.status << " " << a.error << a.body);
+  CHECK(std::stoi(a.retry_after.empty() ? "0" : a.retry_after) >= 1);
+
+  pg.Psql("ALTER DATABASE " + db + " ALLOW_CONNECTIONS true", "postgres");
+  REQUIRE(WaitUntil([&] { return gw.AcksOf("gw-40").size() == 2; }, kWait));
+  CHECK(gw.AcksOf("gw-40")[1].seq() == 10);
+  CHECK(EventsOf(pg, db, "gw-40") == "10 10 1 10");
+  // The gateway's resend over HTTPS now goes through.
+  a = hq_test::PostBatch(https_port, pki.ca_crt.string(), hq_test::Deflated(hb),
+                         hq_test::GatewayHeaders(hb));
+  CHECK_MESSAGE(a.status == 200, a.status << " " << a.error << a.body);
+  CHECK(EventsOf(pg, db, "gw-41") == "4 4 1 4");
+  r->Stop();
+}
+
+}  // namespace
+}  // namespace storegw::hq
