@@ -162,12 +162,12 @@ int Run(const StatusFlags& f) {
     }
   }
 
-  const uint64_t limit_s =
-      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(max_offline).count());
+  const int64_t limit_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(max_offline).count();
   std::vector<std::string> late;
   for (const auto& g : fleet.gateways()) {
     // An offline gateway whose start is unknown counts as over the limit.
-    if (!g.online() && (g.since() <= 0 || g.for_s() > limit_s)) {
+    if (!g.online() && (g.since() <= 0 || now - g.since() > limit_us)) {
       late.push_back(g.store_id() + "/" + g.gateway_id() + " (" +
                      (g.since() > 0 ? FormatAge(g.for_s()) : std::string("since an unknown time")) +
                      ")");
