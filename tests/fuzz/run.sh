@@ -19,7 +19,7 @@ cd "$(dirname "$0")/../.."
 SRC="$PWD"
 BUILD="${1:-build/fuzz}"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
-TARGETS="${FUZZ_TARGETS:-ingest_json ingest_protobuf downstream config}"
+TARGETS="${FUZZ_TARGETS:-ingest_json ingest_protobuf downstream config hq_batch}"
 
 JOBS="${FUZZ_JOBS:-$(nproc)}"
 

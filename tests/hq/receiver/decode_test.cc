@@ -104,10 +104,14 @@ TEST_CASE("decode: not_contiguous") {
   b = Good();
   b.set_last_seq(16);  // 11..16 for 5 events
   CheckRefused(DecodeBatch(b.SerializeAsString(), PayloadEncoding::kIdentity),
-               RefuseReason::kNotContiguous, "holds 5 events");
+               RefuseReason::kNotContiguous, "batch 11..16 holds 5 events, expected 6 (one per seq)");
   b = MakeBatch("store-0001", "gw-01", 777, 0, 3);  // seqs from 0
   CheckRefused(DecodeBatch(b.SerializeAsString(), PayloadEncoding::kIdentity),
-               RefuseReason::kNotContiguous, "first_seq >= 1");
+               RefuseReason::kNotContiguous, "batch 0..2: seqs start at 1");
+  b = Good();
+  b.set_last_seq(10);
+  CheckRefused(DecodeBatch(b.SerializeAsString(), PayloadEncoding::kIdentity),
+               RefuseReason::kNotContiguous, "last_seq is below first_seq");
   b = Good();
   b.mutable_events(2)->set_seq(15);  // 11 12 15 14 15
   CheckRefused(DecodeBatch(b.SerializeAsString(), PayloadEncoding::kIdentity),

@@ -151,21 +151,23 @@ std::optional<Refusal> CheckBatch(const v1::EventBatch& b, const BatchOrigin& or
     return Refusal{RefuseReason::kNotContiguous,
                    "batch " + Range(b.first_seq(), b.last_seq()) + " has no events"};
   }
-  if (b.first_seq() == 0 || b.last_seq() < b.first_seq() ||
-      b.last_seq() - b.first_seq() != n - 1) {
+  const std::string range = "batch " + Range(b.first_seq(), b.last_seq());
+  if (b.first_seq() == 0) {
+    return Refusal{RefuseReason::kNotContiguous, range + ": seqs start at 1"};
+  }
+  if (b.last_seq() < b.first_seq()) {
+    return Refusal{RefuseReason::kNotContiguous, range + ": last_seq is below first_seq"};
+  }
+  if (b.last_seq() - b.first_seq() != n - 1) {
     return Refusal{RefuseReason::kNotContiguous,
-                   "batch " + Range(b.first_seq(), b.last_seq()) + " holds " + std::to_string(n) +
-                       " events (seqs are dense from 1: expected " +
-                       (b.first_seq() == 0 || b.last_seq() < b.first_seq()
-                            ? std::string("first_seq >= 1 and last_seq >= first_seq")
-                            : std::to_string(b.last_seq() - b.first_seq() + 1)) +
-                       ")"};
+                   range + " holds " + std::to_string(n) + " events, expected " +
+                       std::to_string(b.last_seq() - b.first_seq() + 1) + " (one per seq)"};
   }
   for (uint64_t i = 0; i < n; ++i) {
     const uint64_t seq = b.events(static_cast<int>(i)).seq();
     if (seq != b.first_seq() + i) {
       return Refusal{RefuseReason::kNotContiguous,
-                     "batch " + Range(b.first_seq(), b.last_seq()) + ": events[" +
+                     range + ": events[" +
                          std::to_string(i) + "] has seq " + std::to_string(seq) + ", expected " +
                          std::to_string(b.first_seq() + i)};
     }
