@@ -548,3 +548,73 @@ TEST_CASE("partitions: monthly on demand, far-off clocks in the default, retenti
 }
 
 }  // namespace storegw::hq
+
+namespace storegw::hq {
+
+TEST_CASE("docs: the example queries and the CDC publication of docs/hq-schema.md work") {
+  // wal_level = logical for the publication: a server of its own.
+  test::PostgresOptions po;
+  po.extra_conf = "wal_level = logical\nmax_replication_slots = 4\n";
+  test::Postgres pg(po);
+  auto store = OpenStore(pg.conninfo());
+  SqlCheck sql(pg.conninfo());
+  sql("CREATE PUBLICATION storegw_events FOR TABLE events "
+      "WITH (publish = 'insert', publish_via_partition_root = true)");
+  sql("SELECT pg_create_logical_replication_slot('kafka', 'pgoutput')");
+
+  Apply(*store, {Batch("s1", "gw-01", kEpoch, 1, 100), Batch("s2", "gw-02", 5, 1, 50),
+                 Batch("s2", "gw-02", 5, 61, 70)});
+  // Sales per store per hour, over the two days around the test's events
+  // (SaleEvent: qty 1 + seq % 3, unit_price 199, EUR).
+  uint64_t units1 = 0;
+  for (uint64_t s = 1; s <= 100; ++s) units1 += 1 + s % 3;
+  const std::string day_from = sql("SELECT date_trunc('day', storegw_from_us(" +
+                                   std::to_string(hq_test::T0()) + "))");
+  const std::string hourly = sql(
+      "SELECT store_id, date_trunc('hour', recorded_at) AS hour, l->>'currency' AS currency, "
+      "sum((l->>'qty')::bigint) AS units, sum((l->>'qty')::bigint * (l->>'unit_price')::bigint) AS revenue "
+      "FROM events, jsonb_array_elements(event->'sale'->'lines') AS l "
+      "WHERE kind = 'sale' AND recorded_at >= '" + day_from + "' AND recorded_at < timestamptz '" +
+      day_from + "' + interval '2 days' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
+  uint64_t got_units1 = 0;
+  for (size_t pos = 0; pos < hourly.size();) {
+    const size_t end = std::min(hourly.find('\n', pos), hourly.size());
+    const std::string row = hourly.substr(pos, end - pos);
+    if (row.rfind("s1|", 0) == 0) {
+      // store|hour|currency|units|revenue
+      size_t a = row.find('|', 3), b = row.find('|', a + 1), c = row.find('|', b + 1);
+      CHECK(row.substr(a + 1, b - a - 1) == "EUR");
+      got_units1 += std::stoull(row.substr(b + 1, c - b - 1));
+    }
+    pos = end + 1;
+  }
+  CHECK(got_units1 == units1);
+  // Stored but not yet contiguous.
+  CHECK(sql("SELECT p.gateway_id, storegw_u64(p.epoch) AS epoch, e.applied_seq, p.first_seq, "
+            "p.last_seq, p.last_seq - p.first_seq + 1 AS events FROM pending_ranges p "
+            "JOIN gateway_epochs e USING (gateway_id, epoch) ORDER BY 1, 2, 4") ==
+        "gw-02|5|50|61|70|10");
+  // Gateways silent for an hour (none), and one event by its seq.
+  CHECK(sql("SELECT g.gateway_id, g.store_id, e.last_batch_at, g.online, g.backlog_events, g.link "
+            "FROM gateways g JOIN gateway_epochs e ON e.gateway_id = g.gateway_id AND "
+            "e.epoch = g.current_epoch WHERE e.last_batch_at < now() - interval '1 hour' "
+            "ORDER BY e.last_batch_at")
+            .empty());
+  CHECK(sql("SELECT event_id FROM events WHERE gateway_id = 'gw-01' AND storegw_u64(epoch) = " +
+            std::to_string(kEpoch) + " AND seq = 42") == "e42");
+  CHECK(sql("SELECT count(*) FROM storegw_drop_events_before(now() - interval '13 months')") == "0");
+
+  // The publication: one insert per stored event, each as a change of
+  // `events` itself (its relation id), not of the monthly partition
+  // (pgoutput of PostgreSQL 15 describes the partition too, in a Relation
+  // message of its own, but the inserts name the root).
+  CHECK(sql("WITH m AS (SELECT data FROM pg_logical_slot_peek_binary_changes('kafka', NULL, NULL, "
+            "'proto_version', '1', 'publication_names', 'storegw_events')), "
+            "root AS (SELECT substring(data FROM 2 FOR 4) AS relid FROM m WHERE get_byte(data, 0) = 82 "
+            "AND position('\\x7075626c6963006576656e747300'::bytea IN data) > 0) "  // public\0events\0
+            "SELECT (SELECT count(*) FROM m WHERE get_byte(data, 0) = 73), "          // 'I'nsert
+            "(SELECT count(*) FROM m, root WHERE get_byte(m.data, 0) = 73 "
+            "AND substring(m.data FROM 2 FOR 4) = root.relid)") == "160|160");
+}
+
+}  // namespace storegw::hq
