@@ -18,6 +18,7 @@
 //
 //   hq_store_bench [--gateways 200] [--events 5000] [--batch 500]
 //                  [--per-txn 64] [--fsync on|off] [--quick]
+//                  [--runs copy1,copy2,insert1,raw1,raw2]  (in this order; default all)
 #include <google/protobuf/util/json_util.h>
 
 #include <atomic>
@@ -50,6 +51,7 @@ struct Options {
   int batch = 500;
   int per_txn = 64;
   bool fsync = true;
+  std::vector<std::string> runs = {"copy1", "copy2", "insert1", "raw1", "raw2"};
 };
 
 double Seconds(Clock::time_point since) {
@@ -204,6 +206,17 @@ int main(int argc, char** argv) {
     else if (a == "--batch") opt.batch = std::atoi(next().c_str());
     else if (a == "--per-txn") opt.per_txn = std::atoi(next().c_str());
     else if (a == "--fsync") opt.fsync = next() != "off";
+    else if (a == "--runs") {
+      opt.runs.clear();
+      std::string list = next() + ",";
+      for (size_t p = 0, q; (q = list.find(',', p)) != std::string::npos; p = q + 1) {
+        const std::string r = list.substr(p, q - p);
+        if (r != "copy1" && r != "copy2" && r != "insert1" && r != "raw1" && r != "raw2") {
+          Die("--runs: unknown run " + r + " (copy1, copy2, insert1, raw1, raw2)");
+        }
+        opt.runs.push_back(r);
+      }
+    }
     else if (a == "--quick") {
       opt.gateways = 8;
       opt.events = 500;
@@ -211,7 +224,7 @@ int main(int argc, char** argv) {
       opt.per_txn = 8;
     } else {
       Die("unknown argument " + a +
-          " (--gateways N --events N --batch N --per-txn N --fsync on|off --quick)");
+          " (--gateways N --events N --batch N --per-txn N --fsync on|off --quick --runs LIST)");
     }
   }
   if (opt.gateways < 1 || opt.events < 1 || opt.batch < 1 || opt.per_txn < 1) {
@@ -252,17 +265,18 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   };
   using W = hq::PgStoreOptions::RowWriter;
-  line("PgStore, 1 connection, COPY", PgStoreRun(pg, "bench_copy1", txns, 1, W::kCopy, total));
-  pg.Psql("DROP DATABASE bench_copy1", "postgres");
-  line("PgStore, 2 connections, COPY", PgStoreRun(pg, "bench_copy2", txns, 2, W::kCopy, total));
-  pg.Psql("DROP DATABASE bench_copy2", "postgres");
-  line("PgStore, 1 connection, multi-row INSERT",
-       PgStoreRun(pg, "bench_insert1", txns, 1, W::kInsert, total));
-  pg.Psql("DROP DATABASE bench_insert1", "postgres");
-  line("raw COPY into events, 1 connection", RawCopyRun(pg, "bench_raw1", txns, 1, total));
-  pg.Psql("DROP DATABASE bench_raw1", "postgres");
-  line("raw COPY into events, 2 connections", RawCopyRun(pg, "bench_raw2", txns, 2, total));
-  pg.Psql("DROP DATABASE bench_raw2", "postgres");
+  int n = 0;
+  for (const std::string& r : opt.runs) {
+    const std::string db = "bench_" + r + "_" + std::to_string(++n);
+    if (r == "copy1") line("PgStore, 1 connection, COPY", PgStoreRun(pg, db, txns, 1, W::kCopy, total));
+    if (r == "copy2") line("PgStore, 2 connections, COPY", PgStoreRun(pg, db, txns, 2, W::kCopy, total));
+    if (r == "insert1") {
+      line("PgStore, 1 connection, multi-row INSERT", PgStoreRun(pg, db, txns, 1, W::kInsert, total));
+    }
+    if (r == "raw1") line("raw COPY into events, 1 connection", RawCopyRun(pg, db, txns, 1, total));
+    if (r == "raw2") line("raw COPY into events, 2 connections", RawCopyRun(pg, db, txns, 2, total));
+    pg.Psql("DROP DATABASE " + db, "postgres");
+  }
   JsonRates(txns);
   return 0;
 }
