@@ -11,8 +11,22 @@ namespace {
 
 constexpr const char* kConfigField = "[hq] database";
 
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+// libpq's messages end in a newline and may span lines ("...failed:
+// Connection refused\n\tIs the server running on that host..."): one line
+// for the log.
+std::string Trim(const std::string& in) {
+  std::string s;
+  bool blank = false;
+  for (char c : in) {
+    const bool ws = c == '\n' || c == '\t' || c == '\r' || c == ' ';
+    if (ws) {
+      blank = !s.empty();
+      continue;
+    }
+    if (blank) s += ' ';
+    blank = false;
+    s += c;
+  }
   return s;
 }
 
@@ -134,9 +148,13 @@ Params::View Params::view() const {
 
 Result<std::unique_ptr<Conn>> Conn::Connect(const std::string& conninfo, const Target& target) {
   // Our defaults first; whatever the string says (expanded from "dbname")
-  // overrides them.
-  const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
-  const char* vals[] = {"10", "storegw-hq", conninfo.c_str(), nullptr};
+  // overrides them. TCP keepalives and a user timeout: a server that
+  // vanishes from the network fails the statement under way within about
+  // 30 s instead of the kernel's 15 minutes of retransmissions.
+  const char* keys[] = {"connect_timeout", "application_name", "keepalives_idle",
+                        "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                        "dbname", nullptr};
+  const char* vals[] = {"10", "storegw-hq", "10", "5", "3", "30000", conninfo.c_str(), nullptr};
   PGconn* c = PQconnectdbParams(keys, vals, /*expand_dbname=*/1);
   if (!c) return Status::Unavailable("cannot connect to PostgreSQL (" + target.Describe() + "): out of memory");
   if (PQstatus(c) != CONNECTION_OK) {

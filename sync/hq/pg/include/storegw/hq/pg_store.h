@@ -8,6 +8,11 @@
 // transaction; replicas may apply the same gateway at the same time (every
 // (gateway, epoch) is locked for the transaction, always in the same order).
 //
+// RecordStatus keeps the last status per gateway; a status naming an epoch
+// the gateway has left (superseded: a late last will of a replaced
+// journal) is ignored. A status naming an epoch HQ has not seen makes it
+// the gateway's current one, as a batch would.
+//
 // One PgStore is one connection: calls are serialised by a mutex (it may be
 // shared between threads); for parallel applies open several PgStores.
 // After the server went away the call that found out fails; the next call
