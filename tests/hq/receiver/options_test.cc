@@ -43,6 +43,11 @@ TEST_CASE("receiver: options are checked, each error names its key") {
   };
   ReceiverOptions none;
   CHECK(error(none).find("nothing to receive from") != std::string::npos);
+  ReceiverOptions tiny;
+  tiny.https.listen = "127.0.0.1:0";
+  tiny.max_batch_bytes = 100;
+  CHECK(error(tiny).find("max_batch_bytes: must be 1024..1073741824, got 100") !=
+        std::string::npos);
   ReceiverOptions bad_url;
   bad_url.mqtt.url = "http://broker:1883";
   CHECK(error(bad_url).find("mqtt.url") != std::string::npos);

@@ -31,7 +31,8 @@ using sync_test::WaitUntil;
 constexpr auto kHttpsWait = 60s;
 
 struct HttpsHq {
-  HttpsHq(const Pki& pki, const std::string& db, bool mtls = false) {
+  HttpsHq(const Pki& pki, const std::string& db, bool mtls = false,
+          uint64_t max_batch_bytes = uint64_t{64} << 20) {
     auto s = PgStore::Open(SharedPostgres().CreateDatabase(db));
     REQUIRE_MESSAGE(s.ok(), s.status().ToString());
     store = std::move(*s);
@@ -41,6 +42,7 @@ struct HttpsHq {
     o.https.cert_file = pki.server_crt.string();
     o.https.key_file = pki.server_key.string();
     if (mtls) o.https.client_ca_file = pki.ca_crt.string();
+    o.max_batch_bytes = max_batch_bytes;
     auto r = Receiver::Create(o, store.get());
     REQUIRE_MESSAGE(r.ok(), r.status().ToString());
     receiver = std::move(*r);
@@ -98,7 +100,7 @@ TEST_CASE("https: a real uplink (transport = https) drains its backlog over TLS,
 TEST_CASE("https: answer codes: 200 with HqAck after the commit, 4xx for bad input, 409 from the store") {
   const Pki& pki = hq_test::SharedPki();
   const std::string db = FreshDb("https_codes");
-  HttpsHq hq(pki, db);
+  HttpsHq hq(pki, db, /*mtls=*/false, /*max_batch_bytes=*/1u << 20);
   const std::string ca = pki.ca_crt.string();
   const v1::EventBatch b1 = MakeBatch("s1", "gw-50", 12714390518233010731ull, 1, 5);
 
@@ -138,8 +140,8 @@ TEST_CASE("https: answer codes: 200 with HqAck after the commit, 4xx for bad inp
   const std::string z = Deflated(b1);
   a = PostBatch(hq.port, ca, z.substr(0, z.size() - 8) + "garbage!", GatewayHeaders(b1));
   CHECK(a.status == 400);
-  // 413: a small deflate stream that inflates beyond 64 MiB.
-  auto bomb = sync::Deflate(std::string(65u << 20, '\0'), 9);
+  // 413: a small deflate stream that inflates beyond max_batch_bytes.
+  auto bomb = sync::Deflate(std::string(2u << 20, '\0'), 9);
   REQUIRE(bomb.ok());
   a = PostBatch(hq.port, ca, *bomb, GatewayHeaders(b1));
   CHECK_MESSAGE(a.status == 413, a.status << " " << a.error << a.body);

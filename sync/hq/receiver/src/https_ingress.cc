@@ -64,7 +64,8 @@ int StatusFor(RefuseReason r) {
 }  // namespace
 
 Result<std::unique_ptr<HttpsIngress>> HttpsIngress::Create(const HttpsIngressOptions& o,
-                                                           Ingest* ingest, Reporter* reporter) {
+                                                           size_t max_batch_bytes, Ingest* ingest,
+                                                           Reporter* reporter) {
   auto addr = http::ParseListenAddress(o.listen);
   if (!addr.ok()) return addr.status().WithFieldPrefix("https.listen");
   if (o.cert_file.empty() || o.key_file.empty()) {
@@ -73,12 +74,13 @@ Result<std::unique_ptr<HttpsIngress>> HttpsIngress::Create(const HttpsIngressOpt
         "is required with https.listen: the batch ingress serves HTTPS only (batches are sales "
         "data crossing the internet)");
   }
-  return std::unique_ptr<HttpsIngress>(new HttpsIngress(std::move(*addr), o, ingest, reporter));
+  return std::unique_ptr<HttpsIngress>(
+      new HttpsIngress(std::move(*addr), o, max_batch_bytes, ingest, reporter));
 }
 
-HttpsIngress::HttpsIngress(http::ListenAddress addr, const HttpsIngressOptions& o, Ingest* ingest,
-                           Reporter* reporter)
-    : addr_(std::move(addr)), ingest_(ingest), reporter_(reporter) {
+HttpsIngress::HttpsIngress(http::ListenAddress addr, const HttpsIngressOptions& o,
+                           size_t max_batch_bytes, Ingest* ingest, Reporter* reporter)
+    : addr_(std::move(addr)), max_bytes_(max_batch_bytes), ingest_(ingest), reporter_(reporter) {
   http::ServerOptions so;
   so.name = "https.listen";
   so.tls.cert_file = o.cert_file;
@@ -89,7 +91,7 @@ HttpsIngress::HttpsIngress(http::ListenAddress addr, const HttpsIngressOptions& 
   so.threads = 32;
   so.keep_alive_timeout_s = 10;
   so.io_timeout_s = 30;
-  so.max_body_bytes = kMaxBatchBytes;
+  so.max_body_bytes = max_bytes_;
   so.closing = [this] { return closing_.load(); };
   server_ = std::make_unique<http::Server>(std::move(so));
   Routes();
@@ -146,10 +148,10 @@ void HttpsIngress::Routes() {
       errno = 0;
       char* end = nullptr;
       const unsigned long long n = std::strtoull(len.c_str(), &end, 10);
-      if (errno != 0 || end == len.c_str() || n > kMaxBatchBytes) {
+      if (errno != 0 || end == len.c_str() || n > max_bytes_) {
         return refuse(413, RefuseReason::kUndecodable,
                       "body of " + Shown(len) + " bytes exceeds the limit of " +
-                          std::to_string(kMaxBatchBytes) + " bytes");
+                          std::to_string(max_bytes_) + " bytes");
       }
     }
     if (Header(req, "Idempotency-Key").empty()) {
@@ -173,7 +175,7 @@ void HttpsIngress::Routes() {
     std::string body;
     bool too_big = false;
     const bool read = reader([&](const char* data, size_t n) {
-      if (body.size() + n > kMaxBatchBytes) {
+      if (body.size() + n > max_bytes_) {
         too_big = true;
         return false;
       }
@@ -184,7 +186,7 @@ void HttpsIngress::Routes() {
       res.set_header("Connection", "close");
       if (too_big) {
         return refuse(413, RefuseReason::kUndecodable,
-                      "inflated body exceeds the limit of " + std::to_string(kMaxBatchBytes) +
+                      "inflated body exceeds the limit of " + std::to_string(max_bytes_) +
                           " bytes");
       }
       return refuse(400, RefuseReason::kUndecodable,
@@ -196,7 +198,7 @@ void HttpsIngress::Routes() {
                                         PayloadEncoding::kDeflate
                                     ? PayloadEncoding::kSniff
                                     : PayloadEncoding::kIdentity;
-    Decoded d = DecodeBatch(body, enc);
+    Decoded d = DecodeBatch(body, enc, {}, DecodeLimits{max_bytes_, max_bytes_});
     if (!d.ok()) return refuse(StatusFor(*d.refused), *d.refused, d.detail);
     const std::string key = Header(req, "Idempotency-Key");
     const std::string want = BatchIdempotencyKey(d.batch.batch);

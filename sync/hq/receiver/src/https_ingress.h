@@ -14,7 +14,8 @@
 //        inflated or read                       } refused for good: the
 //   409  the store refused it: a superseded    } gateway stops and shows
 //        epoch, or a seq holding another event } the answer's text in its
-//   413  larger than 64 MiB (sent or inflated) } last_error until it is
+//   413  larger than max_batch_bytes (64 MiB) }
+//        sent or inflated                     } last_error until it is
 //   415  a Content-Type other than             } restarted
 //        application/x-protobuf, a
 //        Content-Encoding other than deflate
@@ -44,7 +45,8 @@ class HttpsIngress {
  public:
   // Checks `o` (kInvalidArgument naming the https.* key); the TLS files are
   // read by Start().
-  static Result<std::unique_ptr<HttpsIngress>> Create(const HttpsIngressOptions& o, Ingest* ingest,
+  static Result<std::unique_ptr<HttpsIngress>> Create(const HttpsIngressOptions& o,
+                                                      size_t max_batch_bytes, Ingest* ingest,
                                                       Reporter* reporter);
   ~HttpsIngress();  // Stop()
   HttpsIngress(const HttpsIngress&) = delete;
@@ -55,11 +57,12 @@ class HttpsIngress {
   uint16_t port() const { return server_->port(); }
 
  private:
-  HttpsIngress(http::ListenAddress addr, const HttpsIngressOptions& o, Ingest* ingest,
-               Reporter* reporter);
+  HttpsIngress(http::ListenAddress addr, const HttpsIngressOptions& o, size_t max_batch_bytes,
+               Ingest* ingest, Reporter* reporter);
   void Routes();
 
   const http::ListenAddress addr_;
+  const size_t max_bytes_;  // sent or inflated
   Ingest* const ingest_;
   Reporter* const reporter_;
   std::atomic<bool> closing_{false};

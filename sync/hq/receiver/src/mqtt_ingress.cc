@@ -87,7 +87,12 @@ class MqttIngress::Callbacks final : public mqtt::callback {
         has_encoding = true;
       }
     }
-    owner_->OnMessage(m->get_topic(), m->get_payload_str(), encoding, has_encoding);
+    try {
+      owner_->OnMessage(m->get_topic(), m->get_payload_str(), encoding, has_encoding);
+    } catch (const std::exception& e) {
+      // Nothing may leave a Paho callback. Not stored, not acknowledged.
+      spdlog::error("hq: mqtt: a message on {} was dropped: {}", m->get_topic(), e.what());
+    }
   }
   void delivery_complete(mqtt::delivery_token_ptr) override {}
 
@@ -96,7 +101,8 @@ class MqttIngress::Callbacks final : public mqtt::callback {
 };
 
 Result<std::unique_ptr<MqttIngress>> MqttIngress::Create(const MqttIngressOptions& in,
-                                                         Ingest* ingest, Reporter* reporter) {
+                                                         size_t max_batch_bytes, Ingest* ingest,
+                                                         Reporter* reporter) {
   MqttIngressOptions o = in;
   auto url = sync::ParseBrokerUrl(o.url);
   if (!url.ok()) {
@@ -138,7 +144,8 @@ Result<std::unique_ptr<MqttIngress>> MqttIngress::Create(const MqttIngressOption
     return Status::InvalidArgument("mqtt.client_id",
                                    "must be at most 128 characters without / + or #");
   }
-  auto m = std::unique_ptr<MqttIngress>(new MqttIngress(std::move(o), ingest, reporter));
+  auto m = std::unique_ptr<MqttIngress>(
+      new MqttIngress(std::move(o), max_batch_bytes, ingest, reporter));
   m->paho_uri_ = url->paho_uri();
   m->host_port_ = url->host_port();
   m->host_ = url->host;
@@ -147,8 +154,10 @@ Result<std::unique_ptr<MqttIngress>> MqttIngress::Create(const MqttIngressOption
   return m;
 }
 
-MqttIngress::MqttIngress(MqttIngressOptions o, Ingest* ingest, Reporter* reporter)
+MqttIngress::MqttIngress(MqttIngressOptions o, size_t max_batch_bytes, Ingest* ingest,
+                         Reporter* reporter)
     : o_(std::move(o)),
+      max_bytes_(max_batch_bytes),
       ingest_(ingest),
       reporter_(reporter),
       cb_(std::make_unique<Callbacks>(this)) {
@@ -195,6 +204,7 @@ void MqttIngress::QueueAcks(std::vector<AckTarget> acks) {
 }
 
 void MqttIngress::OnLost(const std::string& cause) {
+  reporter_->Update([](ReceiverStats& s) { s.mqtt_connected = false; });
   std::lock_guard lk(mu_);
   lost_ = true;
   lost_cause_ = cause;
@@ -219,7 +229,8 @@ void MqttIngress::OnMessage(const std::string& topic, const std::string& payload
       }
       enc = *e;
     }
-    Decoded d = DecodeBatch(payload, enc, BatchOrigin{t->store_id, t->gateway_id, "topic"});
+    Decoded d = DecodeBatch(payload, enc, BatchOrigin{t->store_id, t->gateway_id, "topic"},
+                            DecodeLimits{max_bytes_, max_bytes_});
     if (!d.ok()) {
       reporter_->Refused(*d.refused, source, d.detail);
       return;

@@ -56,7 +56,8 @@ namespace storegw::hq::internal {
 class MqttIngress {
  public:
   // Checks `o` (kInvalidArgument naming the mqtt.* key). Does not connect.
-  static Result<std::unique_ptr<MqttIngress>> Create(const MqttIngressOptions& o, Ingest* ingest,
+  static Result<std::unique_ptr<MqttIngress>> Create(const MqttIngressOptions& o,
+                                                     size_t max_batch_bytes, Ingest* ingest,
                                                      Reporter* reporter);
   ~MqttIngress();  // Stop()
   MqttIngress(const MqttIngress&) = delete;
@@ -77,7 +78,7 @@ class MqttIngress {
 
  private:
   class Callbacks;
-  MqttIngress(MqttIngressOptions o, Ingest* ingest, Reporter* reporter);
+  MqttIngress(MqttIngressOptions o, size_t max_batch_bytes, Ingest* ingest, Reporter* reporter);
 
   // One connection attempt with a fresh client: connect, subscribe.
   Status Connect();
@@ -92,6 +93,7 @@ class MqttIngress {
   void OnLost(const std::string& cause);
 
   const MqttIngressOptions o_;
+  const size_t max_bytes_;  // sent or inflated
   Ingest* const ingest_;
   Reporter* const reporter_;
   std::string events_filter_, status_filter_;

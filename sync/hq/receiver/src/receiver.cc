@@ -29,7 +29,7 @@ class ReceiverImpl final : public Receiver {
 
   Status Init(const ReceiverOptions& o) {
     if (!o.mqtt.url.empty()) {
-      auto m = MqttIngress::Create(o.mqtt, &ingest_, &reporter_);
+      auto m = MqttIngress::Create(o.mqtt, o.max_batch_bytes, &ingest_, &reporter_);
       if (!m.ok()) return m.status();
       mqtt_ = std::move(*m);
       ingest_.SetAckSink([m = mqtt_.get()](std::vector<internal::AckTarget> acks) {
@@ -37,7 +37,7 @@ class ReceiverImpl final : public Receiver {
       });
     }
     if (!o.https.listen.empty()) {
-      auto h = HttpsIngress::Create(o.https, &ingest_, &reporter_);
+      auto h = HttpsIngress::Create(o.https, o.max_batch_bytes, &ingest_, &reporter_);
       if (!h.ok()) return h.status();
       https_ = std::move(*h);
     }
@@ -102,6 +102,10 @@ Result<std::unique_ptr<Receiver>> Receiver::Create(ReceiverOptions options, Even
   if (options.max_txn_delay_ms > 10000) {
     return Status::InvalidArgument("max_txn_delay_ms", "must be 0..10000, got " +
                                                             std::to_string(options.max_txn_delay_ms));
+  }
+  if (options.max_batch_bytes < 1024 || options.max_batch_bytes > (uint64_t{1} << 30)) {
+    return Status::InvalidArgument("max_batch_bytes", "must be 1024..1073741824, got " +
+                                                          std::to_string(options.max_batch_bytes));
   }
   auto r = std::make_unique<ReceiverImpl>(options, store);
   if (Status s = r->Init(options); !s.ok()) return s;

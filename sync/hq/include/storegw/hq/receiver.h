@@ -46,6 +46,10 @@ struct ReceiverOptions {
   // for at most this long after the first one arrived.
   uint32_t max_batches_per_txn = 64;
   uint32_t max_txn_delay_ms = 5;
+  // A batch larger than this, as received or inflated, is refused
+  // (undecodable; HTTPS 413). Far above a gateway's largest batch
+  // (uplink.max_message_bytes, 256 KiB by default). 1 KiB .. 1 GiB.
+  uint64_t max_batch_bytes = uint64_t{64} << 20;
 };
 
 // Counters for /metrics and the log (monotonic since start).

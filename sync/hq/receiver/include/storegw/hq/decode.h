@@ -48,8 +48,9 @@ enum class PayloadEncoding {
 // anything else (gzip, br, x-custom) is nullopt: not supported.
 std::optional<PayloadEncoding> ParseContentEncoding(std::string_view value);
 
-// 64 MiB: far above a gateway's largest batch (uplink.max_message_bytes,
-// 256 KiB by default), far below what would hurt HQ.
+// 64 MiB (ReceiverOptions::max_batch_bytes): far above a gateway's largest
+// batch (uplink.max_message_bytes, 256 KiB by default), far below what
+// would hurt HQ.
 inline constexpr size_t kMaxBatchBytes = size_t{64} << 20;
 
 struct DecodeLimits {
