@@ -11,11 +11,20 @@
 # giving storegw_<ver>-1_<arch>.deb + storegw-dbgsym_<ver>-1_<arch>.ddeb and
 # storegw-<ver>-1.<arch>.rpm + storegw-debuginfo-<ver>-1.<arch>.rpm.
 #
+# The second package, storegw-hq (head office's receiver, gateway/hq/, files
+# in packaging/hq/), comes from the same build with its own config file:
+#     cd build/release && cpack --config CPackConfig-storegw-hq.cmake -G DEB
+# (and -G RPM): storegw-hq_<ver>-1_<arch>.deb, storegw-hq-<ver>-1.<arch>.rpm.
+# It is the same CPack set-up with STOREGW_CPACK_PACKAGE=storegw-hq, which
+# packaging/CPackProjectConfig.cmake.in turns into storegw-hq's name,
+# components, scripts and requirements.
+#
 # The install rules describe the packaged layout (prefix /usr, config in
 # /etc/storegw); they are not meant for `cmake --install` into /usr/local.
 # Everything packaged is in install component "storegw" (plus "storegw-deb",
-# the Debian-only docs), so install() rules added elsewhere for other
-# purposes never leak into a package.
+# the Debian-only docs), or "storegw-hq" (plus "storegw-hq-deb"), so
+# install() rules added elsewhere for other purposes never leak into a
+# package.
 
 option(STOREGW_PACKAGING
   "Build the packaged release: -O2 -g, _FORTIFY_SOURCE=2, -fstack-protector-strong, PIE, full RELRO"
@@ -78,7 +87,9 @@ if(STOREGW_PACKAGING)
   # symlink per top-level entry of the source (binary) dir, minus the build
   # tree itself, so that no symlink loops back into it.
   set(STOREGW_RPM_SOURCES_PREFIX /usr/src/debug/storegw-${PROJECT_VERSION})
-  string(LENGTH "${STOREGW_RPM_SOURCES_PREFIX}/src_0" _need)
+  set(STOREGW_HQ_RPM_SOURCES_PREFIX /usr/src/debug/storegw-hq-${PROJECT_VERSION})
+  # Long enough for both packages' prefixes (storegw-hq's is the longer).
+  string(LENGTH "${STOREGW_HQ_RPM_SOURCES_PREFIX}/src_0" _need)
   set(_farm ${CMAKE_BINARY_DIR}/packaging/debug-sources)
   string(LENGTH "${_farm}/source" _have)
   while(_have LESS _need)
@@ -203,6 +214,53 @@ install(FILES ${_pkg_src}/lintian-overrides DESTINATION share/lintian/overrides
   RENAME storegw COMPONENT storegw-deb)
 
 # ---------------------------------------------------------------------------
+# storegw-hq (packaging/hq/): its unit, config, man page and changelog, in
+# install components "storegw-hq" and "storegw-hq-deb".
+if(TARGET storegw-hq)
+  set(_hq_src ${_pkg_src}/hq)
+  set(_hq_out ${_pkg_out}/hq)
+  file(MAKE_DIRECTORY ${_hq_out})
+  set(STOREGW_HQ_PKG_CONFIG /etc/storegw-hq/storegw-hq.toml)
+  set(STOREGW_HQ_UNIT_EXEC ${STOREGW_PKG_PREFIX}/bin/storegw-hq)
+  configure_file(${_hq_src}/storegw-hq.service.in ${_hq_out}/storegw-hq.service @ONLY)
+  set(_hq_gz)
+  foreach(pair "docs/storegw-hq.1|storegw-hq.1.gz" "packaging/hq/changelog|changelog.Debian.gz")
+    string(REPLACE "|" ";" pair "${pair}")
+    list(GET pair 0 in)
+    list(GET pair 1 out)
+    add_custom_command(OUTPUT ${_hq_out}/${out}
+      COMMAND ${STOREGW_GZIP} -9nc ${CMAKE_SOURCE_DIR}/${in} > ${_hq_out}/${out}
+      DEPENDS ${CMAKE_SOURCE_DIR}/${in}
+      COMMENT "gzip ${in}"
+      VERBATIM)
+    list(APPEND _hq_gz ${_hq_out}/${out})
+  endforeach()
+  add_custom_target(storegw_hq_packaging_files ALL DEPENDS ${_hq_gz})
+  file(STRINGS ${_hq_src}/changelog _hq_cl_first LIMIT_COUNT 1)
+  if(NOT _hq_cl_first MATCHES "^storegw-hq \\(${PROJECT_VERSION}-${STOREGW_PKG_RELEASE}\\) ")
+    message(WARNING "packaging/hq/changelog starts with '${_hq_cl_first}', not with version "
+                    "${PROJECT_VERSION}-${STOREGW_PKG_RELEASE}: add an entry for this version "
+                    "(and to packaging/hq/rpm/changelog)")
+  endif()
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+    ${_hq_src}/changelog ${_hq_src}/storegw-hq.service.in)
+
+  install(TARGETS storegw-hq RUNTIME DESTINATION bin COMPONENT storegw-hq)
+  install(FILES ${_hq_src}/storegw-hq.toml DESTINATION /etc/storegw-hq COMPONENT storegw-hq
+    PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+  install(FILES ${_hq_out}/storegw-hq.service DESTINATION lib/systemd/system
+    COMPONENT storegw-hq)
+  install(FILES ${_hq_src}/storegw-hq.sysusers DESTINATION lib/sysusers.d
+    RENAME storegw-hq.conf COMPONENT storegw-hq)
+  install(FILES ${_hq_out}/storegw-hq.1.gz DESTINATION share/man/man1 COMPONENT storegw-hq)
+  install(FILES ${_pkg_src}/copyright DESTINATION share/doc/storegw-hq COMPONENT storegw-hq)
+  install(FILES ${_hq_out}/changelog.Debian.gz DESTINATION share/doc/storegw-hq
+    COMPONENT storegw-hq-deb)
+  install(FILES ${_hq_src}/lintian-overrides DESTINATION share/lintian/overrides
+    RENAME storegw-hq COMPONENT storegw-hq-deb)
+endif()
+
+# ---------------------------------------------------------------------------
 # CPack.
 set(CPACK_PACKAGE_NAME storegw)
 set(CPACK_PACKAGE_VENDOR "storegw")
@@ -226,6 +284,22 @@ set(CPACK_PROJECT_CONFIG_FILE ${_pkg_out}/CPackProjectConfig.cmake)
 set(STOREGW_CPACK_PROJECT_DEB "${CMAKE_BINARY_DIR};storegw;storegw;/;${CMAKE_BINARY_DIR};storegw;storegw-deb;/")
 set(STOREGW_CPACK_PROJECT_RPM "${CMAKE_BINARY_DIR};storegw;storegw;/")
 set(CPACK_INSTALL_CMAKE_PROJECTS "${STOREGW_CPACK_PROJECT_RPM}")
+# storegw-hq's, chosen by STOREGW_CPACK_PACKAGE (CPackConfig-storegw-hq.cmake).
+set(STOREGW_HQ_CPACK_PROJECT_DEB "${CMAKE_BINARY_DIR};storegw;storegw-hq;/;${CMAKE_BINARY_DIR};storegw;storegw-hq-deb;/")
+set(STOREGW_HQ_CPACK_PROJECT_RPM "${CMAKE_BINARY_DIR};storegw;storegw-hq;/")
+set(STOREGW_HQ_PACKAGE_DESCRIPTION
+"storegw-hq is head office's end of storegw's wire protocol. It receives the
+event batches of storegw store gateways over MQTT 5 (shared subscriptions,
+so several replicas share the load) and HTTPS, stores every event exactly
+once in PostgreSQL 15 and acknowledges a batch to its gateway only after the
+commit. It shows the fleet (online, backlog, lag, applied seq) as a web
+page, JSON and Prometheus metrics, and publishes stock snapshots and prices
+down to the stores.
+.
+The package runs it as the hardened systemd service storegw-hq.service
+under the system user storegw-hq, with its configuration in
+/etc/storegw-hq/storegw-hq.toml; the PostgreSQL database is set up by the
+administrator.")
 
 # Debug packages. The deb's (CPack strips the binary and puts the debug
 # file, named by build id, into storegw-dbgsym_*.ddeb) needs only -g:
@@ -277,7 +351,7 @@ set(STOREGW_RPM_NAME_MAP
   libpaho-mqtt3as=paho-c libpaho-mqtt3a=paho-c libpaho-mqtt3cs=paho-c libpaho-mqtt3c=paho-c
   libpaho-mqttpp3=paho-cpp libsqlite3=sqlite-libs libcurl=libcurl libprotobuf=protobuf
   libspdlog=spdlog libfmt=fmt libtomlplusplus=tomlplusplus libcpp-httplib=cpp-httplib
-  libsystemd=systemd-libs libssl=openssl-libs libcrypto=openssl-libs libz=zlib
+  libsystemd=systemd-libs libssl=openssl-libs libcrypto=openssl-libs libz=zlib libpq=libpq
   libc= libm= libgcc_s= libstdc++= ld-linux-x86-64= ld-linux-aarch64=)
 set(CPACK_RPM_PACKAGE_REQUIRES_PRE "shadow-utils")
 set(CPACK_RPM_PRE_INSTALL_SCRIPT_FILE ${_pkg_src}/rpm/pre.sh)
@@ -300,6 +374,16 @@ if(STOREGW_RPM_DEBUG_PACKAGE)
   set(CPACK_RPM_BUILD_SOURCE_DIRS_PREFIX ${STOREGW_RPM_SOURCES_PREFIX})
 endif()
 
+# storegw-hq's settings, for packaging/CPackProjectConfig.cmake.in.
+if(TARGET storegw-hq)
+  set(STOREGW_HQ_EXE_GENEX "$<TARGET_FILE:storegw-hq>")
+  set(STOREGW_HQ_DEB_CONTROL_EXTRA
+    ${_pkg_src}/hq/deb/conffiles ${_pkg_src}/hq/deb/postinst ${_pkg_src}/hq/deb/prerm
+    ${_pkg_src}/hq/deb/postrm)
+else()
+  set(STOREGW_HQ_EXE_GENEX "")
+endif()
+
 if(CMAKE_READELF)
   set(STOREGW_READELF ${CMAKE_READELF})
 else()
@@ -310,3 +394,11 @@ file(GENERATE OUTPUT ${_pkg_out}/CPackProjectConfig.cmake
   INPUT ${_pkg_out}/CPackProjectConfig.cmake.tmp)
 
 include(CPack)
+
+# storegw-hq's CPack config: storegw's, with the package chosen.
+if(TARGET storegw-hq)
+  file(WRITE ${CMAKE_BINARY_DIR}/CPackConfig-storegw-hq.cmake
+    "# Generated by cmake/packaging.cmake: storegw's CPack config, building storegw-hq.\n"
+    "include(\"${CMAKE_BINARY_DIR}/CPackConfig.cmake\")\n"
+    "set(STOREGW_CPACK_PACKAGE storegw-hq)\n")
+endif()

@@ -8,7 +8,13 @@
 #                                       installed binary and unit, and what purge keeps
 #
 # Environment (from CMakeLists.txt): STOREGW_VERSION, STOREGW_PACKAGING (ON/OFF),
-# STOREGW_DEB_DEBUG (ON/OFF), STOREGW_SOURCE_DIR, STOREGW_EXE (build-tree binary).
+# STOREGW_DEB_DEBUG (ON/OFF), STOREGW_SOURCE_DIR, STOREGW_EXE (build-tree binary),
+# STOREGW_HQ_EXE (build-tree storegw-hq; unset in a build without it).
+#
+# Each mode does the same for the second package of the tree, storegw-hq
+# (head office's receiver, packaging/hq/), when the build has it: built from
+# BIN_DIR/CPackConfig-storegw-hq.cmake, checked with lintian, rpm and
+# dpkg -i / upgrade / -r / -P like storegw.
 #
 # The install mode needs root (it installs a package) and refuses to run when
 # storegw is already installed or /var/lib/storegw exists: it must not touch
@@ -28,6 +34,13 @@ DEB=$OUT/deb/storegw_${STOREGW_VERSION}-1_${DEB_ARCH}.deb
 DDEB=$OUT/deb/storegw-dbgsym_${STOREGW_VERSION}-1_${DEB_ARCH}.ddeb
 RPM=$OUT/rpm/storegw-${STOREGW_VERSION}-1.${RPM_ARCH}.rpm
 RPM_DEBUG=$OUT/rpm/storegw-debuginfo-${STOREGW_VERSION}-1.${RPM_ARCH}.rpm
+# storegw-hq: packaged when the build has it.
+HQ_CONFIG=$BIN/CPackConfig-storegw-hq.cmake
+HQ_DEB=$OUT/deb-hq/storegw-hq_${STOREGW_VERSION}-1_${DEB_ARCH}.deb
+HQ_DDEB=$OUT/deb-hq/storegw-hq-dbgsym_${STOREGW_VERSION}-1_${DEB_ARCH}.ddeb
+HQ_RPM=$OUT/rpm-hq/storegw-hq-${STOREGW_VERSION}-1.${RPM_ARCH}.rpm
+HQ_RPM_DEBUG=$OUT/rpm-hq/storegw-hq-debuginfo-${STOREGW_VERSION}-1.${RPM_ARCH}.rpm
+have_hq() { [ -n "${STOREGW_HQ_EXE:-}" ] && [ -f "$HQ_CONFIG" ]; }
 unset STOREGW_PURGE_FORCE
 
 failures=0
@@ -71,6 +84,10 @@ finish() {
 need_packages() {
   [ -f "$DEB" ] || die "$DEB is missing: the packaging.build test makes it"
   [ -f "$RPM" ] || die "$RPM is missing: the packaging.build test makes it"
+  if have_hq; then
+    [ -f "$HQ_DEB" ] || die "$HQ_DEB is missing: the packaging.build test makes it"
+    [ -f "$HQ_RPM" ] || die "$HQ_RPM is missing: the packaging.build test makes it"
+  fi
 }
 
 # The Debian package that owns a library file, trying the paths dpkg may know
@@ -104,30 +121,48 @@ depends_on() {
 needed_sonames() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
 
 # ---------------------------------------------------------------------------
+# cpack_all CONFIG SUFFIX: cpack -G DEB and -G RPM of CONFIG into $OUT/deb$SUFFIX
+# and $OUT/rpm$SUFFIX.
+cpack_all() {
+  local config=$1 suffix=$2 gen
+  for gen in DEB RPM; do
+    echo "== cpack -G $gen --config ${config##*/}"
+    if ! (cd "$BIN" && timeout 600 cpack -G "$gen" -B "$OUT/${gen,,}$suffix" --config "$config") \
+      >"$OUT/cpack-$gen$suffix.log" 2>&1; then
+      cat "$OUT/cpack-$gen$suffix.log" >&2
+      die "cpack -G $gen --config $config failed"
+    fi
+    grep -E 'package: |Warning|Error' "$OUT/cpack-$gen$suffix.log" || true
+  done
+}
+
+# built_checks DEB DDEB RPM RPM_DEBUG: the packages (and the debug ones that
+# go with the build type) are there.
+built_checks() {
+  check "deb built: $1" test -s "$1"
+  check "rpm built: $3" test -s "$3"
+  if [ "$STOREGW_DEB_DEBUG" = ON ]; then
+    check "deb debug package built: $2" test -s "$2"
+  else
+    check "no deb debug package without -g" test ! -e "$2"
+  fi
+  if [ "$STOREGW_PACKAGING" = ON ]; then
+    check "rpm debuginfo package built: $4" test -s "$4"
+  else
+    check "no rpm debuginfo package outside STOREGW_PACKAGING" test ! -e "$4"
+  fi
+}
+
 mode_build() {
   rm -rf "$OUT"
   mkdir -p "$OUT"
-  local gen
-  for gen in DEB RPM; do
-    echo "== cpack -G $gen"
-    if ! (cd "$BIN" && timeout 600 cpack -G "$gen" -B "$OUT/${gen,,}" --config "$BIN/CPackConfig.cmake") \
-      >"$OUT/cpack-$gen.log" 2>&1; then
-      cat "$OUT/cpack-$gen.log" >&2
-      die "cpack -G $gen failed"
-    fi
-    grep -E 'package: |Warning|Error' "$OUT/cpack-$gen.log" || true
-  done
-  check "deb built: $DEB" test -s "$DEB"
-  check "rpm built: $RPM" test -s "$RPM"
-  if [ "$STOREGW_DEB_DEBUG" = ON ]; then
-    check "deb debug package built: $DDEB" test -s "$DDEB"
+  cpack_all "$BIN/CPackConfig.cmake" ""
+  built_checks "$DEB" "$DDEB" "$RPM" "$RPM_DEBUG"
+  if have_hq; then
+    cpack_all "$HQ_CONFIG" "-hq"
+    built_checks "$HQ_DEB" "$HQ_DDEB" "$HQ_RPM" "$HQ_RPM_DEBUG"
   else
-    check "no deb debug package without -g" test ! -e "$DDEB"
-  fi
-  if [ "$STOREGW_PACKAGING" = ON ]; then
-    check "rpm debuginfo package built: $RPM_DEBUG" test -s "$RPM_DEBUG"
-  else
-    check "no rpm debuginfo package outside STOREGW_PACKAGING" test ! -e "$RPM_DEBUG"
+    echo "(no storegw-hq in this build: only the storegw packages)"
   fi
   finish
 }
@@ -138,13 +173,7 @@ mode_deb() {
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
 
-  echo "== lintian $DEB"
-  local lint rc=0
-  lint=$(timeout 300 lintian --display-info --pedantic --tag-display-limit 0 "$DEB" 2>&1) || rc=$?
-  printf '%s\n' "$lint" | sed 's/^/    /'
-  check "lintian ran (exit $rc; 1 means errors)" test "$rc" -le 1
-  if grep -q '^E: ' <<<"$lint"; then fail "lintian reports errors"; else pass "lintian: no errors"; fi
-  if grep -q '^W: ' <<<"$lint"; then fail "lintian reports warnings"; else pass "lintian: no warnings"; fi
+  lintian_checks "$DEB"
 
   echo "== control fields"
   local f
@@ -162,23 +191,8 @@ mode_deb() {
     contains "$rpmcl" " - ${STOREGW_VERSION}-1"
 
   echo "== Depends (shlibdeps) covers every shared library the binary needs"
-  local depends soname lib pkg
-  depends=$(dpkg-deb -f "$DEB" Depends)
-  echo "    Depends: $depends"
-  check "no mosquitto in Depends (not needed at run time)" not contains "$depends" "mosquitto"
   dpkg-deb -x "$DEB" "$tmp/root"
-  for soname in $(needed_sonames "$tmp/root/usr/bin/storegw"); do
-    # (awk reads to the end: an early exit would SIGPIPE ldconfig under pipefail)
-    lib=$(ldconfig -p | awk -v s="$soname" '$1 == s && lib == "" { lib = $NF } END { print lib }')
-    pkg=$(owner_package "$lib")
-    if [ -z "$pkg" ]; then
-      fail "no Debian package owns $soname ($lib)"
-    elif depends_on "$depends" "$pkg"; then
-      pass "Depends has $pkg or what it provides (for $soname)"
-    else
-      fail "Depends lacks $pkg (for $soname)"
-    fi
-  done
+  depends_checks "$DEB" "$tmp/root/usr/bin/storegw"
 
   echo "== contents"
   local files
@@ -230,7 +244,126 @@ mode_deb() {
   check "unit has no ExecReload (the daemon does not reload)" test "$(grep -c '^ExecReload' "$unit")" = 0
 
   echo "== binary"
-  local bin=$tmp/root/usr/bin/storegw
+  binary_checks "$tmp/root/usr/bin/storegw" "$DDEB" storegw "$tmp/dbg"
+  if have_hq; then
+    hq_deb_checks
+  fi
+  finish
+}
+
+# lintian_checks DEB: no error, no warning (--pedantic; information is shown).
+lintian_checks() {
+  echo "== lintian $1"
+  local lint rc=0
+  lint=$(timeout 300 lintian --display-info --pedantic --tag-display-limit 0 "$1" 2>&1) || rc=$?
+  printf '%s\n' "$lint" | sed 's/^/    /'
+  check "lintian ran (exit $rc; 1 means errors)" test "$rc" -le 1
+  if grep -q '^E: ' <<<"$lint"; then fail "lintian reports errors"; else pass "lintian: no errors"; fi
+  if grep -q '^W: ' <<<"$lint"; then fail "lintian reports warnings"; else pass "lintian: no warnings"; fi
+}
+
+# The storegw-hq deb, like storegw's.
+hq_deb_checks() {
+  echo "== storegw-hq deb"
+  lintian_checks "$HQ_DEB"
+  local f
+  f=$(dpkg-deb -f "$HQ_DEB" Package Version Architecture Section Suggests)
+  check "Package: storegw-hq" grep -qx 'Package: storegw-hq' <<<"$f"
+  check "Version: ${STOREGW_VERSION}-1" contains "$f" "Version: ${STOREGW_VERSION}-1"
+  check "Architecture: $DEB_ARCH" contains "$f" "Architecture: $DEB_ARCH"
+  check "Suggests: postgresql, mosquitto (they may run elsewhere)" \
+    contains "$f" "Suggests: postgresql (>= 15), mosquitto"
+  check "packaging/hq/changelog's newest entry is ${STOREGW_VERSION}-1" \
+    contains "$(head -n1 "$STOREGW_SOURCE_DIR/packaging/hq/changelog")" "storegw-hq (${STOREGW_VERSION}-1) "
+  check "packaging/hq/rpm/changelog's newest entry is ${STOREGW_VERSION}-1" \
+    contains "$(head -n1 "$STOREGW_SOURCE_DIR/packaging/hq/rpm/changelog")" " - ${STOREGW_VERSION}-1"
+
+  echo "== storegw-hq Depends covers every shared library of storegw-hq"
+  dpkg-deb -x "$HQ_DEB" "$tmp/hq"
+  depends_checks "$HQ_DEB" "$tmp/hq/usr/bin/storegw-hq"
+  check "Depends has libpq5 (the database)" contains "$(dpkg-deb -f "$HQ_DEB" Depends)" "libpq5"
+
+  echo "== storegw-hq contents"
+  local files
+  files=$(dpkg-deb -c "$HQ_DEB" | awk '$1 !~ /^d/ {print $NF}' | sed 's|^\./|/|')
+  same_lines "storegw-hq deb file list" "/etc/storegw-hq/storegw-hq.toml
+/usr/bin/storegw-hq
+/usr/lib/systemd/system/storegw-hq.service
+/usr/lib/sysusers.d/storegw-hq.conf
+/usr/share/doc/storegw-hq/changelog.Debian.gz
+/usr/share/doc/storegw-hq/copyright
+/usr/share/lintian/overrides/storegw-hq
+/usr/share/man/man1/storegw-hq.1.gz" "$files"
+  same_lines "every file root/root" "root/root" "$(dpkg-deb -c "$HQ_DEB" | awk '{print $2}' | sort -u)"
+
+  echo "== storegw-hq control files"
+  dpkg-deb -e "$HQ_DEB" "$tmp/hq-control"
+  same_lines "conffiles" "/etc/storegw-hq/storegw-hq.toml" "$(cat "$tmp/hq-control/conffiles")"
+  local s
+  for s in postinst prerm postrm; do
+    check "$s is executable" test -x "$tmp/hq-control/$s"
+    check "$s parses (sh -n)" sh -n "$tmp/hq-control/$s"
+    check "$s is the one in packaging/hq/deb" \
+      cmp -s "$tmp/hq-control/$s" "$STOREGW_SOURCE_DIR/packaging/hq/deb/$s"
+  done
+
+  echo "== storegw-hq packaged config"
+  local cfg=$tmp/hq/etc/storegw-hq/storegw-hq.toml
+  check "config is packaging/hq/storegw-hq.toml" cmp -s "$cfg" "$STOREGW_SOURCE_DIR/packaging/hq/storegw-hq.toml"
+  check "the build's storegw-hq accepts the packaged config" \
+    quiet timeout 20 "$STOREGW_HQ_EXE" config check --config "$cfg"
+  # Every key of the config is documented in it (commented out at its default).
+  local key leaf effective
+  effective=$(timeout 20 "$STOREGW_HQ_EXE" config check --config "$cfg" 2>/dev/null)
+  while read -r key; do
+    leaf=${key%% = *}
+    check "packaged config documents $leaf" grep -qE "^#$leaf = " "$cfg"
+  done < <(grep -E '^[a-z_]+ = ' <<<"$effective")
+
+  echo "== storegw-hq unit file"
+  local unit=$tmp/hq/usr/lib/systemd/system/storegw-hq.service k
+  for k in 'Type=notify' 'WatchdogSec=30s' 'Restart=on-failure' 'User=storegw-hq' \
+    'Group=storegw-hq' 'ExecStart=/usr/bin/storegw-hq run --config /etc/storegw-hq/storegw-hq.toml' \
+    'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' 'NoNewPrivileges=yes' \
+    'CapabilityBoundingSet=' 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' \
+    'SystemCallFilter=@system-service' 'WantedBy=multi-user.target'; do
+    check "unit has $k" grep -qxF -- "$k" "$unit"
+  done
+  check "unit has no ExecReload (storegw-hq does not reload)" test "$(grep -c '^ExecReload' "$unit")" = 0
+  check "unit writes nowhere (no StateDirectory, no ReadWritePaths)" \
+    test "$(grep -cE '^(StateDirectory|ReadWritePaths)' "$unit")" = 0
+
+  echo "== storegw-hq binary"
+  binary_checks "$tmp/hq/usr/bin/storegw-hq" "$HQ_DDEB" storegw-hq "$tmp/hq-dbg"
+  check "storegw-hq links libpq" grep -qx 'libpq.so.5' <<<"$(needed_sonames "$tmp/hq/usr/bin/storegw-hq")"
+  check "storegw (the gateway) does not" not grep -qx 'libpq.so.5' <<<"$(needed_sonames "$tmp/root/usr/bin/storegw")"
+}
+
+# depends_checks DEB BINARY: DEB's Depends names the package of every shared
+# library BINARY (extracted from DEB) needs, and not mosquitto.
+depends_checks() {
+  local deb=$1 exe=$2 depends soname lib pkg
+  depends=$(dpkg-deb -f "$deb" Depends)
+  echo "    Depends: $depends"
+  check "no mosquitto in Depends (not needed at run time)" not contains "$depends" "mosquitto"
+  for soname in $(needed_sonames "$exe"); do
+    # (awk reads to the end: an early exit would SIGPIPE ldconfig under pipefail)
+    lib=$(ldconfig -p | awk -v s="$soname" '$1 == s && lib == "" { lib = $NF } END { print lib }')
+    pkg=$(owner_package "$lib")
+    if [ -z "$pkg" ]; then
+      fail "no Debian package owns $soname ($lib)"
+    elif depends_on "$depends" "$pkg"; then
+      pass "Depends has $pkg or what it provides (for $soname)"
+    else
+      fail "Depends lacks $pkg (for $soname)"
+    fi
+  done
+}
+
+# binary_checks BINARY DDEB PACKAGE DIR: hardening, stripping, and the debug
+# file in DDEB (unpacked into DIR) when there is a debug package.
+binary_checks() {
+  local bin=$1 ddeb=$2 package=$3 dbgdir=$4
   check "PIE (ELF type DYN)" bash -c "readelf -h '$bin' | grep -q 'Type:.*DYN'"
   check "full RELRO: GNU_RELRO segment" bash -c "readelf -lW '$bin' | grep -q GNU_RELRO"
   check "full RELRO: BIND_NOW" bash -c "readelf -d '$bin' | grep -qE 'BIND_NOW|FLAGS_1.*NOW'"
@@ -241,12 +374,12 @@ mode_deb() {
     local id
     id=$(readelf -n "$bin" | sed -n 's/.*Build ID: \([0-9a-f]*\).*/\1/p')
     check "binary has a build id" test -n "$id"
-    dpkg-deb -x "$DDEB" "$tmp/dbg"
-    local dbgfile=$tmp/dbg/usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug
+    dpkg-deb -x "$ddeb" "$dbgdir"
+    local dbgfile=$dbgdir/usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug
     check "debug package has usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug" test -f "$dbgfile"
     check "debug file has .debug_info" bash -c "readelf -SW '$dbgfile' 2>/dev/null | grep -q '\.debug_info'"
-    check "debug package depends on storegw (= ${STOREGW_VERSION}-1)" \
-      bash -c "dpkg-deb -f '$DDEB' Depends | grep -qF 'storegw (= ${STOREGW_VERSION}-1)'"
+    check "debug package depends on $package (= ${STOREGW_VERSION}-1)" \
+      bash -c "dpkg-deb -f '$ddeb' Depends | grep -qF '$package (= ${STOREGW_VERSION}-1)'"
   else
     check "stripped without a debug package: no .symtab" \
       bash -c "! readelf -SW '$bin' | grep -q '\.symtab'"
@@ -261,7 +394,6 @@ mode_deb() {
     chk=$(grep -oE '__[a-z_]+_chk\b' <<<"$dyn" | grep -v '^__stack_chk' | sort -u | tr '\n' ' ' || true)
     check "FORTIFY: imports checked functions ($chk)" test -n "$chk"
   fi
-  finish
 }
 
 # ---------------------------------------------------------------------------
@@ -307,23 +439,7 @@ mode_rpm() {
     check "Requires: $r" grep -qx -- "$r" <<<"$req"
   done
   check "no Requires on mosquitto" not grep -q mosquitto <<<"$req"
-  # Per NEEDED library of the binary: rpm's own soname requirement, and the
-  # Fedora package name from STOREGW_RPM_NAME_MAP (cmake/packaging.cmake).
-  local tmp soname base name
-  tmp=$(mktemp -d)
-  (cd "$tmp" && rpm2cpio "$RPM" | cpio -idm --quiet ./usr/bin/storegw)
-  for soname in $(needed_sonames "$tmp/usr/bin/storegw"); do
-    check "Requires: $soname (automatic)" grep -q "^${soname//./\\.}(" <<<"$req"
-    base=${soname%%.so*}
-    if ! name=$(tr ',' '\n' <<<"${STOREGW_RPM_NAME_MAP:?}" |
-      awk -F= -v b="$base" '$1 == b && !found { print $2; found = 1 } END { exit !found }'); then
-      fail "no Fedora package name for $soname in STOREGW_RPM_NAME_MAP"
-    elif [ -n "$name" ]; then
-      check "Requires: $name (Fedora package of $soname)" grep -qx -- "$name" <<<"$req"
-    fi
-  done
-  check "rpm binary is stripped" bash -c "! readelf -SW '$tmp/usr/bin/storegw' | grep -q '\.debug_info'"
-  rm -rf "$tmp"
+  requires_checks "$RPM" storegw "$req"
 
   echo "== rpm scripts and changelog"
   local scripts
@@ -343,7 +459,79 @@ mode_rpm() {
     check "debuginfo has the binary's debug file" grep -q '^/usr/lib/debug/usr/bin/storegw.*\.debug$' <<<"$dfiles"
     check "debuginfo has the sources" grep -q "^/usr/src/debug/storegw-${STOREGW_VERSION}/src_0/gateway/main.cc$" <<<"$dfiles"
   fi
+  if have_hq; then
+    hq_rpm_checks
+  fi
   finish
+}
+
+# requires_checks RPM BINARY_NAME REQUIRES: per NEEDED library of
+# /usr/bin/BINARY_NAME in RPM, rpm's own soname requirement and the Fedora
+# package name from STOREGW_RPM_NAME_MAP (cmake/packaging.cmake); and the
+# binary is stripped.
+requires_checks() {
+  local rpm=$1 exe=$2 req=$3 dir soname base name
+  dir=$(mktemp -d)
+  (cd "$dir" && rpm2cpio "$rpm" | cpio -idm --quiet "./usr/bin/$exe")
+  for soname in $(needed_sonames "$dir/usr/bin/$exe"); do
+    check "Requires: $soname (automatic)" grep -q "^${soname//./\\.}(" <<<"$req"
+    base=${soname%%.so*}
+    if ! name=$(tr ',' '\n' <<<"${STOREGW_RPM_NAME_MAP:?}" |
+      awk -F= -v b="$base" '$1 == b && !found { print $2; found = 1 } END { exit !found }'); then
+      fail "no Fedora package name for $soname in STOREGW_RPM_NAME_MAP"
+    elif [ -n "$name" ]; then
+      check "Requires: $name (Fedora package of $soname)" grep -qx -- "$name" <<<"$req"
+    fi
+  done
+  check "rpm binary is stripped" bash -c "! readelf -SW '$dir/usr/bin/$exe' | grep -q '\.debug_info'"
+  rm -rf "$dir"
+}
+
+# The storegw-hq rpm, like storegw's.
+hq_rpm_checks() {
+  echo "== storegw-hq rpm"
+  check "name, version, release" test "$(rpm -qp --qf '%{NAME} %{VERSION} %{RELEASE}' "$HQ_RPM" 2>/dev/null)" = \
+    "storegw-hq ${STOREGW_VERSION} 1"
+  local files
+  files=$(rpm -qpl "$HQ_RPM" 2>/dev/null)
+  same_lines "storegw-hq rpm file list" "/etc/storegw-hq
+/etc/storegw-hq/storegw-hq.toml
+/usr/bin/storegw-hq
+/usr/lib/systemd/system/storegw-hq.service
+/usr/lib/sysusers.d/storegw-hq.conf
+/usr/share/doc/storegw-hq
+/usr/share/doc/storegw-hq/copyright
+/usr/share/man/man1/storegw-hq.1.gz" "$(grep -v '^/usr/lib/\.build-id' <<<"$files")"
+  same_lines "storegw-hq rpm config files" "/etc/storegw-hq/storegw-hq.toml" "$(rpm -qpc "$HQ_RPM" 2>/dev/null)"
+  local attrs
+  attrs=$(rpm -qp --qf '[%{FILENAMES} %{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILEFLAGS:fflags}\n]' "$HQ_RPM" 2>/dev/null)
+  check "config is %config(noreplace), 0640 root:storegw-hq" \
+    grep -qx '/etc/storegw-hq/storegw-hq.toml -rw-r----- root storegw-hq cn' <<<"$attrs"
+  check "copyright is %license" grep -qE '^/usr/share/doc/storegw-hq/copyright -rw-r--r-- root root [a-z]*l[a-z]*$' <<<"$attrs"
+  check "binary 0755 root:root" grep -qE '^/usr/bin/storegw-hq -rwxr-xr-x root root ' <<<"$attrs"
+  local req r
+  req=$(rpm -qpR "$HQ_RPM" 2>/dev/null)
+  for r in shadow-utils /bin/sh libpq; do
+    check "Requires: $r" grep -qx -- "$r" <<<"$req"
+  done
+  check "no Requires on mosquitto or postgresql (they may run elsewhere)" \
+    not grep -qE 'mosquitto|postgresql' <<<"$req"
+  requires_checks "$HQ_RPM" storegw-hq "$req"
+  local scripts
+  scripts=$(rpm -qp --scripts "$HQ_RPM" 2>/dev/null)
+  check "%pre creates the storegw-hq user" grep -q 'useradd -r -g storegw-hq -d /nonexistent' <<<"$scripts"
+  check "%post enables the service on install" grep -q 'systemctl enable storegw-hq.service' <<<"$scripts"
+  check "%post does not start it (the database comes first)" not grep -qE '^[^#]*systemctl start' <<<"$scripts"
+  check "%preun stops it on erase" grep -q 'systemctl stop storegw-hq.service' <<<"$scripts"
+  check "%postun restarts it after an upgrade" grep -q 'systemctl try-restart storegw-hq.service' <<<"$scripts"
+  check "%changelog names ${STOREGW_VERSION}-1" \
+    bash -c "rpm -qp --changelog '$HQ_RPM' 2>/dev/null | head -n1 | grep -q -- '- ${STOREGW_VERSION}-1'"
+  if [ "$STOREGW_PACKAGING" = ON ]; then
+    local dfiles
+    dfiles=$(rpm -qpl "$HQ_RPM_DEBUG" 2>/dev/null)
+    check "debuginfo has storegw-hq's debug file" grep -q '^/usr/lib/debug/usr/bin/storegw-hq.*\.debug$' <<<"$dfiles"
+    check "debuginfo has the sources" grep -q "^/usr/src/debug/storegw-hq-${STOREGW_VERSION}/src_0/gateway/hq/main.cc$" <<<"$dfiles"
+  fi
 }
 
 # ---------------------------------------------------------------------------
@@ -351,13 +539,14 @@ mode_rpm() {
 
 DATA=/var/lib/storegw
 had_user=1
+had_hq_user=1
 daemon_pid=""
 
 # "install ok installed", "deinstall ok config-files", ...; "not-installed"
 # when dpkg does not know the package (any more).
 pkg_state() {
   local st
-  st=$(dpkg-query -W -f='${Status}' storegw 2>/dev/null) || st="not-installed"
+  st=$(dpkg-query -W -f='${Status}' "${1:-storegw}" 2>/dev/null) || st="not-installed"
   case "$st" in *" not-installed") st="not-installed" ;; esac
   echo "$st"
 }
@@ -382,6 +571,17 @@ cleanup() {
   if [ "$had_user" = 0 ] && getent passwd storegw >/dev/null; then
     userdel storegw 2>/dev/null
     getent group storegw >/dev/null && groupdel storegw 2>/dev/null
+  fi
+  if have_hq; then
+    if [ "$(pkg_state storegw-hq)" != "not-installed" ]; then
+      echo "cleanup: purging storegw-hq"
+      timeout 120 dpkg -P storegw-hq >/dev/null 2>&1
+    fi
+    rm -rf /etc/storegw-hq
+    if [ "$had_hq_user" = 0 ] && getent passwd storegw-hq >/dev/null; then
+      userdel storegw-hq 2>/dev/null
+      getent group storegw-hq >/dev/null && groupdel storegw-hq 2>/dev/null
+    fi
   fi
   rm -rf "${tmp:-/nonexistent-storegw-test}"
 }
@@ -482,6 +682,12 @@ mode_install() {
   [ ! -e "$DATA" ] || die "$DATA exists; this test will not mix its journal with it (move it away first)"
   [ ! -e /etc/storegw ] || die "/etc/storegw exists; this test will not touch it (move it away first)"
   getent passwd storegw >/dev/null || had_user=0
+  if have_hq; then
+    [ "$(pkg_state storegw-hq)" = "not-installed" ] ||
+      die "storegw-hq is already installed here ($(pkg_state storegw-hq)); this test will not touch it"
+    [ ! -e /etc/storegw-hq ] || die "/etc/storegw-hq exists; this test will not touch it (move it away first)"
+    getent passwd storegw-hq >/dev/null || had_hq_user=0
+  fi
   tmp=$(mktemp -d)
   chmod 0755 "$tmp"
   trap cleanup EXIT
@@ -607,7 +813,83 @@ mode_install() {
   check "purge with .purge-ok removed $DATA" test ! -e "$DATA"
   check "the storegw user is kept (Debian does not remove system users)" quiet getent passwd storegw
 
+  if have_hq; then
+    hq_install_checks
+  fi
   finish
+}
+
+# storegw-hq: install, the installed unit, upgrade, remove, purge. It keeps
+# nothing on disk but its config; the database is not the package's.
+hq_install_checks() {
+  echo "== storegw-hq 1. install"
+  dpkg_do "dpkg -i storegw-hq" dpkg -i "$HQ_DEB"
+  check "package state: install ok installed" test "$(pkg_state storegw-hq)" = "install ok installed"
+  local v cfg=/etc/storegw-hq/storegw-hq.toml
+  v=$(timeout 10 /usr/bin/storegw-hq version)
+  check "/usr/bin/storegw-hq version prints 'storegw-hq $STOREGW_VERSION' ($v)" \
+    test "$v" = "storegw-hq $STOREGW_VERSION"
+  check "postinst said the database comes first" grep -q "set \[hq\] database in $cfg" "$tmp/dpkg -i storegw-hq.log"
+  check "man page installed" test -s /usr/share/man/man1/storegw-hq.1.gz
+  local pw
+  pw=$(getent passwd storegw-hq || true)
+  check "system user storegw-hq exists ($pw)" test -n "$pw"
+  check "storegw-hq is a system user (uid < 1000)" test "$(cut -d: -f3 <<<"$pw")" -lt 1000
+  check "storegw-hq has no home" test "$(cut -d: -f6 <<<"$pw")" = /nonexistent
+  check "storegw-hq has no login shell" bash -c "[[ '$(cut -d: -f7 <<<"$pw")' == */nologin ]]"
+  check "config is root:storegw-hq 640" test "$(stat -c '%U:%G %a' "$cfg")" = "root:storegw-hq 640"
+  check "config's mode is a dpkg-statoverride" \
+    bash -c "dpkg-statoverride --list $cfg | grep -qE 'root storegw-hq 0?640'"
+  check "conffile registered" bash -c "dpkg-query -W -f='\${Conffiles}' storegw-hq | grep -q $cfg"
+  check "service enabled (multi-user.target.wants symlink)" \
+    test -L /etc/systemd/system/multi-user.target.wants/storegw-hq.service
+  # The service's user reads its config (and nobody else but root may).
+  if setpriv --reuid=storegw-hq --regid=storegw-hq --init-groups -- \
+    /usr/bin/storegw-hq config check --config "$cfg" >"$tmp/hq-check.out" 2>"$tmp/hq-check.err"; then
+    pass "storegw-hq config check as user storegw-hq: $(cat "$tmp/hq-check.err")"
+  else
+    sed 's/^/    /' "$tmp/hq-check.err" >&2
+    fail "storegw-hq config check --config $cfg as user storegw-hq"
+  fi
+  check "... but not as another user" not quiet setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
+    /usr/bin/storegw-hq config check --config "$cfg"
+
+  echo "== storegw-hq 2. systemd-analyze on the installed unit"
+  local unit=/usr/lib/systemd/system/storegw-hq.service va
+  if va=$(timeout 60 systemd-analyze verify "$unit" 2>&1); then
+    pass "systemd-analyze verify $unit"
+  else
+    fail "systemd-analyze verify $unit"
+  fi
+  [ -z "$va" ] || printf '%s\n' "$va" | sed 's/^/    /'
+  if grep -q "storegw-hq" <<<"$va"; then fail "systemd-analyze verify complains about storegw-hq"; fi
+  local sec score
+  sec=$(timeout 60 systemd-analyze security --offline=true --no-pager "$unit" 2>&1 || true)
+  printf '%s\n' "$sec" | grep -E '^✗|Overall' | sed 's/^/    /'
+  score=$(sed -n 's/.*Overall exposure level for storegw-hq.service: \([0-9.]*\).*/\1/p' <<<"$sec")
+  check "systemd-analyze security score found ($score)" test -n "$score"
+  check "systemd-analyze security exposure $score < 2.0" awk -v s="$score" 'BEGIN { exit !(s + 0 < 2.0) }'
+
+  echo "== storegw-hq 3. upgrade keeps a local config edit"
+  echo "# local edit kept by upgrades" >>"$cfg"
+  dpkg_do "dpkg -i storegw-hq (upgrade over itself)" dpkg -i "$HQ_DEB"
+  check "local config edit survives the upgrade" grep -q '^# local edit kept by upgrades' "$cfg"
+  check "config still root:storegw-hq 640 after the upgrade" \
+    test "$(stat -c '%U:%G %a' "$cfg")" = "root:storegw-hq 640"
+
+  echo "== storegw-hq 4. remove keeps the config"
+  dpkg_do "dpkg -r storegw-hq" dpkg -r storegw-hq
+  check "package state: deinstall ok config-files" test "$(pkg_state storegw-hq)" = "deinstall ok config-files"
+  check "/usr/bin/storegw-hq removed" test ! -e /usr/bin/storegw-hq
+  check "unit removed" test ! -e "$unit"
+  check "config kept with the local edit" grep -q '^# local edit kept by upgrades' "$cfg"
+
+  echo "== storegw-hq 5. purge removes the config"
+  dpkg_do "dpkg -P storegw-hq" dpkg -P storegw-hq
+  check "package purged" test "$(pkg_state storegw-hq)" = "not-installed"
+  check "/etc/storegw-hq removed" test ! -e /etc/storegw-hq
+  check "statoverride removed" bash -c "! dpkg-statoverride --list $cfg >/dev/null"
+  check "the storegw-hq user is kept (Debian does not remove system users)" quiet getent passwd storegw-hq
 }
 
 case "$MODE" in
