@@ -22,6 +22,7 @@
 #include "event_rows.h"
 #include "pg_conn.h"
 #include "schema.h"
+#include "storegw/v1/warmup.h"
 
 namespace storegw::hq {
 
@@ -221,6 +222,10 @@ std::string PgStore::Describe() const { return impl_->target.Describe(); }
 
 Result<std::unique_ptr<PgStore>> PgStore::Open(const std::string& conninfo,
                                                PgStoreOptions options) {
+  // Protobuf's lazily built statics (UnknownFieldSet::default_instance(),
+  // the JSON printer's resolver) before the caller's threads apply: a
+  // caller that opens its stores before starting threads needs no more.
+  v1::WarmUpProtobuf();
   auto target = pg::ParseConninfo(conninfo);
   if (!target.ok()) return target.status();
   auto impl = std::make_unique<Impl>();

@@ -47,7 +47,8 @@ class PgStore final : public EventStore {
 
   // `conninfo`: a libpq connection string ("host=... dbname=...") or URI
   // ("postgresql://user@host:5432/db"). Errors name host, port, database
-  // and user, never the password.
+  // and user, never the password. Calls v1::WarmUpProtobuf(): open the
+  // stores before starting the threads that use them.
   static Result<std::unique_ptr<PgStore>> Open(const std::string& conninfo,
                                                PgStoreOptions options = {});
   ~PgStore() override;
