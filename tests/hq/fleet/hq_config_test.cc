@@ -255,3 +255,32 @@ TEST_CASE("hq config: files, and the client id from the host name") {
   CHECK(id.size() > std::string("storegw-hq-").size());
   CHECK(id.find(' ') == std::string::npos);
 }
+
+TEST_CASE("hq config: the packaged config documents every key at its default") {
+  // packaging/hq/storegw-hq.toml: every key commented out ("#key = value")
+  // at its default. Uncommented, it must parse to exactly the defaults, and
+  // name every key once.
+  const std::string packaged = storegw::test::ReadFile(std::string(STOREGW_TEST_SOURCE_DIR) +
+                                                       "/../packaging/hq/storegw-hq.toml");
+  REQUIRE_FALSE(packaged.empty());
+  std::string uncommented;
+  size_t keys = 0;
+  size_t pos = 0;
+  while (pos < packaged.size()) {
+    size_t nl = packaged.find('\n', pos);
+    std::string line = packaged.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? packaged.size() : nl + 1;
+    if (line.size() > 1 && line[0] == '#' && line[1] >= 'a' && line[1] <= 'z' &&
+        line.find(" = ") != std::string::npos) {
+      line = line.substr(1);
+      ++keys;
+    }
+    uncommented += line + "\n";
+  }
+  auto c = ParseHqConfig(uncommented, "storegw-hq.toml");
+  REQUIRE_MESSAGE(c.ok(), c.status().message());
+  CHECK(keys == HqConfigKeys().size());
+  CHECK(HqConfigToToml(*c) == HqConfigToToml(HqConfig{}));
+  // As shipped (all commented out) it is valid too.
+  CHECK(ParseHqConfig(packaged, "storegw-hq.toml").ok());
+}
