@@ -3,7 +3,7 @@
 // two replicas on one shared subscription; batches out of order and
 // resent; bad batches of every kind; the database going away and coming
 // back (and HTTPS meanwhile); a replica restarted on its persistent
-// session.
+// session; a broker restarted under a running replica.
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -234,7 +234,7 @@ TEST_CASE("mqtt: bad batches are counted by reason and never acknowledged") {
   r->Stop();
 }
 
-TEST_CASE("mqtt: a replica stopped and started again resumes its session") {
+TEST_CASE("mqtt: a replica restarted resumes its session and a restarted broker is reconnected to") {
   TempDir dir;
   Mosquitto broker(dir / "broker");
   test::Postgres& pg = SharedPostgres();
@@ -254,6 +254,18 @@ TEST_CASE("mqtt: a replica stopped and started again resumes its session") {
   REQUIRE(WaitUntil([&] { return gw.AcksOf("gw-30").size() == 2; }, kWait));
   CHECK(gw.AcksOf("gw-30")[1].seq() == 10);
   CHECK(EventsOf(pg, db, "gw-30") == "10 10 1 10");
+
+  // The broker dies (kill -9, no persistence: sessions and subscriptions
+  // gone) and comes back on the same port: the receiver reconnects and
+  // subscribes again by itself.
+  broker.Restart();
+  REQUIRE(WaitUntil([&] { return r->Stats().last_error.find("lost") != std::string::npos; },
+                    kWait));
+  REQUIRE(WaitUntil([&] { return r->Stats().mqtt_connected; }, kWait));
+  MqttProbe gw2(broker.url());
+  gw2.Publish(MakeBatch("s1", "gw-30", 7, 11, 5));
+  REQUIRE(WaitUntil([&] { return gw2.AcksOf("gw-30").size() == 1; }, kWait));
+  CHECK(gw2.AcksOf("gw-30")[0].seq() == 15);
   r->Stop();
 }
 
