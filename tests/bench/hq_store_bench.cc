@@ -83,7 +83,8 @@ double RunThreads(size_t txns, int threads, const std::function<void(int, size_t
   std::vector<std::thread> ts;
   for (int t = 0; t < threads; ++t) {
     ts.emplace_back([&, t] {
-      for (size_t i = static_cast<size_t>(t); i < txns; i += static_cast<size_t>(threads)) apply(t, i);
+      for (size_t i = static_cast<size_t>(t); i < txns; i += static_cast<size_t>(threads))
+        apply(t, i);
     });
   }
   for (auto& t : ts) t.join();
@@ -119,7 +120,9 @@ double PgStoreRun(test::Postgres& pg, const std::string& db, const std::vector<T
       stored += x.events_stored;
     }
   });
-  if (stored != total) Die("stored " + std::to_string(stored.load()) + " events, expected " + std::to_string(total));
+  if (stored != total) {
+    Die("stored " + std::to_string(stored.load()) + " events, expected " + std::to_string(total));
+  }
   Verify(pg, db, total);
   return secs;
 }
@@ -201,12 +204,17 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) Die(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--gateways") opt.gateways = std::atoi(next().c_str());
-    else if (a == "--events") opt.events = std::atoi(next().c_str());
-    else if (a == "--batch") opt.batch = std::atoi(next().c_str());
-    else if (a == "--per-txn") opt.per_txn = std::atoi(next().c_str());
-    else if (a == "--fsync") opt.fsync = next() != "off";
-    else if (a == "--runs") {
+    if (a == "--gateways") {
+      opt.gateways = std::atoi(next().c_str());
+    } else if (a == "--events") {
+      opt.events = std::atoi(next().c_str());
+    } else if (a == "--batch") {
+      opt.batch = std::atoi(next().c_str());
+    } else if (a == "--per-txn") {
+      opt.per_txn = std::atoi(next().c_str());
+    } else if (a == "--fsync") {
+      opt.fsync = next() != "off";
+    } else if (a == "--runs") {
       opt.runs.clear();
       std::string list = next() + ",";
       for (size_t p = 0, q; (q = list.find(',', p)) != std::string::npos; p = q + 1) {
@@ -216,8 +224,7 @@ int main(int argc, char** argv) {
         }
         opt.runs.push_back(r);
       }
-    }
-    else if (a == "--quick") {
+    } else if (a == "--quick") {
       opt.gateways = 8;
       opt.events = 500;
       opt.batch = 100;
@@ -255,10 +262,11 @@ int main(int argc, char** argv) {
   test::PostgresOptions po;
   po.fsync = opt.fsync;
   test::Postgres pg(po);
-  std::printf("hq_store_bench: %d gateways x %d events = %s events, batches of %d, %d batches "
-              "per transaction (%zu transactions), PostgreSQL 15 fsync %s\n",
-              opt.gateways, opt.events, Thousands(static_cast<double>(total)).c_str(), opt.batch,
-              opt.per_txn, txns.size(), opt.fsync ? "on" : "off");
+  std::printf(
+      "hq_store_bench: %d gateways x %d events = %s events, batches of %d, %d batches "
+      "per transaction (%zu transactions), PostgreSQL 15 fsync %s\n",
+      opt.gateways, opt.events, Thousands(static_cast<double>(total)).c_str(), opt.batch,
+      opt.per_txn, txns.size(), opt.fsync ? "on" : "off");
   auto line = [&](const char* what, double secs) {
     std::printf("  %-44s %8.2f s  %12s events/s\n", what, secs,
                 Thousands(static_cast<double>(total) / secs).c_str());
@@ -268,13 +276,18 @@ int main(int argc, char** argv) {
   int n = 0;
   for (const std::string& r : opt.runs) {
     const std::string db = "bench_" + r + "_" + std::to_string(++n);
-    if (r == "copy1") line("PgStore, 1 connection, COPY", PgStoreRun(pg, db, txns, 1, W::kCopy, total));
-    if (r == "copy2") line("PgStore, 2 connections, COPY", PgStoreRun(pg, db, txns, 2, W::kCopy, total));
-    if (r == "insert1") {
-      line("PgStore, 1 connection, multi-row INSERT", PgStoreRun(pg, db, txns, 1, W::kInsert, total));
+    if (r == "copy1") {
+      line("PgStore, 1 connection, COPY", PgStoreRun(pg, db, txns, 1, W::kCopy, total));
+    } else if (r == "copy2") {
+      line("PgStore, 2 connections, COPY", PgStoreRun(pg, db, txns, 2, W::kCopy, total));
+    } else if (r == "insert1") {
+      line("PgStore, 1 connection, multi-row INSERT",
+           PgStoreRun(pg, db, txns, 1, W::kInsert, total));
+    } else if (r == "raw1") {
+      line("raw COPY into events, 1 connection", RawCopyRun(pg, db, txns, 1, total));
+    } else {
+      line("raw COPY into events, 2 connections", RawCopyRun(pg, db, txns, 2, total));
     }
-    if (r == "raw1") line("raw COPY into events, 1 connection", RawCopyRun(pg, db, txns, 1, total));
-    if (r == "raw2") line("raw COPY into events, 2 connections", RawCopyRun(pg, db, txns, 2, total));
     pg.Psql("DROP DATABASE " + db, "postgres");
   }
   JsonRates(txns);

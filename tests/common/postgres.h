@@ -25,9 +25,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstdint>
 #include <filesystem>
 #include <random>
 #include <stdexcept>
@@ -41,8 +41,8 @@
 namespace storegw::test {
 
 struct PostgresOptions {
-  bool fsync = true;        // false: benchmarks only (a crash may corrupt the cluster)
-  std::string extra_conf;   // more postgresql.conf lines
+  bool fsync = true;       // false: benchmarks only (a crash may corrupt the cluster)
+  std::string extra_conf;  // more postgresql.conf lines
 };
 
 class Postgres {
@@ -64,9 +64,13 @@ class Postgres {
         throw std::runtime_error(std::string("running as root, PostgreSQL needs the user ") +
                                  kUnprivilegedUser + ": run packaging/install-deps.sh as root");
       }
-      run_as_ = {"/usr/bin/setpriv", "--reuid=" + std::to_string(pw->pw_uid),
-                 "--regid=" + std::to_string(pw->pw_gid), "--init-groups",
-                 "--pdeathsig", "SIGKILL", "--"};
+      run_as_ = {"/usr/bin/setpriv",
+                 "--reuid=" + std::to_string(pw->pw_uid),
+                 "--regid=" + std::to_string(pw->pw_gid),
+                 "--init-groups",
+                 "--pdeathsig",
+                 "SIGKILL",
+                 "--"};
       uid_ = pw->pw_uid;
       gid_ = pw->pw_gid;
     }
@@ -79,15 +83,14 @@ class Postgres {
     const std::filesystem::path tmpl = Template();
     auto copy = Run(Cmd({"/bin/cp", "-a", tmpl.string(), (root_ / "data").string()}),
                     std::chrono::seconds(120));
-    if (!copy.exit.ok()) throw std::runtime_error("copying " + tmpl.string() + " failed: " + copy.err);
-    std::string conf =
-        "listen_addresses = '127.0.0.1'\n"
-        "unix_socket_directories = '" + (root_ / "sock").string() + "'\n"
-        "fsync = " + std::string(options_.fsync ? "on" : "off") + "\n"
-        "max_connections = 50\n"
-        "shared_buffers = 128MB\n"
-        "max_wal_size = 1GB\n" +
-        options_.extra_conf + "\n";
+    if (!copy.exit.ok()) {
+      throw std::runtime_error("copying " + tmpl.string() + " failed: " + copy.err);
+    }
+    std::string conf = "listen_addresses = '127.0.0.1'\n";
+    conf += "unix_socket_directories = '" + (root_ / "sock").string() + "'\n";
+    conf += options_.fsync ? "fsync = on\n" : "fsync = off\n";
+    conf += "max_connections = 50\nshared_buffers = 128MB\nmax_wal_size = 1GB\n";
+    conf += options_.extra_conf + "\n";
     {
       std::string existing = ReadFile(root_ / "data" / "postgresql.conf");
       WriteFile(root_ / "data" / "postgresql.conf", existing + "\n# storegw tests\n" + conf);
@@ -123,8 +126,8 @@ class Postgres {
 
   // libpq connection string for `dbname` over TCP, with the password.
   std::string conninfo(const std::string& dbname = kDatabase) const {
-    return "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=" + dbname + " user=" +
-           kUser + " password=" + password_ + " connect_timeout=10";
+    return "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=" + dbname + " user=" + kUser +
+           " password=" + password_ + " connect_timeout=10";
   }
 
   // Creates another database (a fresh one per test case on a shared
@@ -143,9 +146,21 @@ class Postgres {
   }
   // Several commands, each in a transaction of its own (psql -c ... -c ...).
   std::string Psql(const std::vector<std::string>& commands, const std::string& dbname) {
-    std::vector<std::string> argv = {Bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                                     "-h", (root_ / "sock").string(), "-p", std::to_string(port_),
-                                     "-U", kUser, "-d", dbname};
+    std::vector<std::string> argv = {Bin("psql"),
+                                     "-X",
+                                     "-q",
+                                     "-A",
+                                     "-t",
+                                     "-v",
+                                     "ON_ERROR_STOP=1",
+                                     "-h",
+                                     (root_ / "sock").string(),
+                                     "-p",
+                                     std::to_string(port_),
+                                     "-U",
+                                     kUser,
+                                     "-d",
+                                     dbname};
     for (const auto& c : commands) {
       argv.push_back("-c");
       argv.push_back(c);
@@ -221,8 +236,7 @@ class Postgres {
       Own(building / "pwfile");
       auto init = Run(Cmd({Bin("initdb"), "-D", (building / "data").string(), "-U", kUser,
                            "--pwfile=" + (building / "pwfile").string(), "--auth-local=trust",
-                           "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale",
-                           "--no-sync"}),
+                           "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync"}),
                       std::chrono::seconds(120));
       std::error_code ec;
       if (!init.exit.ok()) {
@@ -261,8 +275,8 @@ class Postgres {
     server_ = Process::SpawnCombined(
         Cmd({Bin("postgres"), "-D", (root_ / "data").string(), "-p", std::to_string(port_)}),
         root_ / "postgres.log");
-    const std::vector<std::string> ready = {Bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p",
-                                            std::to_string(port_)};
+    const std::vector<std::string> ready = {Bin("pg_isready"), "-q", "-h",
+                                            "127.0.0.1",       "-p", std::to_string(port_)};
     bool up = WaitFor(
         [&] { return !server_.Running() || Run(ready, std::chrono::seconds(10)).exit.ok(); },
         std::chrono::seconds(120), std::chrono::milliseconds(50));

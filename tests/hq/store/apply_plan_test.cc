@@ -67,8 +67,8 @@ TEST_CASE("ranges: AddRange merges adjacent ranges, AdvancePrefix eats what star
 TEST_CASE("plan: new, duplicate and overlapping batches - outcomes name the final prefix") {
   World w;
   w.Known("gw1", 7, 10);
-  Plan p = w.Run({Batch("s1", "gw1", 7, 1, 10), Batch("s1", "gw1", 7, 5, 15),
-                  Batch("s1", "gw1", 7, 11, 20)});
+  Plan p = w.Run(
+      {Batch("s1", "gw1", 7, 1, 10), Batch("s1", "gw1", 7, 5, 15), Batch("s1", "gw1", 7, 11, 20)});
   REQUIRE(p.outcomes.size() == 3);
   CHECK(p.outcomes[0].events_stored == 0);
   CHECK(p.outcomes[0].events_duplicate == 10);
@@ -186,10 +186,10 @@ TEST_CASE("plan: RepeatedRanges asks only for seqs stored before the call, merge
   World w;
   w.Known("gw1", 7, 10, {{21, 30}});
   w.epochs.try_emplace(EpochKey{"gw2", 1});
-  auto r = RepeatedRanges(std::vector<IncomingBatch>{Batch("s1", "gw1", 7, 5, 25),
-                                                     Batch("s1", "gw1", 7, 8, 12),
-                                                     Batch("s1", "gw2", 1, 1, 5)},
-                          w.epochs);
+  auto r = RepeatedRanges(
+      std::vector<IncomingBatch>{Batch("s1", "gw1", 7, 5, 25), Batch("s1", "gw1", 7, 8, 12),
+                                 Batch("s1", "gw2", 1, 1, 5)},
+      w.epochs);
   REQUIRE(r.size() == 2);
   CHECK(r[0].second == Range{5, 10});
   CHECK(r[1].second == Range{21, 25});

@@ -161,7 +161,8 @@ TEST_CASE("json: random events match MessageToJsonString") {
     for (size_t i = 0; i < n; ++i) {
       // Mostly printable ASCII, some control characters and < > " \ DEL.
       const char pool[] = "aZ09-_ <>\"\\/\x01\x1f\x7f\t\n";
-      s.push_back(rng() % 4 ? static_cast<char>(0x20 + rng() % 95) : pool[rng() % (sizeof pool - 1)]);
+      s.push_back(rng() % 4 ? static_cast<char>(0x20 + rng() % 95)
+                            : pool[rng() % (sizeof pool - 1)]);
     }
     return s;
   };

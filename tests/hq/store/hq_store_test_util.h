@@ -48,7 +48,7 @@ inline v1::JournaledEvent SaleEvent(uint64_t seq, const std::string& id_prefix =
 
 // Batch first..last of (gateway, epoch) of `store`.
 inline hq::IncomingBatch Batch(const std::string& store, const std::string& gateway, uint64_t epoch,
-                           uint64_t first, uint64_t last, const std::string& id_prefix = "e") {
+                               uint64_t first, uint64_t last, const std::string& id_prefix = "e") {
   hq::IncomingBatch in;
   v1::EventBatch& b = in.batch;
   b.set_store_id(store);

@@ -48,16 +48,20 @@ std::vector<BatchOutcome> Apply(PgStore& store, std::vector<IncomingBatch> batch
   return out;
 }
 
-std::string EpochSql(uint64_t epoch) { return std::to_string(static_cast<int64_t>(epoch)); }
+std::string EpochSql(uint64_t epoch) {
+  return std::to_string(static_cast<int64_t>(epoch));
+}
 
 // The tests' own view of (gateway, epoch) in `events`:
 // "count|distinct seqs|max seq|missing seqs in 1..max".
 std::string Census(SqlCheck& sql, const std::string& gw, uint64_t epoch) {
   const std::string where = "gateway_id = '" + gw + "' AND epoch = " + EpochSql(epoch);
-  return sql("SELECT count(*), count(DISTINCT seq), coalesce(max(seq), 0), "
-             "(SELECT count(*) FROM generate_series(1, (SELECT coalesce(max(seq), 0) FROM events "
-             "WHERE " + where + ")) s WHERE NOT EXISTS (SELECT 1 FROM events WHERE " + where +
-             " AND seq = s)) FROM events WHERE " + where);
+  return sql(
+      "SELECT count(*), count(DISTINCT seq), coalesce(max(seq), 0), "
+      "(SELECT count(*) FROM generate_series(1, (SELECT coalesce(max(seq), 0) FROM events "
+      "WHERE " +
+      where + ")) s WHERE NOT EXISTS (SELECT 1 FROM events WHERE " + where +
+      " AND seq = s)) FROM events WHERE " + where);
 }
 
 std::string CensusLine(uint64_t n) {
@@ -99,19 +103,18 @@ TEST_CASE("schema: created from empty, re-opening is idempotent, replicas may st
     for (auto& t : threads) t.join();
     CHECK_MESSAGE(ok == 4, (errors.empty() ? "" : errors[0]));
   }
-  CHECK(sql("SELECT version, name <> '' FROM schema_migrations ORDER BY version") ==
-        "1|t");
+  CHECK(sql("SELECT version, name <> '' FROM schema_migrations ORDER BY version") == "1|t");
   CHECK(PgStore::SchemaVersion() == 1);
-  CHECK(sql("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'events'::regclass") == "1");
+  CHECK(sql("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'events'::regclass") ==
+        "1");
   CHECK(sql("SELECT to_regclass('events_default') IS NOT NULL AND "
-                "to_regclass('gateways') IS NOT NULL AND to_regclass('gateway_epochs') IS NOT NULL "
-                "AND to_regclass('pending_ranges') IS NOT NULL") == "t");
+            "to_regclass('gateways') IS NOT NULL AND to_regclass('gateway_epochs') IS NOT NULL "
+            "AND to_regclass('pending_ranges') IS NOT NULL") == "t");
   CHECK(sql("SELECT indexdef LIKE '%UNIQUE%(gateway_id, epoch, seq, recorded_at)' FROM "
-                "pg_indexes WHERE tablename = 'events'") == "t");
+            "pg_indexes WHERE tablename = 'events'") == "t");
   auto again = OpenStore(conninfo);
   CHECK(sql("SELECT count(*) FROM schema_migrations") == "1");
-  CHECK(sql("SELECT storegw_u64(" + EpochSql(kEpoch) + ")") ==
-        std::to_string(kEpoch));
+  CHECK(sql("SELECT storegw_u64(" + EpochSql(kEpoch) + ")") == std::to_string(kEpoch));
 }
 
 TEST_CASE("schema: a database from a newer storegw-hq is refused, nothing changed") {
@@ -120,14 +123,15 @@ TEST_CASE("schema: a database from a newer storegw-hq is refused, nothing change
   { auto s = OpenStore(conninfo); }
   sql("INSERT INTO schema_migrations (version, name) VALUES (99, 'from the future')");
   const std::string tables_before =
-      sql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'");
+      sql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = "
+          "'public'");
   auto s = PgStore::Open(conninfo);
   REQUIRE_FALSE(s.ok());
   CHECK(s.status().code() == StatusCode::kFailedPrecondition);
   CHECK(s.status().message().find("version 99") != std::string::npos);
   CHECK(s.status().message().find("newer than this storegw-hq knows (1)") != std::string::npos);
-  CHECK(sql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'") ==
-        tables_before);
+  CHECK(sql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname "
+            "= 'public'") == tables_before);
   CHECK(sql("SELECT count(*) FROM schema_migrations") == "2");
 }
 
@@ -148,8 +152,8 @@ TEST_CASE("connection errors name host, port and database, never the password") 
   }
   {
     // A wrong password against the real server (SCRAM on TCP).
-    auto s = PgStore::Open("postgresql://storegw:" + secret + "@127.0.0.1:" +
-                           std::to_string(pg.port()) + "/storegw");
+    auto s = PgStore::Open("postgresql://storegw:" + secret +
+                           "@127.0.0.1:" + std::to_string(pg.port()) + "/storegw");
     REQUIRE_FALSE(s.ok());
     const std::string m = s.status().ToString();
     INFO(m);
@@ -157,10 +161,11 @@ TEST_CASE("connection errors name host, port and database, never the password") 
     CHECK(m.find("database storegw") != std::string::npos);
     CHECK(m.find(secret) == std::string::npos);
   }
-  for (const std::string& bad : {"host=127.0.0.1 password=" + secret + " bogus",
-                                "host=127.0.0.1 password='" + secret + " unterminated",
-                                "host=127.0.0.1 nosuchoption=1 password=" + secret,
-                                "postgresql://u:" + secret + "@127.0.0.1:5432/db?nosuch=" + secret}) {
+  for (const std::string& bad :
+       {"host=127.0.0.1 password=" + secret + " bogus",
+        "host=127.0.0.1 password='" + secret + " unterminated",
+        "host=127.0.0.1 nosuchoption=1 password=" + secret,
+        "postgresql://u:" + secret + "@127.0.0.1:5432/db?nosuch=" + secret}) {
     auto s = PgStore::Open(bad);
     REQUIRE_FALSE(s.ok());
     const std::string m = s.status().ToString();
@@ -187,7 +192,8 @@ TEST_CASE("apply: the same batch twice and overlapping batches store every seq o
     CHECK(out[0].events_stored == 0);
     CHECK(out[0].events_duplicate == 250);
     CHECK(out[1].events_duplicate == 250);
-    out = Apply(*store, {Batch("s1", "gw1", kEpoch, 200, 300), Batch("s1", "gw1", kEpoch, 290, 310)});
+    out =
+        Apply(*store, {Batch("s1", "gw1", kEpoch, 200, 300), Batch("s1", "gw1", kEpoch, 290, 310)});
     CHECK(out[0].events_stored == 50);
     CHECK(out[0].events_duplicate == 51);
     CHECK(out[1].events_stored == 10);
@@ -198,14 +204,15 @@ TEST_CASE("apply: the same batch twice and overlapping batches store every seq o
     CHECK(Census(sql, "gw1", kEpoch) == CensusLine(310));
     // What a row holds.
     CHECK(sql("SELECT store_id, kind, event_id, device_id, storegw_us(recorded_at), "
-                        "event->>'event_id', event->'sale'->'lines'->0->>'unit_price', "
-                        "storegw_u64(epoch) FROM events WHERE seq = 7") == "s1|sale|e7|till-1|" +
-                                   std::to_string(hq_test::SaleEvent(7).recorded_at()) +
-                                   "|e7|199|" + std::to_string(kEpoch));
+              "event->>'event_id', event->'sale'->'lines'->0->>'unit_price', "
+              "storegw_u64(epoch) FROM events WHERE seq = 7") ==
+          "s1|sale|e7|till-1|" + std::to_string(hq_test::SaleEvent(7).recorded_at()) + "|e7|199|" +
+              std::to_string(kEpoch));
   }
 }
 
-TEST_CASE("apply: out of order (3 before 2 before 1) - stored at once, prefix moves when the gap fills") {
+TEST_CASE(
+    "apply: out of order (3 before 2 before 1) - stored at once, prefix moves when the gap fills") {
   const std::string conninfo = FreshDatabase();
   SqlCheck sql(conninfo);
   auto store = OpenStore(conninfo);
@@ -236,8 +243,8 @@ TEST_CASE("apply: a gap filled later, and gaps closed within one call") {
   auto out = Apply(*store, {Batch("s1", "gw1", 1, 1, 10), Batch("s1", "gw1", 1, 21, 30),
                             Batch("s1", "gw1", 1, 41, 50)});
   for (const auto& o : out) CHECK(o.applied_seq == 10);
-  CHECK(sql("SELECT string_agg(first_seq || '-' || last_seq, ',' ORDER BY first_seq) FROM pending_ranges") ==
-        "21-30,41-50");
+  CHECK(sql("SELECT string_agg(first_seq || '-' || last_seq, ',' ORDER BY first_seq) FROM "
+            "pending_ranges") == "21-30,41-50");
   out = Apply(*store, {Batch("s1", "gw1", 1, 11, 20)});
   CHECK(out[0].applied_seq == 30);
   CHECK(sql("SELECT string_agg(first_seq || '-' || last_seq, ',') FROM pending_ranges") == "41-50");
@@ -252,7 +259,8 @@ TEST_CASE("apply: a gap filled later, and gaps closed within one call") {
   CHECK(Census(sql, "gw2", 5) == CensusLine(20));
 }
 
-TEST_CASE("epochs: a new epoch (batch or status) supersedes the old one, whose batches are refused") {
+TEST_CASE(
+    "epochs: a new epoch (batch or status) supersedes the old one, whose batches are refused") {
   const std::string conninfo = FreshDatabase();
   SqlCheck sql(conninfo);
   auto store = OpenStore(conninfo);
@@ -305,7 +313,9 @@ TEST_CASE("epochs: a new epoch (batch or status) supersedes the old one, whose b
   CHECK(sql("SELECT count(*) FROM gateway_epochs WHERE superseded_at IS NULL") == "1");
 }
 
-TEST_CASE("apply: a repeated seq that holds another event is a conflict - nothing of the batch is stored") {
+TEST_CASE(
+    "apply: a repeated seq that holds another event is a conflict - nothing of the batch is "
+    "stored") {
   const std::string conninfo = FreshDatabase();
   SqlCheck sql(conninfo);
   auto store = OpenStore(conninfo);
@@ -329,7 +339,8 @@ TEST_CASE("apply: malformed batches are refused with a reason, the rest of the c
   auto short_batch = Batch("s1", "gw1", 1, 1, 10);
   short_batch.batch.mutable_events()->RemoveLast();
   auto nul = Batch("s1", "gw1", 1, 1, 10);
-  nul.batch.mutable_events(3)->mutable_event()->mutable_sale()->set_tender(std::string("ca\0sh", 5));
+  nul.batch.mutable_events(3)->mutable_event()->mutable_sale()->set_tender(
+      std::string("ca\0sh", 5));
   auto out = Apply(*store, {short_batch, nul, Batch("s1", "gw2", 1, 1, 4)});
   REQUIRE(out[0].refused);
   CHECK(*out[0].refused == RefuseReason::kNotContiguous);
@@ -341,7 +352,8 @@ TEST_CASE("apply: malformed batches are refused with a reason, the rest of the c
   CHECK(Applied(*store, "gw1", 1) == 0);
 }
 
-TEST_CASE("apply: two stores apply overlapping batches of the same gateways at once - every seq once") {
+TEST_CASE(
+    "apply: two stores apply overlapping batches of the same gateways at once - every seq once") {
   const std::string conninfo = FreshDatabase();
   SqlCheck sql(conninfo);
   auto s1 = OpenStore(conninfo);
@@ -443,10 +455,12 @@ TEST_CASE("restart: PostgreSQL stopped immediately mid-way - nothing acknowledge
   pg.Start();
   // Everything acknowledged before the crash is there, contiguous from 1.
   SqlCheck sql(conninfo);
-  const std::string got = sql("SELECT count(DISTINCT seq), (SELECT count(*) FROM generate_series(1, " +
-                                  std::to_string(acked_before_stop) +
-                                  ") s WHERE NOT EXISTS (SELECT 1 FROM events WHERE seq = s)) FROM "
-                                  "events WHERE seq <= " + std::to_string(acked_before_stop));
+  const std::string got =
+      sql("SELECT count(DISTINCT seq), (SELECT count(*) FROM generate_series(1, " +
+          std::to_string(acked_before_stop) +
+          ") s WHERE NOT EXISTS (SELECT 1 FROM events WHERE seq = s)) FROM "
+          "events WHERE seq <= " +
+          std::to_string(acked_before_stop));
   CHECK(got == std::to_string(acked_before_stop) + "|0");
   up = true;
   const bool finished = test::WaitFor([&] { return acked == kBatches * kSize; }, 120s);
@@ -509,7 +523,8 @@ TEST_CASE("status: recorded per gateway, shown by Fleet with its applied prefix 
   CHECK(fleet[0].online_since_us == 3000);
   CHECK_FALSE(fleet[0].status->online());
   CHECK(sql("SELECT online, link, watermark, storegw_us(status_updated_at), "
-                      "status->>'gateway_id' FROM gateways WHERE gateway_id = 'gw1'") == "f|up|40|1700000000000000|gw1");
+            "status->>'gateway_id' FROM gateways WHERE gateway_id = 'gw1'") ==
+        "f|up|40|1700000000000000|gw1");
   v1::GatewayStatus nameless;
   CHECK(store->RecordStatus(nameless, 1).code() == StatusCode::kInvalidArgument);
 }
@@ -528,8 +543,8 @@ TEST_CASE("partitions: monthly on demand, far-off clocks in the default, retenti
   const auto old_batch = at(1, 10, now - 100 * day);  // about three months ago
   auto out = Apply(*store, {old_batch, at(11, 20, now), at(21, 25, 978307200000000 /* 2001 */)});
   CHECK(out[2].applied_seq == 25);
-  const std::string old_part = sql(
-      "SELECT 'events_' || to_char(storegw_from_us(" + std::to_string(now - 100 * day) +
+  const std::string old_part =
+      sql("SELECT 'events_' || to_char(storegw_from_us(" + std::to_string(now - 100 * day) +
           ") AT TIME ZONE 'UTC', 'YYYY_MM')");
   CHECK(sql("SELECT count(*) FROM " + old_part) == "10");
   CHECK(sql("SELECT count(*) FROM events_default") == "5");
@@ -537,7 +552,7 @@ TEST_CASE("partitions: monthly on demand, far-off clocks in the default, retenti
         "3");  // two months and the default
   // Retention: everything that ended more than 60 days ago.
   CHECK(sql("SELECT * FROM storegw_drop_events_before(storegw_from_us(" +
-                    std::to_string(now - 60 * day) + "))") == old_part);
+            std::to_string(now - 60 * day) + "))") == old_part);
   CHECK(sql("SELECT count(*) FROM events") == "15");
   // A resend of the dropped rows is a duplicate: applied_seq remembers them.
   out = Apply(*store, {old_batch});
@@ -568,14 +583,16 @@ TEST_CASE("docs: the example queries and the CDC publication of docs/hq-schema.m
   // (SaleEvent: qty 1 + seq % 3, unit_price 199, EUR).
   uint64_t units1 = 0;
   for (uint64_t s = 1; s <= 100; ++s) units1 += 1 + s % 3;
-  const std::string day_from = sql("SELECT date_trunc('day', storegw_from_us(" +
-                                   std::to_string(hq_test::T0()) + "))");
-  const std::string hourly = sql(
-      "SELECT store_id, date_trunc('hour', recorded_at) AS hour, l->>'currency' AS currency, "
-      "sum((l->>'qty')::bigint) AS units, sum((l->>'qty')::bigint * (l->>'unit_price')::bigint) AS revenue "
-      "FROM events, jsonb_array_elements(event->'sale'->'lines') AS l "
-      "WHERE kind = 'sale' AND recorded_at >= '" + day_from + "' AND recorded_at < timestamptz '" +
-      day_from + "' + interval '2 days' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
+  const std::string day_from =
+      sql("SELECT date_trunc('day', storegw_from_us(" + std::to_string(hq_test::T0()) + "))");
+  const std::string hourly =
+      sql("SELECT store_id, date_trunc('hour', recorded_at) AS hour, l->>'currency' AS currency, "
+          "sum((l->>'qty')::bigint) AS units, sum((l->>'qty')::bigint * "
+          "(l->>'unit_price')::bigint) AS revenue "
+          "FROM events, jsonb_array_elements(event->'sale'->'lines') AS l "
+          "WHERE kind = 'sale' AND recorded_at >= '" +
+          day_from + "' AND recorded_at < timestamptz '" + day_from +
+          "' + interval '2 days' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3");
   uint64_t got_units1 = 0;
   for (size_t pos = 0; pos < hourly.size();) {
     const size_t end = std::min(hourly.find('\n', pos), hourly.size());
@@ -602,19 +619,22 @@ TEST_CASE("docs: the example queries and the CDC publication of docs/hq-schema.m
             .empty());
   CHECK(sql("SELECT event_id FROM events WHERE gateway_id = 'gw-01' AND storegw_u64(epoch) = " +
             std::to_string(kEpoch) + " AND seq = 42") == "e42");
-  CHECK(sql("SELECT count(*) FROM storegw_drop_events_before(now() - interval '13 months')") == "0");
+  CHECK(sql("SELECT count(*) FROM storegw_drop_events_before(now() - interval '13 months')") ==
+        "0");
 
   // The publication: one insert per stored event, each as a change of
   // `events` itself (its relation id), not of the monthly partition
   // (pgoutput of PostgreSQL 15 describes the partition too, in a Relation
   // message of its own, but the inserts name the root).
-  CHECK(sql("WITH m AS (SELECT data FROM pg_logical_slot_peek_binary_changes('kafka', NULL, NULL, "
-            "'proto_version', '1', 'publication_names', 'storegw_events')), "
-            "root AS (SELECT substring(data FROM 2 FOR 4) AS relid FROM m WHERE get_byte(data, 0) = 82 "
-            "AND position('\\x7075626c6963006576656e747300'::bytea IN data) > 0) "  // public\0events\0
-            "SELECT (SELECT count(*) FROM m WHERE get_byte(data, 0) = 73), "          // 'I'nsert
-            "(SELECT count(*) FROM m, root WHERE get_byte(m.data, 0) = 73 "
-            "AND substring(m.data FROM 2 FOR 4) = root.relid)") == "160|160");
+  CHECK(
+      sql("WITH m AS (SELECT data FROM pg_logical_slot_peek_binary_changes('kafka', NULL, NULL, "
+          "'proto_version', '1', 'publication_names', 'storegw_events')), "
+          "root AS (SELECT substring(data FROM 2 FOR 4) AS relid FROM m WHERE get_byte(data, 0) = "
+          "82 "
+          "AND position('\\x7075626c6963006576656e747300'::bytea IN data) > 0) "  // public\0events\0
+          "SELECT (SELECT count(*) FROM m WHERE get_byte(data, 0) = 73), "        // 'I'nsert
+          "(SELECT count(*) FROM m, root WHERE get_byte(m.data, 0) = 73 "
+          "AND substring(m.data FROM 2 FOR 4) = root.relid)") == "160|160");
 }
 
 }  // namespace storegw::hq

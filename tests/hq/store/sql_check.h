@@ -17,7 +17,8 @@ class SqlCheck {
       PQfinish(c_);
       throw std::runtime_error("SqlCheck: cannot connect: " + why);
     }
-    PQsetNoticeProcessor(c_, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        c_, [](void*, const char*) {}, nullptr);
   }
   ~SqlCheck() { PQfinish(c_); }
   SqlCheck(const SqlCheck&) = delete;

@@ -11,7 +11,9 @@ namespace {
 
 constexpr uint64_t kMaxSeq = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
-bool HasNul(const std::string& s) { return s.find('\0') != std::string::npos; }
+bool HasNul(const std::string& s) {
+  return s.find('\0') != std::string::npos;
+}
 
 std::string KeyName(const EpochKey& k) {
   return "gateway " + k.gateway_id + " epoch " + std::to_string(k.epoch);
@@ -96,16 +98,17 @@ std::optional<std::pair<RefuseReason, std::string>> CheckBatchShape(const v1::Ev
   }
   if (b.first_seq() < 1 || b.last_seq() < b.first_seq()) {
     return R{RefuseReason::kNotContiguous, "seq range " + std::to_string(b.first_seq()) + ".." +
-                                               std::to_string(b.last_seq()) + " is empty or starts at 0"};
+                                               std::to_string(b.last_seq()) +
+                                               " is empty or starts at 0"};
   }
   if (b.last_seq() > kMaxSeq) {
     return R{RefuseReason::kInvalidEvent,
              "last_seq " + std::to_string(b.last_seq()) + " is beyond 2^63-1 (seq is a bigint)"};
   }
   if (static_cast<uint64_t>(b.events_size()) != b.last_seq() - b.first_seq() + 1) {
-    return R{RefuseReason::kNotContiguous,
-             "seq range " + std::to_string(b.first_seq()) + ".." + std::to_string(b.last_seq()) +
-                 " but " + std::to_string(b.events_size()) + " events"};
+    return R{RefuseReason::kNotContiguous, "seq range " + std::to_string(b.first_seq()) + ".." +
+                                               std::to_string(b.last_seq()) + " but " +
+                                               std::to_string(b.events_size()) + " events"};
   }
   for (int i = 0; i < b.events_size(); ++i) {
     const auto& je = b.events(i);
@@ -116,7 +119,8 @@ std::optional<std::pair<RefuseReason, std::string>> CheckBatchShape(const v1::Ev
                                                  std::to_string(want)};
     }
     if (je.recorded_at() == 0) {
-      return R{RefuseReason::kInvalidEvent, "seq " + std::to_string(want) + ": recorded_at is unset"};
+      return R{RefuseReason::kInvalidEvent,
+               "seq " + std::to_string(want) + ": recorded_at is unset"};
     }
     if (HasNul(je.event().event_id()) || HasNul(je.event().device_id())) {
       return R{RefuseReason::kInvalidEvent,
@@ -154,13 +158,13 @@ std::vector<std::pair<EpochKey, Range>> RepeatedRanges(
 
 Plan BuildPlan(std::span<const IncomingBatch> batches,
                const std::vector<std::optional<std::pair<RefuseReason, std::string>>>& shape_errors,
-               std::map<std::string, GatewayState> gateways,
-               std::map<EpochKey, EpochState> epochs, const StoredEvents& stored) {
+               std::map<std::string, GatewayState> gateways, std::map<EpochKey, EpochState> epochs,
+               const StoredEvents& stored) {
   Plan plan;
   plan.outcomes.resize(batches.size());
   // Events added by earlier batches of this call: (range, batch index).
   std::map<EpochKey, std::vector<std::pair<Range, uint32_t>>> added;
-  std::set<EpochKey> touched;                 // keys a stored batch touched
+  std::set<EpochKey> touched;                  // keys a stored batch touched
   std::map<EpochKey, Ranges> initial_pending;  // their pending ranges as locked
   std::map<EpochKey, std::string> store_of;
   std::map<std::string, bool> gateway_changed;  // gateway -> epoch changed

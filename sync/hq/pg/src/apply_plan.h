@@ -97,15 +97,19 @@ struct Plan {
 // retention dropped it). `shape_errors[i]` (may be empty) refuses batch i.
 Plan BuildPlan(std::span<const IncomingBatch> batches,
                const std::vector<std::optional<std::pair<RefuseReason, std::string>>>& shape_errors,
-               std::map<std::string, GatewayState> gateways,
-               std::map<EpochKey, EpochState> epochs, const StoredEvents& stored);
+               std::map<std::string, GatewayState> gateways, std::map<EpochKey, EpochState> epochs,
+               const StoredEvents& stored);
 
 // Which kind of body an event has: the name of the field set in its `body`
 // oneof ("sale", "sale_return", "count", ...); "" when none.
 const std::string& EventKind(const v1::Event& e);
 
 // The epoch as it is stored (bigint: the fixed64's two's complement).
-inline int64_t EpochToSql(uint64_t epoch) { return static_cast<int64_t>(epoch); }
-inline uint64_t EpochFromSql(int64_t v) { return static_cast<uint64_t>(v); }
+inline int64_t EpochToSql(uint64_t epoch) {
+  return static_cast<int64_t>(epoch);
+}
+inline uint64_t EpochFromSql(int64_t v) {
+  return static_cast<uint64_t>(v);
+}
 
 }  // namespace storegw::hq::pg

@@ -19,7 +19,9 @@ void AppendCopyHeader(std::string* out) {
   PutInt32(out, 0);  // header extension length
 }
 
-void AppendCopyTrailer(std::string* out) { PutInt16(out, -1); }
+void AppendCopyTrailer(std::string* out) {
+  PutInt16(out, -1);
+}
 
 void AppendCopyRow(const v1::EventBatch& b, const v1::JournaledEvent& je, const std::string& json,
                    std::string* out) {
@@ -51,8 +53,8 @@ void AppendCopyRow(const v1::EventBatch& b, const v1::JournaledEvent& je, const 
   out->append(json);
 }
 
-void AddInsertParams(const v1::EventBatch& b, const v1::JournaledEvent& je,
-                     const std::string& json, Params* p) {
+void AddInsertParams(const v1::EventBatch& b, const v1::JournaledEvent& je, const std::string& json,
+                     Params* p) {
   const v1::Event& e = je.event();
   p->Binary(b.store_id()).Binary(b.gateway_id()).Binary(BinInt64(EpochToSql(b.epoch())));
   p->Binary(BinInt64(static_cast<int64_t>(je.seq()))).Binary(e.event_id()).Binary(EventKind(e));
@@ -67,8 +69,8 @@ void AddInsertParams(const v1::EventBatch& b, const v1::JournaledEvent& je,
 
 std::string InsertEventsSql(int rows) {
   static constexpr const char* kTypes[kEventColumns] = {
-      "text", "text", "bigint", "bigint", "text", "text", "timestamptz", "timestamptz", "text",
-      "jsonb"};
+      "text", "text",        "bigint",      "bigint", "text",
+      "text", "timestamptz", "timestamptz", "text",   "jsonb"};
   std::string sql = std::string("INSERT INTO events (") + kEventColumnList + ") VALUES ";
   for (int r = 0; r < rows; ++r) {
     sql += r ? ",(" : "(";

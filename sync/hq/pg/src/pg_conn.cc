@@ -35,11 +35,9 @@ std::string Trim(const std::string& in) {
 // libpq's message about a string it could not parse.
 std::vector<std::string> RawSecrets(const std::string& s) {
   std::vector<std::string> out;
-  static const std::regex kw(R"(password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+))",
-                             std::regex::icase);
+  static const std::regex kw(R"(password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+))", std::regex::icase);
   static const std::regex uri(R"(^[a-z]+://[^:/@?]*:([^@/?]*)@)", std::regex::icase);
-  for (auto it = std::sregex_iterator(s.begin(), s.end(), kw); it != std::sregex_iterator();
-       ++it) {
+  for (auto it = std::sregex_iterator(s.begin(), s.end(), kw); it != std::sregex_iterator(); ++it) {
     std::string v = (*it)[1].str();
     out.push_back(v);
     if (v.size() >= 2 && v.front() == '\'') out.push_back(v.substr(1, v.size() - 2));
@@ -92,13 +90,12 @@ Result<Target> ParseConninfo(const std::string& conninfo) {
   }
   for (PQconninfoOption* o = opts; o->keyword; ++o) {
     if (!o->val) continue;
-    std::string k = o->keyword, v = o->val;
-    if (k == "host") t.host = v;
-    else if (k == "hostaddr" && t.host.empty()) t.host = v;
-    else if (k == "port") t.port = v;
-    else if (k == "dbname") t.dbname = v;
-    else if (k == "user") t.user = v;
-    else if (k == "password") t.secrets.push_back(v);
+    const std::string k = o->keyword, v = o->val;
+    if (k == "host" || (k == "hostaddr" && t.host.empty())) t.host = v;
+    if (k == "port") t.port = v;
+    if (k == "dbname") t.dbname = v;
+    if (k == "user") t.user = v;
+    if (k == "password") t.secrets.push_back(v);
   }
   PQconninfoFree(opts);
   if (t.host.empty()) t.host = Default("host");
@@ -118,8 +115,12 @@ Params& Params::Text(std::string v) {
   formats_.push_back(0);
   return *this;
 }
-Params& Params::Int(int64_t v) { return Text(std::to_string(v)); }
-Params& Params::Bool(bool v) { return Text(v ? "t" : "f"); }
+Params& Params::Int(int64_t v) {
+  return Text(std::to_string(v));
+}
+Params& Params::Bool(bool v) {
+  return Text(v ? "t" : "f");
+}
 Params& Params::Binary(std::string v) {
   Text(std::move(v));
   formats_.back() = 1;
@@ -151,12 +152,15 @@ Result<std::unique_ptr<Conn>> Conn::Connect(const std::string& conninfo, const T
   // overrides them. TCP keepalives and a user timeout: a server that
   // vanishes from the network fails the statement under way within about
   // 30 s instead of the kernel's 15 minutes of retransmissions.
-  const char* keys[] = {"connect_timeout", "application_name", "keepalives_idle",
-                        "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-                        "dbname", nullptr};
+  const char* keys[] = {
+      "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
+      "keepalives_count", "tcp_user_timeout", "dbname",          nullptr};
   const char* vals[] = {"10", "storegw-hq", "10", "5", "3", "30000", conninfo.c_str(), nullptr};
   PGconn* c = PQconnectdbParams(keys, vals, /*expand_dbname=*/1);
-  if (!c) return Status::Unavailable("cannot connect to PostgreSQL (" + target.Describe() + "): out of memory");
+  if (!c) {
+    return Status::Unavailable("cannot connect to PostgreSQL (" + target.Describe() +
+                               "): out of memory");
+  }
   if (PQstatus(c) != CONNECTION_OK) {
     std::string why = Scrub(Trim(PQerrorMessage(c)), target.secrets);
     PQfinish(c);
@@ -165,7 +169,8 @@ Result<std::unique_ptr<Conn>> Conn::Connect(const std::string& conninfo, const T
   // Notices and warnings ("relation already exists, skipping", "there is
   // no transaction in progress" after a failed COMMIT) are not errors:
   // libpq would print them on stderr.
-  PQsetNoticeProcessor(c, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      c, [](void*, const char*) {}, nullptr);
   std::unique_ptr<Conn> conn(new Conn(c, target));
   // Timestamps as the store writes and reads them; nothing depends on the
   // server's or the role's TimeZone.
@@ -173,9 +178,13 @@ Result<std::unique_ptr<Conn>> Conn::Connect(const std::string& conninfo, const T
   return conn;
 }
 
-Conn::~Conn() { PQfinish(c_); }
+Conn::~Conn() {
+  PQfinish(c_);
+}
 
-bool Conn::ok() const { return PQstatus(c_) == CONNECTION_OK; }
+bool Conn::ok() const {
+  return PQstatus(c_) == CONNECTION_OK;
+}
 
 Status Conn::ConnError(std::string_view what) {
   last_sqlstate_.clear();
@@ -280,7 +289,9 @@ Status Conn::Pipeline(const std::vector<Call>& calls, std::vector<ResultPtr>* re
     if (first_error.ok()) first_error = ConnError("pipeline sync result");
     return first_error;
   }
-  if (PQexitPipelineMode(c_) != 1 && first_error.ok()) first_error = ConnError("exit pipeline mode");
+  if (PQexitPipelineMode(c_) != 1 && first_error.ok()) {
+    first_error = ConnError("exit pipeline mode");
+  }
   return first_error;
 }
 
@@ -309,7 +320,9 @@ Status Conn::CopyIn(const char* sql, std::string_view data) {
 
 // ----------------------------------------------------------------- helpers
 
-bool IsNull(const PGresult* r, int row, int col) { return PQgetisnull(r, row, col) != 0; }
+bool IsNull(const PGresult* r, int row, int col) {
+  return PQgetisnull(r, row, col) != 0;
+}
 
 int64_t GetInt(const PGresult* r, int row, int col) {
   if (IsNull(r, row, col)) return 0;

@@ -55,7 +55,8 @@ int MonthKey(int64_t unix_us) {
   using namespace std::chrono;
   const sys_days day = floor<days>(sys_time<microseconds>(microseconds(unix_us)));
   const year_month_day ymd(day);
-  return static_cast<int>(ymd.year()) * 12 + static_cast<int>(static_cast<unsigned>(ymd.month())) - 1;
+  return static_cast<int>(ymd.year()) * 12 + static_cast<int>(static_cast<unsigned>(ymd.month())) -
+         1;
 }
 
 std::string MonthStart(int key) {
@@ -71,7 +72,8 @@ bool Retryable(const std::string& sqlstate) {
 // A JSON text holds the escape \u0000 (a NUL in a string), which jsonb
 // refuses: counts the backslashes before each "u0000" to skip "\\u0000".
 bool JsonHasNulEscape(const std::string& json) {
-  for (size_t pos = json.find("u0000"); pos != std::string::npos; pos = json.find("u0000", pos + 1)) {
+  for (size_t pos = json.find("u0000"); pos != std::string::npos;
+       pos = json.find("u0000", pos + 1)) {
     size_t slashes = 0;
     while (pos > slashes && json[pos - 1 - slashes] == '\\') ++slashes;
     if (slashes % 2 == 1) return true;
@@ -99,7 +101,8 @@ constexpr Statement kStatements[] = {
      "SELECT seq, event_id, storegw_us(recorded_at) FROM events "
      "WHERE gateway_id = $1 AND epoch = $2 AND seq BETWEEN $3 AND $4"},
     {"ep_upsert",
-     "INSERT INTO gateway_epochs (gateway_id, epoch, store_id, applied_seq, first_seen, last_batch_at) "
+     "INSERT INTO gateway_epochs (gateway_id, epoch, store_id, applied_seq, first_seen, "
+     "last_batch_at) "
      "VALUES ($1, $2, $3, $4, storegw_from_us($5), storegw_from_us($6)) "
      "ON CONFLICT (gateway_id, epoch) DO UPDATE SET store_id = EXCLUDED.store_id, "
      "applied_seq = EXCLUDED.applied_seq, "
@@ -120,8 +123,7 @@ constexpr Statement kStatements[] = {
      "online = $7::boolean, last_seq = $8, watermark = $9, backlog_events = $10, link = $11, "
      "version = $12 WHERE gateway_id = $1"},
     {"ev_partition", "SELECT storegw_events_partition($1::timestamptz)"},
-    {"applied_seq",
-     "SELECT applied_seq FROM gateway_epochs WHERE gateway_id = $1 AND epoch = $2"},
+    {"applied_seq", "SELECT applied_seq FROM gateway_epochs WHERE gateway_id = $1 AND epoch = $2"},
     {"fleet",
      "SELECT g.gateway_id, g.store_id, g.current_epoch, "
      "(SELECT count(*) FROM gateway_epochs x WHERE x.gateway_id = g.gateway_id), "
@@ -154,8 +156,9 @@ struct PgStore::Impl {
       if (Status st = (*c)->Prepare(s.name, s.sql); !st.ok()) return st;
     }
     if (options.row_writer == PgStoreOptions::RowWriter::kInsert) {
-      if (Status st = (*c)->Prepare("ev_insert_n", pg::InsertEventsSql(kInsertRows).c_str()); !st.ok()) return st;
-      if (Status st = (*c)->Prepare("ev_insert_1", pg::InsertEventsSql(1).c_str()); !st.ok()) return st;
+      const std::string many = pg::InsertEventsSql(kInsertRows), one = pg::InsertEventsSql(1);
+      if (Status st = (*c)->Prepare("ev_insert_n", many.c_str()); !st.ok()) return st;
+      if (Status st = (*c)->Prepare("ev_insert_1", one.c_str()); !st.ok()) return st;
     }
     conn = std::move(*c);
     return {};
@@ -216,9 +219,13 @@ struct PgStore::Impl {
 PgStore::PgStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PgStore::~PgStore() = default;
 
-int PgStore::SchemaVersion() { return pg::LatestSchemaVersion(); }
+int PgStore::SchemaVersion() {
+  return pg::LatestSchemaVersion();
+}
 
-std::string PgStore::Describe() const { return impl_->target.Describe(); }
+std::string PgStore::Describe() const {
+  return impl_->target.Describe();
+}
 
 Result<std::unique_ptr<PgStore>> PgStore::Open(const std::string& conninfo,
                                                PgStoreOptions options) {
@@ -440,8 +447,9 @@ Status PgStore::RecordStatus(const v1::GatewayStatus& status, int64_t received_a
   }
   if (JsonHasNulEscape(json) || status.gateway_id().find('\0') != std::string::npos ||
       status.store_id().find('\0') != std::string::npos) {
-    return Status::InvalidArgument("status", "a string holds a NUL character, which PostgreSQL "
-                                             "cannot store");
+    return Status::InvalidArgument("status",
+                                   "a string holds a NUL character, which PostgreSQL "
+                                   "cannot store");
   }
   const std::string& gw = status.gateway_id();
   const uint64_t epoch = status.epoch();
@@ -513,8 +521,8 @@ Status PgStore::AppliedSeq(const std::string& gateway_id, uint64_t epoch, uint64
   *seq = 0;
   std::lock_guard lock(impl_->mu);
   if (Status s = impl_->EnsureConnected(); !s.ok()) return s;
-  auto r = impl_->conn->ExecPrepared(
-      "applied_seq", Params().Text(gateway_id).Int(pg::EpochToSql(epoch)));
+  auto r = impl_->conn->ExecPrepared("applied_seq",
+                                     Params().Text(gateway_id).Int(pg::EpochToSql(epoch)));
   if (!r.ok()) {
     impl_->Abandon();
     return r.status();

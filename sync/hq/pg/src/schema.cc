@@ -165,7 +165,9 @@ Status Rollback(Conn& conn, Status why) {
 
 }  // namespace
 
-int LatestSchemaVersion() { return kLatest; }
+int LatestSchemaVersion() {
+  return kLatest;
+}
 
 Status MigrateSchema(Conn& conn) {
   if (Status s = conn.Exec("BEGIN"); !s.ok()) return s;
@@ -205,8 +207,8 @@ Status MigrateSchema(Conn& conn) {
     }
     const Migration& m = kMigrations[version - 1];
     if (Status s = conn.Exec(m.sql); !s.ok()) {
-      return Rollback(conn, Status(s.code(), "schema migration " + std::to_string(version) +
-                                                 " (" + m.name + "): " + s.message()));
+      return Rollback(conn, Status(s.code(), "schema migration " + std::to_string(version) + " (" +
+                                                 m.name + "): " + s.message()));
     }
     auto rec = conn.ExecPrepared("schema_record", Params().Int(version).Text(m.name));
     if (!rec.ok()) return Rollback(conn, rec.status());
