@@ -13,8 +13,9 @@
 // prices: one PriceUpdate per line.
 //
 // Exit 0 only when the broker acknowledged every message (MQTT 5: with a
-// success reason code; "no matching subscribers" is a failure: no gateway
-// of that store has a session at the broker, so nothing was queued for it).
+// success reason code). A broker that reports "no matching subscribers"
+// (0x10; mosquitto does not) fails it too: no gateway of that store has a
+// session there, so nothing was queued for it.
 #include <unistd.h>
 
 #include <charconv>
@@ -301,7 +302,7 @@ int Run(PublishFlags f) {
     snap.set_hq_version(static_cast<uint64_t>(now));
     for (auto& l : *lines) *snap.add_lines() = std::move(l);
     msgs.push_back({base + "stock", snap.SerializeAsString(), "the stock snapshot"});
-    summary = "stock snapshot of " + FormatCount(uint64_t(snap.lines_size())) + " skus for store " +
+    summary = "the stock snapshot of " + FormatCount(uint64_t(snap.lines_size())) + " skus for store " +
               f.store + (gw.empty() ? "" : " (gateway " + gw + ")") + ", epoch " +
               std::to_string(epoch) + ", as_of_seq " + std::to_string(as_of) + ", hq_version " +
               std::to_string(snap.hq_version()) + ", " + FormatBytes(msgs.back().payload.size());
@@ -317,12 +318,13 @@ int Run(PublishFlags f) {
       p.set_store_id(f.store);
       msgs.push_back({base + "prices", p.SerializeAsString(), "the price of " + p.sku()});
     }
-    summary = FormatCount(uint64_t(msgs.size())) + " price updates for store " + f.store;
+    summary = FormatCount(uint64_t(msgs.size())) +
+              (msgs.size() == 1 ? " price update" : " price updates") + " for store " + f.store;
   }
 
   if (f.dry_run) {
     std::printf(
-        "storegw-hq publish: %s is valid: would publish the %s to %s%s (--dry-run: "
+        "storegw-hq publish: %s is valid: would publish %s to %s%s (--dry-run: "
         "nothing published)\n",
         f.csv.c_str(), summary.c_str(), base.c_str(), f.kind.c_str());
     return kExitOk;
@@ -342,7 +344,7 @@ int Run(PublishFlags f) {
     }
     return kExitFailure;
   }
-  std::printf("storegw-hq publish: published the %s to %s%s; the broker acknowledged %s of %s\n",
+  std::printf("storegw-hq publish: published %s to %s%s; the broker acknowledged %s of %s\n",
               summary.c_str(), base.c_str(), f.kind.c_str(), FormatCount(uint64_t(acked)).c_str(),
               FormatCount(uint64_t(msgs.size())).c_str());
   return kExitOk;

@@ -48,7 +48,7 @@ std::string TextOf(const std::string& dom, const std::string& id) {
 }
 
 std::string StoreId(int i) {
-  char buf[16];
+  char buf[32];
   std::snprintf(buf, sizeof buf, "store-%04d", i + 1);
   return buf;
 }
@@ -56,7 +56,7 @@ std::string StoreId(int i) {
 // Gateway ids are unique across the fleet (HQ keys on them), as the
 // packaged gateways' are when each store's is named after the store.
 std::string GatewayId(int i) {
-  char buf[16];
+  char buf[32];
   std::snprintf(buf, sizeof buf, "gw-%04d", i + 1);
   return buf;
 }
