@@ -4,8 +4,9 @@
 // watermark moves only by storegw-hq's acks). Checked: /healthz, /v1/fleet
 // and /metrics while the gateway reports and after it stops; `status` exit
 // codes; `publish stock` and `publish prices` reaching the gateway (its
-// ledger and price table show them, and the applied snapshot comes back up
-// to HQ as a stock_snapshot event); a CSV with errors publishing nothing.
+// ledger, price table and journal show them, and the applied snapshot
+// comes back up to HQ as a stock_snapshot event); a CSV with errors
+// publishing nothing.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -210,6 +211,19 @@ TEST_CASE("storegw-hq with a real gateway: fleet, metrics, status exit codes, pu
   g = FleetGatewayOf(hq->port, kStore, kGateway);
   CHECK(g->offline_reason() == "reported");
   CHECK(g->since() > 0);
+  // The gateway's journal holds the snapshot it applied, as of HQ's seq.
+  {
+    auto journal = ExportJournal(tmp / "gw-data", &why);
+    REQUIRE_MESSAGE(journal, why);
+    int snapshots = 0;
+    for (const auto& je : *journal) {
+      if (!je.event().has_stock_snapshot()) continue;
+      ++snapshots;
+      CHECK(je.event().stock_snapshot().as_of_seq() == 25);
+      CHECK(je.event().stock_snapshot().lines_size() == 2);
+    }
+    CHECK(snapshots == 1);
+  }
   {
     std::string error;
     auto doc = ParsePrometheus(HttpGet(hq->port, "/metrics").body, &error);
