@@ -22,7 +22,7 @@ class NoStore final : public EventStore {
   Status RecordStatus(const v1::GatewayStatus&, int64_t) override {
     return Status::FailedPrecondition("not used");
   }
-  Status AppliedSeq(const std::string&, uint64_t, uint64_t*) override {
+  Status AppliedSeq(const std::string&, const std::string&, uint64_t, uint64_t*) override {
     return Status::FailedPrecondition("not used");
   }
   Status Fleet(std::vector<FleetRow>*) override { return Status::FailedPrecondition("not used"); }

@@ -58,9 +58,10 @@ uint64_t Refused(const Receiver& r, const char* reason) {
   return it == st.refused.end() ? 0 : it->second;
 }
 
-uint64_t AppliedSeq(EventStore& s, const std::string& gw, uint64_t epoch) {
+uint64_t AppliedSeq(EventStore& s, const std::string& store, const std::string& gw,
+                    uint64_t epoch) {
   uint64_t seq = 0;
-  const Status st = s.AppliedSeq(gw, epoch, &seq);
+  const Status st = s.AppliedSeq(store, gw, epoch, &seq);
   REQUIRE_MESSAGE(st.ok(), st.ToString());
   return seq;
 }
@@ -107,7 +108,8 @@ TEST_CASE("mqtt: a real uplink (ack = hq) drains through two replicas sharing a 
 
   const std::string n = std::to_string(last);
   CHECK(EventsOf(pg, db, "gw-01") == n + " " + n + " 1 " + n);  // every seq once
-  CHECK(AppliedSeq(*store_a, "gw-01", (*j)->epoch()) == last);
+  CHECK(AppliedSeq(*store_a, "store-0001", "gw-01", (*j)->epoch()) == last);
+  CHECK(AppliedSeq(*store_a, "store-0002", "gw-01", (*j)->epoch()) == 0);  // another store's
   const ReceiverStats sa = a->Stats(), sb = b->Stats();
   CHECK(sa.batches_stored > 0);  // the broker shared the batches out
   CHECK(sb.batches_stored > 0);
@@ -123,6 +125,7 @@ TEST_CASE("mqtt: a real uplink (ack = hq) drains through two replicas sharing a 
   std::vector<FleetRow> rows;
   REQUIRE(store_a->Fleet(&rows).ok());
   REQUIRE(rows.size() == 1);
+  CHECK(rows[0].store_id == "store-0001");
   CHECK(rows[0].gateway_id == "gw-01");
   CHECK(rows[0].applied_seq == last);
   CHECK(rows[0].status.has_value());
@@ -146,7 +149,7 @@ TEST_CASE("mqtt: out of order, HqAck names only the contiguous prefix, and a res
   gw.Publish(batch(11));
   REQUIRE(WaitUntil([&] { return r->Stats().batches_stored == 2; }, kWait));
   CHECK(EventsOf(pg, db, "gw-09") == "20 20 11 30");
-  CHECK(AppliedSeq(*store, "gw-09", epoch) == 0);
+  CHECK(AppliedSeq(*store, "s1", "gw-09", epoch) == 0);
   // A sentinel of another gateway, stored after them: once its ack is in,
   // any ack of gw-09 would have been too.
   gw.Publish(MakeBatch("s1", "gw-10", 1, 1, 3));
@@ -160,7 +163,7 @@ TEST_CASE("mqtt: out of order, HqAck names only the contiguous prefix, and a res
   REQUIRE(acks.size() == 1);
   CHECK(acks[0].seq() == 30);
   CHECK(acks[0].epoch() == epoch);
-  CHECK(AppliedSeq(*store, "gw-09", epoch) == 30);
+  CHECK(AppliedSeq(*store, "s1", "gw-09", epoch) == 30);
 
   // The gateway resends 11..20 (it never saw the ack): duplicates only,
   // acknowledged again with the prefix, on the gateway's own ack topic.
@@ -174,6 +177,70 @@ TEST_CASE("mqtt: out of order, HqAck names only the contiguous prefix, and a res
     CHECK(a.topic == "retail/v1/s1/" + a.ack.gateway_id() + "/ack");
   }
   CHECK(gw.bad_acks() == 0);
+  r->Stop();
+}
+
+TEST_CASE("mqtt: two stores' gw-01 are two gateways - both stored, each acked on its own topic") {
+  TempDir dir;
+  Mosquitto broker(dir / "broker");
+  test::Postgres& pg = SharedPostgres();
+  const std::string db = FreshDb("twostores");
+  auto store = OpenStore(pg.CreateDatabase(db));
+  auto r = StartReceiver(MqttOptions(broker, "twostores"), store.get());
+  MqttProbe gw(broker.url());
+  // Every store's gateway is "gw-01" by default; each journal has its epoch.
+  const uint64_t e1 = 1001, e2 = 2002;
+  for (const auto& [sid, epoch] : {std::pair{"s1", e1}, std::pair{"s2", e2}}) {
+    v1::GatewayStatus st;
+    st.set_store_id(sid);
+    st.set_gateway_id("gw-01");
+    st.set_epoch(epoch);
+    st.set_online(true);
+    gw.PublishRaw(sid, "gw-01", st.SerializeAsString(), "", "status", /*retained=*/true);
+  }
+  // Interleaved, s2 out of order.
+  gw.Publish(MakeBatch("s1", "gw-01", e1, 1, 10, "s1-"));
+  gw.Publish(MakeBatch("s2", "gw-01", e2, 11, 10, "s2-"));
+  gw.Publish(MakeBatch("s1", "gw-01", e1, 11, 10, "s1-"));
+  gw.Publish(MakeBatch("s2", "gw-01", e2, 1, 10, "s2-"));
+  const auto acked = [&](const std::string& sid, uint64_t epoch) {
+    for (const auto& a : gw.acks()) {
+      if (a.topic == "retail/v1/" + sid + "/gw-01/ack" && a.ack.epoch() == epoch &&
+          a.ack.seq() == 20) {
+        return true;
+      }
+    }
+    return false;
+  };
+  REQUIRE(WaitUntil([&] { return acked("s1", e1) && acked("s2", e2); }, kWait));
+  // No ack went to the other store's gateway.
+  for (const auto& a : gw.acks()) {
+    CAPTURE(a.topic);
+    CHECK(a.ack.gateway_id() == "gw-01");
+    CHECK(a.ack.epoch() == (a.topic == "retail/v1/s1/gw-01/ack" ? e1 : e2));
+  }
+  CHECK(r->Stats().refused.empty());
+  CHECK(r->Stats().events_stored == 40);
+  CHECK(AppliedSeq(*store, "s1", "gw-01", e1) == 20);
+  CHECK(AppliedSeq(*store, "s2", "gw-01", e2) == 20);
+  CHECK(pg.Psql("SELECT string_agg(store_id || ':' || n, ' ' ORDER BY store_id) FROM (SELECT "
+                "store_id, count(DISTINCT seq) AS n FROM events GROUP BY 1) x",
+                db) == "s1:20 s2:20");
+  // Both statuses recorded, each on its own store's row.
+  std::vector<FleetRow> rows;
+  REQUIRE(WaitUntil(
+      [&] {
+        return store->Fleet(&rows).ok() && rows.size() == 2 && rows[0].status && rows[1].status;
+      },
+      kWait));
+  for (const FleetRow& row : rows) {
+    CAPTURE(row.store_id);
+    CHECK(row.gateway_id == "gw-01");
+    CHECK(row.epoch == (row.store_id == "s1" ? e1 : e2));
+    CHECK(row.epochs_seen == 1);
+    CHECK(row.applied_seq == 20);
+    CHECK(row.status->epoch() == row.epoch);
+  }
   r->Stop();
 }
 

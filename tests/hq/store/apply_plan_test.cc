@@ -15,30 +15,29 @@ std::vector<std::optional<std::pair<RefuseReason, std::string>>> NoShapeErrors(s
   return std::vector<std::optional<std::pair<RefuseReason, std::string>>>(n);
 }
 
-// BuildPlan against a state where `gw` has `epoch` (applied, pending) as
-// its current epoch; exists=false: nothing known.
+// BuildPlan against a state where store s1's `gw` has `epoch` (applied,
+// pending) as its current epoch; exists=false: nothing known.
 struct World {
-  std::map<std::string, GatewayState> gateways;
+  std::map<GatewayKey, GatewayState> gateways;
   std::map<EpochKey, EpochState> epochs;
   StoredEvents stored;
 
   void Known(const std::string& gw, uint64_t epoch, uint64_t applied, Ranges pending = {},
-             bool current = true) {
-    GatewayState& g = gateways[gw];
+             bool current = true, const std::string& store = "s1") {
+    GatewayState& g = gateways[{store, gw}];
     if (current) {
       g.has_current = true;
       g.current_epoch = epoch;
     }
-    g.store_id = "s1";
-    EpochState& e = epochs[{gw, epoch}];
+    EpochState& e = epochs[{store, gw, epoch}];
     e.exists = true;
     e.applied_seq = applied;
     e.pending = std::move(pending);
   }
   Plan Run(const std::vector<IncomingBatch>& batches) {
     for (const auto& in : batches) {
-      gateways.try_emplace(in.batch.gateway_id());
-      epochs.try_emplace(EpochKey{in.batch.gateway_id(), in.batch.epoch()});
+      gateways.try_emplace(GatewayKey{in.batch.store_id(), in.batch.gateway_id()});
+      epochs.try_emplace(EpochKey{in.batch.store_id(), in.batch.gateway_id(), in.batch.epoch()});
     }
     return BuildPlan(batches, NoShapeErrors(batches.size()), gateways, epochs, stored);
   }
@@ -84,7 +83,7 @@ TEST_CASE("plan: new, duplicate and overlapping batches - outcomes name the fina
   REQUIRE(p.epochs.size() == 1);
   CHECK(p.epochs[0].applied_seq == 20);
   CHECK_FALSE(p.epochs[0].pending_changed);
-  CHECK(p.gateways.empty());  // same epoch, same store
+  CHECK(p.gateways.empty());  // same epoch
 }
 
 TEST_CASE("plan: 3 before 2 before 1 - stored past the gap, prefix moves when it fills") {
@@ -95,8 +94,8 @@ TEST_CASE("plan: 3 before 2 before 1 - stored past the gap, prefix moves when it
   REQUIRE(p.epochs.size() == 1);
   CHECK(p.epochs[0].pending == Ranges{{21, 30}});
   CHECK(p.epochs[0].pending_changed);
-  REQUIRE(p.gateways.size() == 1);
-  CHECK(p.gateways[0].epoch_changed);  // first epoch of a new gateway
+  REQUIRE(p.gateways.size() == 1);  // first epoch of a new gateway
+  CHECK(p.gateways[0].current_epoch == 7);
 
   w.Known("gw1", 7, 0, {{21, 30}});
   p = w.Run({Batch("s1", "gw1", 7, 11, 20)});
@@ -139,14 +138,13 @@ TEST_CASE("plan: a new epoch supersedes the current one, also within one call") 
   CHECK(p.rows.size() == 15);
   REQUIRE(p.gateways.size() == 1);
   CHECK(p.gateways[0].current_epoch == 8);
-  CHECK(p.gateways[0].epoch_changed);
 
   // Known superseded: refused, whatever the seqs.
   World w2;
   w2.Known("gw1", 8, 5);
   w2.Known("gw1", 7, 110, {}, /*current=*/false);
-  w2.epochs[{"gw1", 7}].superseded = true;
-  w2.epochs[{"gw1", 7}].superseded_by = 8;
+  w2.epochs[{"s1", "gw1", 7}].superseded = true;
+  w2.epochs[{"s1", "gw1", 7}].superseded_by = 8;
   p = w2.Run({Batch("s1", "gw1", 7, 111, 120)});
   REQUIRE(p.outcomes[0].refused);
   CHECK(*p.outcomes[0].refused == RefuseReason::kSupersededEpoch);
@@ -158,10 +156,10 @@ TEST_CASE("plan: a repeated seq holding another event is a conflict - the batch 
   World w;
   w.Known("gw1", 7, 10);
   for (uint64_t s = 1; s <= 10; ++s) {
-    w.stored[{"gw1", 7}][s] = {test::Id("e", static_cast<long long>(s)),
-                               hq_test::SaleEvent(s).recorded_at()};
+    w.stored[{"s1", "gw1", 7}][s] = {test::Id("e", static_cast<long long>(s)),
+                                     hq_test::SaleEvent(s).recorded_at()};
   }
-  w.stored[{"gw1", 7}].erase(3);  // dropped by retention: still a duplicate
+  w.stored[{"s1", "gw1", 7}].erase(3);  // dropped by retention: still a duplicate
   auto bad = Batch("s1", "gw1", 7, 5, 15);
   bad.batch.mutable_events(2)->mutable_event()->set_event_id("other");  // seq 7
   Plan p = w.Run({Batch("s1", "gw1", 7, 1, 12), bad, Batch("s1", "gw1", 7, 13, 14)});
@@ -182,10 +180,50 @@ TEST_CASE("plan: a repeated seq holding another event is a conflict - the batch 
   CHECK(*p.outcomes[1].refused == RefuseReason::kConflict);
 }
 
+TEST_CASE("plan: two stores' gw-01 are two gateways - interleaved, neither supersedes the other") {
+  World w;
+  w.Known("gw-01", 7, 10, {}, true, "s1");
+  w.Known("gw-01", 9, 4, {}, true, "s2");
+  Plan p = w.Run({Batch("s1", "gw-01", 7, 11, 20), Batch("s2", "gw-01", 9, 5, 8),
+                  Batch("s1", "gw-01", 7, 21, 30), Batch("s2", "gw-01", 9, 9, 12)});
+  for (const auto& o : p.outcomes) CHECK_FALSE(o.refused);
+  CHECK(p.outcomes[0].applied_seq == 30);
+  CHECK(p.outcomes[1].applied_seq == 12);
+  CHECK(p.rows.size() == 28);
+  CHECK(p.gateways.empty());  // each store's gateway stays on its own current epoch
+  REQUIRE(p.epochs.size() == 2);
+  CHECK(p.epochs[0].key == EpochKey{"s1", "gw-01", 7});
+  CHECK(p.epochs[1].key == EpochKey{"s2", "gw-01", 9});
+
+  // A third store's gw-01 appears: its first epoch is current for it alone
+  // (s1's epoch 7 after it in the same call is not superseded).
+  p = w.Run({Batch("s3", "gw-01", 11, 1, 5), Batch("s1", "gw-01", 7, 11, 12)});
+  CHECK_FALSE(p.outcomes[0].refused);
+  CHECK_FALSE(p.outcomes[1].refused);
+  REQUIRE(p.gateways.size() == 1);
+  CHECK(p.gateways[0].key == GatewayKey{"s3", "gw-01"});
+  CHECK(p.gateways[0].current_epoch == 11);
+
+  // An epoch that is already another store's journal (copied between
+  // stores): refused, nothing of it planned.
+  World c;
+  c.epochs[{"s2", "gw-01", 7}].other_store = "s1";
+  p = c.Run({Batch("s2", "gw-01", 7, 1, 5)});
+  REQUIRE(p.outcomes[0].refused);
+  CHECK(*p.outcomes[0].refused == RefuseReason::kConflict);
+  CHECK(p.outcomes[0].refuse_detail.find("already the journal of store s1") != std::string::npos);
+  CHECK(p.outcomes[0].applied_seq == 0);
+  CHECK(p.rows.empty());
+  CHECK(p.epochs.empty());
+  CHECK(p.gateways.empty());
+  CHECK(
+      RepeatedRanges(std::vector<IncomingBatch>{Batch("s2", "gw-01", 7, 1, 5)}, c.epochs).empty());
+}
+
 TEST_CASE("plan: RepeatedRanges asks only for seqs stored before the call, merged") {
   World w;
   w.Known("gw1", 7, 10, {{21, 30}});
-  w.epochs.try_emplace(EpochKey{"gw2", 1});
+  w.epochs.try_emplace(EpochKey{"s1", "gw2", 1});
   auto r = RepeatedRanges(
       std::vector<IncomingBatch>{Batch("s1", "gw1", 7, 5, 25), Batch("s1", "gw1", 7, 8, 12),
                                  Batch("s1", "gw2", 1, 1, 5)},
@@ -215,6 +253,10 @@ TEST_CASE("shape: what the store refuses before anything else") {
   auto no_gw = b;
   no_gw.batch.clear_gateway_id();
   CHECK(CheckBatchShape(no_gw.batch));
+  auto no_store = b;
+  no_store.batch.clear_store_id();
+  REQUIRE(CheckBatchShape(no_store.batch));
+  CHECK(CheckBatchShape(no_store.batch)->second == "store_id is empty");
   auto no_time = b;
   no_time.batch.mutable_events(0)->set_recorded_at(0);
   CHECK(CheckBatchShape(no_time.batch)->first == RefuseReason::kInvalidEvent);

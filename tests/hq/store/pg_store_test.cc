@@ -68,9 +68,10 @@ std::string CensusLine(uint64_t n) {
   return std::to_string(n) + "|" + std::to_string(n) + "|" + std::to_string(n) + "|0";
 }
 
-uint64_t Applied(PgStore& store, const std::string& gw, uint64_t epoch) {
+uint64_t Applied(PgStore& store, const std::string& store_id, const std::string& gw,
+                 uint64_t epoch) {
   uint64_t seq = 0;
-  Status st = store.AppliedSeq(gw, epoch, &seq);
+  Status st = store.AppliedSeq(store_id, gw, epoch, &seq);
   REQUIRE_MESSAGE(st.ok(), st.ToString());
   return seq;
 }
@@ -200,7 +201,7 @@ TEST_CASE("apply: the same batch twice and overlapping batches store every seq o
     CHECK(out[1].events_duplicate == 11);
     CHECK(out[0].applied_seq == 310);
     CHECK(out[1].applied_seq == 310);
-    CHECK(Applied(*store, "gw1", kEpoch) == 310);
+    CHECK(Applied(*store, "s1", "gw1", kEpoch) == 310);
     CHECK(Census(sql, "gw1", kEpoch) == CensusLine(310));
     // What a row holds.
     CHECK(sql("SELECT store_id, kind, event_id, device_id, storegw_us(recorded_at), "
@@ -278,7 +279,7 @@ TEST_CASE(
   CHECK_FALSE(out[1].refused);
   CHECK(out[1].applied_seq == 8);
   CHECK(Census(sql, "gw1", a) == CensusLine(10));
-  CHECK(Applied(*store, "gw1", a) == 10);
+  CHECK(Applied(*store, "s1", "gw1", a) == 10);
   CHECK(sql("SELECT storegw_u64(superseded_by) FROM gateway_epochs WHERE epoch = " + EpochSql(a)) ==
         std::to_string(b));
 
@@ -349,7 +350,7 @@ TEST_CASE("apply: malformed batches are refused with a reason, the rest of the c
   CHECK(out[1].refuse_detail.find("seq 4") != std::string::npos);
   CHECK(out[2].applied_seq == 4);
   CHECK(sql("SELECT count(*) FROM events") == "4");
-  CHECK(Applied(*store, "gw1", 1) == 0);
+  CHECK(Applied(*store, "s1", "gw1", 1) == 0);
 }
 
 TEST_CASE(
@@ -414,10 +415,117 @@ TEST_CASE(
   CHECK(stored_total == kLast * gateways.size());
   for (const auto& gw : gateways) {
     CAPTURE(gw);
-    CHECK(Applied(*s1, gw, kEpoch) == kLast);
+    CHECK(Applied(*s1, "s1", gw, kEpoch) == kLast);
     CHECK(Census(sql, gw, kEpoch) == CensusLine(kLast));
   }
   CHECK(sql("SELECT count(*) FROM pending_ranges") == "0");
+}
+
+TEST_CASE(
+    "stores: two stores' gw-01 (different epochs) are two gateways - interleaved batches all "
+    "stored, neither superseded, two fleet rows") {
+  const std::string conninfo = FreshDatabase();
+  SqlCheck sql(conninfo);
+  auto store = OpenStore(conninfo);
+  // Every store's gateway is "gw-01" by default (packaging/storegw.toml).
+  const uint64_t e1 = kEpoch, e2 = 0x0123456789ABCDEFULL;
+  constexpr uint64_t kSize = 10, kBatches = 12;  // 120 events per store
+  // Statuses of both first (each names its own epoch), then the batches of
+  // the two stores interleaved within and across calls, gaps included.
+  for (const auto& [sid, epoch] : {std::pair{"s1", e1}, std::pair{"s2", e2}}) {
+    v1::GatewayStatus st;
+    st.set_store_id(sid);
+    st.set_gateway_id("gw-01");
+    st.set_epoch(epoch);
+    st.set_online(true);
+    REQUIRE(store->RecordStatus(st, hq_test::NowMicros()).ok());
+  }
+  const auto b1 = [&](uint64_t k) {
+    return Batch("s1", "gw-01", e1, k * kSize + 1, (k + 1) * kSize, "s1-e");
+  };
+  const auto b2 = [&](uint64_t k) {
+    return Batch("s2", "gw-01", e2, k * kSize + 1, (k + 1) * kSize, "s2-e");
+  };
+  uint64_t stored = 0;
+  for (uint64_t k = 0; k < kBatches; k += 2) {
+    // s2 out of order inside the call (k+1 before k), s1 in order.
+    auto out = Apply(*store, {b1(k), b2(k + 1), b1(k + 1), b2(k)});
+    for (const auto& o : out) {
+      CHECK_MESSAGE(!o.refused, o.refuse_detail);
+      stored += o.events_stored;
+    }
+    CHECK(out[0].applied_seq == (k + 2) * kSize);  // what HqAck of s1's gw-01 names
+    CHECK(out[3].applied_seq == (k + 2) * kSize);  // ... and of s2's
+  }
+  CHECK(stored == 2 * kBatches * kSize);
+  // A resend of either is a duplicate of its own store's events only.
+  auto out = Apply(*store, {b2(3), b1(3)});
+  CHECK(out[0].events_duplicate == kSize);
+  CHECK(out[1].events_duplicate == kSize);
+
+  const uint64_t n = kBatches * kSize;
+  CHECK(Applied(*store, "s1", "gw-01", e1) == n);
+  CHECK(Applied(*store, "s2", "gw-01", e2) == n);
+  CHECK(Applied(*store, "s1", "gw-01", e2) == 0);  // s2's journal is not s1's
+  CHECK(Census(sql, "gw-01", e1) == CensusLine(n));
+  CHECK(Census(sql, "gw-01", e2) == CensusLine(n));
+  CHECK(sql("SELECT store_id, count(*), count(DISTINCT event_id), bool_and(event_id LIKE "
+            "store_id || '-e%') FROM events GROUP BY 1 ORDER BY 1") ==
+        "s1|" + std::to_string(n) + "|" + std::to_string(n) + "|t\ns2|" + std::to_string(n) + "|" +
+            std::to_string(n) + "|t");
+  CHECK(sql("SELECT count(*) FROM gateway_epochs WHERE superseded_at IS NULL") == "2");
+  CHECK(sql("SELECT count(*) FROM pending_ranges") == "0");
+  std::vector<FleetRow> fleet;
+  REQUIRE(store->Fleet(&fleet).ok());
+  REQUIRE(fleet.size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    CAPTURE(i);
+    CHECK(fleet[i].store_id == (i == 0 ? "s1" : "s2"));
+    CHECK(fleet[i].gateway_id == "gw-01");
+    CHECK(fleet[i].epoch == (i == 0 ? e1 : e2));
+    CHECK(fleet[i].epochs_seen == 1);
+    CHECK(fleet[i].applied_seq == n);
+    REQUIRE(fleet[i].status);
+    CHECK(fleet[i].status->store_id() == fleet[i].store_id);
+  }
+
+  // A new journal on s1's gw-01 supersedes s1's old epoch only.
+  const uint64_t e3 = 77;
+  out = Apply(*store, {Batch("s1", "gw-01", e3, 1, 5), b2(kBatches), b1(kBatches)});
+  CHECK_FALSE(out[0].refused);
+  CHECK_FALSE(out[1].refused);
+  CHECK(out[1].applied_seq == n + kSize);
+  REQUIRE(out[2].refused);
+  CHECK(*out[2].refused == RefuseReason::kSupersededEpoch);
+  CHECK(out[2].refuse_detail.find("store s1 gateway gw-01 epoch " + std::to_string(e1)) !=
+        std::string::npos);
+  CHECK(sql("SELECT store_id, storegw_u64(epoch), storegw_u64(superseded_by) FROM gateway_epochs "
+            "WHERE superseded_at IS NOT NULL") == "s1|" + std::to_string(e1) + "|77");
+
+  // A journal copied into another store's box (s3's gw-01 sending s2's
+  // epoch): refused, nothing stored; its status is kept without the epoch.
+  const std::string events_before = sql("SELECT count(*) FROM events");
+  out = Apply(*store, {Batch("s3", "gw-01", e2, 1, 5, "s2-e")});
+  REQUIRE(out[0].refused);
+  CHECK(*out[0].refused == RefuseReason::kConflict);
+  CHECK(out[0].refuse_detail.find("already the journal of store s2") != std::string::npos);
+  CHECK(out[0].applied_seq == 0);
+  v1::GatewayStatus copied;
+  copied.set_store_id("s3");
+  copied.set_gateway_id("gw-01");
+  copied.set_epoch(e2);
+  copied.set_online(true);
+  REQUIRE(store->RecordStatus(copied, hq_test::NowMicros()).ok());
+  CHECK(sql("SELECT count(*) FROM events") == events_before);
+  CHECK(sql("SELECT count(*) FROM gateway_epochs WHERE store_id = 's3'") == "0");
+  REQUIRE(store->Fleet(&fleet).ok());
+  REQUIRE(fleet.size() == 3);
+  CHECK(fleet[1].store_id == "s2");
+  CHECK(fleet[1].epoch == e2);
+  CHECK(fleet[1].applied_seq == n + kSize);
+  CHECK(fleet[2].store_id == "s3");
+  CHECK(fleet[2].epoch == 0);
+  CHECK(fleet[2].status.has_value());
 }
 
 TEST_CASE("restart: PostgreSQL stopped immediately mid-way - nothing acknowledged is lost") {
@@ -467,7 +575,7 @@ TEST_CASE("restart: PostgreSQL stopped immediately mid-way - nothing acknowledge
   stop = true;
   applier.join();
   REQUIRE(finished);
-  CHECK(Applied(*store, "gw1", kEpoch) == kBatches * kSize);
+  CHECK(Applied(*store, "s1", "gw1", kEpoch) == kBatches * kSize);
   CHECK(Census(sql, "gw1", kEpoch) == CensusLine(kBatches * kSize));
 }
 
@@ -527,6 +635,12 @@ TEST_CASE("status: recorded per gateway, shown by Fleet with its applied prefix 
         "f|up|40|1700000000000000|gw1");
   v1::GatewayStatus nameless;
   CHECK(store->RecordStatus(nameless, 1).code() == StatusCode::kInvalidArgument);
+  v1::GatewayStatus storeless = st;
+  storeless.clear_store_id();
+  const Status no_store = store->RecordStatus(storeless, 4000);
+  CHECK(no_store.code() == StatusCode::kInvalidArgument);
+  CHECK(no_store.field() == "store_id");
+  CHECK(sql("SELECT count(*) FROM gateways") == "2");
 }
 
 TEST_CASE("partitions: monthly on demand, far-off clocks in the default, retention drops months") {
@@ -607,15 +721,15 @@ TEST_CASE("docs: the example queries and the CDC publication of docs/hq-schema.m
   }
   CHECK(got_units1 == units1);
   // Stored but not yet contiguous.
-  CHECK(sql("SELECT p.gateway_id, storegw_u64(p.epoch) AS epoch, e.applied_seq, p.first_seq, "
-            "p.last_seq, p.last_seq - p.first_seq + 1 AS events FROM pending_ranges p "
-            "JOIN gateway_epochs e USING (gateway_id, epoch) ORDER BY 1, 2, 4") ==
-        "gw-02|5|50|61|70|10");
+  CHECK(sql("SELECT p.store_id, p.gateway_id, storegw_u64(p.epoch) AS epoch, e.applied_seq, "
+            "p.first_seq, p.last_seq, p.last_seq - p.first_seq + 1 AS events FROM pending_ranges p "
+            "JOIN gateway_epochs e USING (store_id, gateway_id, epoch) ORDER BY 1, 2, 3, 5") ==
+        "s2|gw-02|5|50|61|70|10");
   // Gateways silent for an hour (none), and one event by its seq.
-  CHECK(sql("SELECT g.gateway_id, g.store_id, e.last_batch_at, g.online, g.backlog_events, g.link "
-            "FROM gateways g JOIN gateway_epochs e ON e.gateway_id = g.gateway_id AND "
-            "e.epoch = g.current_epoch WHERE e.last_batch_at < now() - interval '1 hour' "
-            "ORDER BY e.last_batch_at")
+  CHECK(sql("SELECT g.store_id, g.gateway_id, e.last_batch_at, g.online, g.backlog_events, g.link "
+            "FROM gateways g JOIN gateway_epochs e ON e.store_id = g.store_id AND "
+            "e.gateway_id = g.gateway_id AND e.epoch = g.current_epoch "
+            "WHERE e.last_batch_at < now() - interval '1 hour' ORDER BY e.last_batch_at")
             .empty());
   CHECK(sql("SELECT event_id FROM events WHERE gateway_id = 'gw-01' AND storegw_u64(epoch) = " +
             std::to_string(kEpoch) + " AND seq = 42") == "e42");

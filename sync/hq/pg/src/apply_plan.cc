@@ -16,7 +16,7 @@ bool HasNul(const std::string& s) {
 }
 
 std::string KeyName(const EpochKey& k) {
-  return "gateway " + k.gateway_id + " epoch " + std::to_string(k.epoch);
+  return "store " + k.store_id + " gateway " + k.gateway_id + " epoch " + std::to_string(k.epoch);
 }
 
 // [r] minus [1, applied] minus `pending`: the parts not stored yet.
@@ -92,6 +92,7 @@ const std::string& EventKind(const v1::Event& e) {
 
 std::optional<std::pair<RefuseReason, std::string>> CheckBatchShape(const v1::EventBatch& b) {
   using R = std::pair<RefuseReason, std::string>;
+  if (b.store_id().empty()) return R{RefuseReason::kInvalidEvent, "store_id is empty"};
   if (b.gateway_id().empty()) return R{RefuseReason::kInvalidEvent, "gateway_id is empty"};
   if (HasNul(b.gateway_id()) || HasNul(b.store_id())) {
     return R{RefuseReason::kInvalidEvent, "gateway_id or store_id holds a NUL character"};
@@ -136,9 +137,12 @@ std::vector<std::pair<EpochKey, Range>> RepeatedRanges(
   for (const IncomingBatch& in : batches) {
     const auto& b = in.batch;
     if (b.last_seq() < b.first_seq() || b.first_seq() == 0) continue;
-    EpochKey key{b.gateway_id(), b.epoch()};
+    EpochKey key{b.store_id(), b.gateway_id(), b.epoch()};
     auto it = epochs.find(key);
-    if (it == epochs.end() || !it->second.exists || it->second.superseded) continue;
+    if (it == epochs.end() || !it->second.exists || it->second.superseded ||
+        !it->second.other_store.empty()) {
+      continue;
+    }
     const EpochState& e = it->second;
     const Range r{b.first_seq(), b.last_seq()};
     const Ranges repeated = Complement(r, Missing(r, e.applied_seq, e.pending));
@@ -158,7 +162,7 @@ std::vector<std::pair<EpochKey, Range>> RepeatedRanges(
 
 Plan BuildPlan(std::span<const IncomingBatch> batches,
                const std::vector<std::optional<std::pair<RefuseReason, std::string>>>& shape_errors,
-               std::map<std::string, GatewayState> gateways, std::map<EpochKey, EpochState> epochs,
+               std::map<GatewayKey, GatewayState> gateways, std::map<EpochKey, EpochState> epochs,
                const StoredEvents& stored) {
   Plan plan;
   plan.outcomes.resize(batches.size());
@@ -166,8 +170,7 @@ Plan BuildPlan(std::span<const IncomingBatch> batches,
   std::map<EpochKey, std::vector<std::pair<Range, uint32_t>>> added;
   std::set<EpochKey> touched;                  // keys a stored batch touched
   std::map<EpochKey, Ranges> initial_pending;  // their pending ranges as locked
-  std::map<EpochKey, std::string> store_of;
-  std::map<std::string, bool> gateway_changed;  // gateway -> epoch changed
+  std::set<GatewayKey> epoch_changed;          // gateways whose current epoch changed
 
   for (uint32_t i = 0; i < batches.size(); ++i) {
     const v1::EventBatch& b = batches[i].batch;
@@ -177,9 +180,18 @@ Plan BuildPlan(std::span<const IncomingBatch> batches,
       out.refuse_detail = shape_errors[i]->second;
       continue;
     }
-    const EpochKey key{b.gateway_id(), b.epoch()};
-    GatewayState& g = gateways[b.gateway_id()];
+    const EpochKey key{b.store_id(), b.gateway_id(), b.epoch()};
+    GatewayState& g = gateways[key.gateway()];
     EpochState& e = epochs[key];
+    if (!e.other_store.empty()) {
+      out.refused = RefuseReason::kConflict;
+      out.refuse_detail =
+          "epoch " + std::to_string(key.epoch) + " of gateway " + key.gateway_id +
+          " is already the journal of store " + e.other_store + "'s gateway " + key.gateway_id +
+          ", not store " + key.store_id + "'s (a journal copied between stores?): batch seq " +
+          std::to_string(b.first_seq()) + ".." + std::to_string(b.last_seq()) + " not stored";
+      continue;
+    }
     if (e.superseded) {
       out.refused = RefuseReason::kSupersededEpoch;
       out.refuse_detail = KeyName(key) + " was superseded by epoch " +
@@ -237,11 +249,13 @@ Plan BuildPlan(std::span<const IncomingBatch> batches,
 
     // A gateway's epoch other than its current one that is not superseded
     // is new (or, never in practice, an older one nobody superseded): it
-    // becomes current and every other epoch of the gateway is superseded.
+    // becomes current and every other epoch of the same gateway of the
+    // same store is superseded (another store's gateway of the same id is
+    // another gateway).
     if (!g.has_current || g.current_epoch != b.epoch()) {
       if (g.has_current) {
         for (auto& [k, other] : epochs) {
-          if (k.gateway_id == key.gateway_id && k.epoch != key.epoch && !other.superseded) {
+          if (k.gateway() == key.gateway() && k.epoch != key.epoch && !other.superseded) {
             other.superseded = true;
             other.superseded_by = key.epoch;
           }
@@ -249,11 +263,7 @@ Plan BuildPlan(std::span<const IncomingBatch> batches,
       }
       g.has_current = true;
       g.current_epoch = b.epoch();
-      gateway_changed[key.gateway_id] = true;
-    }
-    if (g.store_id != b.store_id()) {
-      g.store_id = b.store_id();
-      gateway_changed.try_emplace(key.gateway_id, false);
+      epoch_changed.insert(key.gateway());
     }
     e.exists = true;
     initial_pending.try_emplace(key, e.pending);
@@ -267,7 +277,6 @@ Plan BuildPlan(std::span<const IncomingBatch> batches,
     }
     AdvancePrefix(&e.applied_seq, &e.pending);
     touched.insert(key);
-    store_of[key] = b.store_id();
     out.events_stored = Count(fresh);
     out.events_duplicate = Count(repeated);
   }
@@ -275,17 +284,15 @@ Plan BuildPlan(std::span<const IncomingBatch> batches,
   // Every outcome names the prefix as it stands after this transaction.
   for (uint32_t i = 0; i < batches.size(); ++i) {
     const auto& b = batches[i].batch;
-    auto it = epochs.find(EpochKey{b.gateway_id(), b.epoch()});
+    auto it = epochs.find(EpochKey{b.store_id(), b.gateway_id(), b.epoch()});
     if (it != epochs.end()) plan.outcomes[i].applied_seq = it->second.applied_seq;
   }
   for (const EpochKey& key : touched) {
     const EpochState& e = epochs[key];
-    plan.epochs.push_back(
-        {key, store_of[key], e.applied_seq, e.pending != initial_pending[key], e.pending});
+    plan.epochs.push_back({key, e.applied_seq, e.pending != initial_pending[key], e.pending});
   }
-  for (const auto& [gw, epoch_changed] : gateway_changed) {
-    const GatewayState& g = gateways[gw];
-    plan.gateways.push_back({gw, g.store_id, g.current_epoch, epoch_changed});
+  for (const GatewayKey& gw : epoch_changed) {
+    plan.gateways.push_back({gw, gateways[gw].current_epoch});
   }
   return plan;
 }

@@ -1,8 +1,10 @@
 // The apply rules of PgStore::ApplyBatches as plain C++ (no SQL), run
 // under the row locks of the transaction: given the locked state of every
-// (gateway, epoch) the batches touch, decide per batch what is new, what is
-// a duplicate, what is refused, and how far each contiguous prefix reaches.
-// docs/hq-schema.md "Apply rules" says the same in prose.
+// (store, gateway, epoch) the batches touch, decide per batch what is new,
+// what is a duplicate, what is refused, and how far each contiguous prefix
+// reaches. A gateway is (store_id, gateway_id): gateway ids are only unique
+// within a store (every store's default is "gw-01"). docs/hq-schema.md
+// "Apply rules" says the same in prose.
 #pragma once
 
 #include <cstdint>
@@ -30,15 +32,29 @@ void AddRange(Ranges* set, Range r);
 // removing those ranges.
 void AdvancePrefix(uint64_t* applied, Ranges* set);
 
+// A gateway at HQ: its id is unique only within its store.
+struct GatewayKey {
+  std::string store_id;
+  std::string gateway_id;
+  auto operator<=>(const GatewayKey&) const = default;
+};
+
+// One journal (epoch) of a gateway.
 struct EpochKey {
+  std::string store_id;
   std::string gateway_id;
   uint64_t epoch = 0;
+  GatewayKey gateway() const { return {store_id, gateway_id}; }
   auto operator<=>(const EpochKey&) const = default;
 };
 
-// A (gateway, epoch) row as the transaction locked it.
+// A (store, gateway, epoch) row as the transaction locked it.
 struct EpochState {
   bool exists = false;
+  // Not empty: this (gateway_id, epoch) is already the journal of the
+  // gateway of the same id in another store (this one; a journal copied
+  // between stores): its batches are refused (kConflict). exists is false.
+  std::string other_store;
   bool superseded = false;
   uint64_t superseded_by = 0;
   uint64_t applied_seq = 0;
@@ -49,7 +65,6 @@ struct EpochState {
 struct GatewayState {
   bool has_current = false;
   uint64_t current_epoch = 0;
-  std::string store_id;
 };
 
 // What an already stored event is compared on, when a batch repeats it.
@@ -59,7 +74,7 @@ struct StoredEvent {
 };
 using StoredEvents = std::map<EpochKey, std::unordered_map<uint64_t, StoredEvent>>;
 
-// The seq ranges of each (gateway, epoch) that `batches` repeat from
+// The seq ranges of each (store, gateway, epoch) that `batches` repeat from
 // before the transaction: the rows to read for the conflict check.
 std::vector<std::pair<EpochKey, Range>> RepeatedRanges(
     std::span<const IncomingBatch> batches, const std::map<EpochKey, EpochState>& epochs);
@@ -75,29 +90,26 @@ struct Plan {
   std::vector<std::pair<uint32_t, uint32_t>> rows;
   struct EpochWrite {
     EpochKey key;
-    std::string store_id;
     uint64_t applied_seq = 0;
     bool pending_changed = false;
     Ranges pending;
   };
-  std::vector<EpochWrite> epochs;  // every (gateway, epoch) a stored batch touched
+  std::vector<EpochWrite> epochs;  // every (store, gateway, epoch) a stored batch touched
   struct GatewayWrite {
-    std::string gateway_id;
-    std::string store_id;
-    uint64_t current_epoch = 0;
-    bool epoch_changed = false;  // the other epochs become superseded
+    GatewayKey key;
+    uint64_t current_epoch = 0;  // changed: the gateway's other epochs become superseded
   };
-  std::vector<GatewayWrite> gateways;  // gateways whose row changes
+  std::vector<GatewayWrite> gateways;  // gateways whose current epoch changes
 };
 
 // Decides every batch in order, as if they were applied one by one.
-// `gateways` must hold every gateway of `batches`, `epochs` every
-// (gateway, epoch) of them (exists = false for unknown ones); `stored` the
+// `gateways` must hold every (store, gateway) of `batches`, `epochs` every
+// (store, gateway, epoch) of them (exists = false for unknown ones); `stored` the
 // rows RepeatedRanges asked for (a seq missing there counts as a duplicate:
 // retention dropped it). `shape_errors[i]` (may be empty) refuses batch i.
 Plan BuildPlan(std::span<const IncomingBatch> batches,
                const std::vector<std::optional<std::pair<RefuseReason, std::string>>>& shape_errors,
-               std::map<std::string, GatewayState> gateways, std::map<EpochKey, EpochState> epochs,
+               std::map<GatewayKey, GatewayState> gateways, std::map<EpochKey, EpochState> epochs,
                const StoredEvents& stored);
 
 // Which kind of body an event has: the name of the field set in its `body`

@@ -1,7 +1,8 @@
 // PgStore: EventStore on PostgreSQL. One ApplyBatches call is one
 // transaction of three round trips plus the row writer:
-//   1. BEGIN; per gateway (sorted) insert-if-missing and lock its row; per
-//      (gateway, epoch) (sorted) lock its row and read its pending ranges
+//   1. BEGIN; per (store, gateway) (sorted) insert-if-missing and lock its
+//      row; per (store, gateway, epoch) (sorted) lock its row and read its
+//      pending ranges
 //   2. only when a batch repeats stored seqs: read those rows (conflict check)
 //   3. COPY the new events (or multi-row INSERTs, PgStoreOptions)
 //   4. write applied_seq, pending ranges, current epochs; COMMIT
@@ -30,6 +31,7 @@ using pg::Call;
 using pg::Conn;
 using pg::EpochKey;
 using pg::EpochState;
+using pg::GatewayKey;
 using pg::GatewayState;
 using pg::Params;
 using pg::ResultPtr;
@@ -87,53 +89,68 @@ struct Statement {
 };
 
 constexpr Statement kStatements[] = {
+    // A gateway is (store_id, gateway_id) everywhere: gateway ids are unique
+    // only within a store.
     {"gw_insert",
-     "INSERT INTO gateways (gateway_id, store_id, first_seen) VALUES ($1, $2, storegw_from_us($3)) "
-     "ON CONFLICT (gateway_id) DO NOTHING"},
-    {"gw_lock", "SELECT current_epoch, store_id FROM gateways WHERE gateway_id = $1 FOR UPDATE"},
+     "INSERT INTO gateways (store_id, gateway_id, first_seen) VALUES ($1, $2, storegw_from_us($3)) "
+     "ON CONFLICT (store_id, gateway_id) DO NOTHING"},
+    {"gw_lock",
+     "SELECT current_epoch FROM gateways WHERE store_id = $1 AND gateway_id = $2 FOR UPDATE"},
+    // By (gateway_id, epoch), which is unique: an epoch belongs to one
+    // store's gateway. The row's store tells whether it is this store's.
+    // (Two stores' first batches of one epoch in transactions at the same
+    // time, which takes one journal sent under two stores' names: the
+    // unique constraint fails the later transaction; its caller retries
+    // and the retry refuses the batch.)
     {"ep_lock",
-     "SELECT applied_seq, superseded_at IS NOT NULL, superseded_by FROM gateway_epochs "
+     "SELECT applied_seq, superseded_at IS NOT NULL, superseded_by, store_id FROM gateway_epochs "
      "WHERE gateway_id = $1 AND epoch = $2 FOR UPDATE"},
     {"ep_pending",
-     "SELECT first_seq, last_seq FROM pending_ranges WHERE gateway_id = $1 AND epoch = $2 "
-     "ORDER BY first_seq"},
+     "SELECT first_seq, last_seq FROM pending_ranges "
+     "WHERE store_id = $1 AND gateway_id = $2 AND epoch = $3 ORDER BY first_seq"},
     {"ev_stored",
      "SELECT seq, event_id, storegw_us(recorded_at) FROM events "
-     "WHERE gateway_id = $1 AND epoch = $2 AND seq BETWEEN $3 AND $4"},
+     "WHERE gateway_id = $2 AND epoch = $3 AND seq BETWEEN $4 AND $5 AND store_id = $1"},
     {"ep_upsert",
-     "INSERT INTO gateway_epochs (gateway_id, epoch, store_id, applied_seq, first_seen, "
+     "INSERT INTO gateway_epochs (store_id, gateway_id, epoch, applied_seq, first_seen, "
      "last_batch_at) "
      "VALUES ($1, $2, $3, $4, storegw_from_us($5), storegw_from_us($6)) "
-     "ON CONFLICT (gateway_id, epoch) DO UPDATE SET store_id = EXCLUDED.store_id, "
+     "ON CONFLICT (store_id, gateway_id, epoch) DO UPDATE SET "
      "applied_seq = EXCLUDED.applied_seq, "
      "last_batch_at = coalesce(EXCLUDED.last_batch_at, gateway_epochs.last_batch_at)"},
     {"ep_supersede",
-     "UPDATE gateway_epochs SET superseded_at = storegw_from_us($3), superseded_by = $2 "
-     "WHERE gateway_id = $1 AND epoch <> $2 AND superseded_at IS NULL"},
-    {"pr_delete", "DELETE FROM pending_ranges WHERE gateway_id = $1 AND epoch = $2"},
+     "UPDATE gateway_epochs SET superseded_at = storegw_from_us($4), superseded_by = $3 "
+     "WHERE store_id = $1 AND gateway_id = $2 AND epoch <> $3 AND superseded_at IS NULL"},
+    {"pr_delete",
+     "DELETE FROM pending_ranges WHERE store_id = $1 AND gateway_id = $2 AND epoch = $3"},
     {"pr_insert",
-     "INSERT INTO pending_ranges (gateway_id, epoch, first_seq, last_seq) VALUES ($1, $2, $3, $4)"},
-    {"gw_update", "UPDATE gateways SET store_id = $2, current_epoch = $3 WHERE gateway_id = $1"},
+     "INSERT INTO pending_ranges (store_id, gateway_id, epoch, first_seq, last_seq) "
+     "VALUES ($1, $2, $3, $4, $5)"},
+    {"gw_update", "UPDATE gateways SET current_epoch = $3 WHERE store_id = $1 AND gateway_id = $2"},
     {"gw_status",
-     "UPDATE gateways SET store_id = $2, current_epoch = coalesce($3, current_epoch), "
+     "UPDATE gateways SET current_epoch = coalesce($3, current_epoch), "
      "status = $4::jsonb, status_received_at = storegw_from_us($5), "
      "status_updated_at = storegw_from_us($6), "
      "online_since = CASE WHEN online IS DISTINCT FROM $7::boolean "
      "THEN storegw_from_us($5) ELSE online_since END, "
      "online = $7::boolean, last_seq = $8, watermark = $9, backlog_events = $10, link = $11, "
-     "version = $12 WHERE gateway_id = $1"},
+     "version = $12 WHERE store_id = $1 AND gateway_id = $2"},
     {"ev_partition", "SELECT storegw_events_partition($1::timestamptz)"},
-    {"applied_seq", "SELECT applied_seq FROM gateway_epochs WHERE gateway_id = $1 AND epoch = $2"},
+    {"applied_seq",
+     "SELECT applied_seq FROM gateway_epochs "
+     "WHERE store_id = $1 AND gateway_id = $2 AND epoch = $3"},
     {"fleet",
      "SELECT g.gateway_id, g.store_id, g.current_epoch, "
-     "(SELECT count(*) FROM gateway_epochs x WHERE x.gateway_id = g.gateway_id), "
+     "(SELECT count(*) FROM gateway_epochs x "
+     " WHERE x.store_id = g.store_id AND x.gateway_id = g.gateway_id), "
      "e.applied_seq, "
      "(SELECT coalesce(sum(p.last_seq - p.first_seq + 1), 0) FROM pending_ranges p "
-     " WHERE p.gateway_id = g.gateway_id AND p.epoch = g.current_epoch), "
+     " WHERE p.store_id = g.store_id AND p.gateway_id = g.gateway_id "
+     " AND p.epoch = g.current_epoch), "
      "storegw_us(e.last_batch_at), g.status::text, storegw_us(g.status_received_at), "
      "storegw_us(g.online_since) "
      "FROM gateways g LEFT JOIN gateway_epochs e "
-     "ON e.gateway_id = g.gateway_id AND e.epoch = g.current_epoch "
+     "ON e.store_id = g.store_id AND e.gateway_id = g.gateway_id AND e.epoch = g.current_epoch "
      "ORDER BY g.store_id, g.gateway_id"},
     {"commit", "COMMIT"},
 };
@@ -285,49 +302,52 @@ Status PgStore::Impl::ApplyOnce(
     const std::vector<std::optional<std::pair<RefuseReason, std::string>>>& shape,
     const std::vector<std::vector<std::string>>& json, int64_t now_us,
     std::vector<BatchOutcome>* outcomes) {
-  // Gateways and (gateway, epoch) keys, sorted: every transaction locks in
-  // this order, so concurrent applies wait for each other, never deadlock.
-  std::map<std::string, std::string> gateway_store;
+  // Gateways and (store, gateway, epoch) keys, sorted: every transaction
+  // locks in this order, so concurrent applies wait for each other, never
+  // deadlock.
+  std::set<GatewayKey> gateway_keys;
   std::set<EpochKey> keys;
   for (size_t i = 0; i < batches.size(); ++i) {
     if (shape[i]) continue;
     const auto& b = batches[i].batch;
-    gateway_store.try_emplace(b.gateway_id(), b.store_id());
-    keys.insert(EpochKey{b.gateway_id(), b.epoch()});
+    gateway_keys.insert(GatewayKey{b.store_id(), b.gateway_id()});
+    keys.insert(EpochKey{b.store_id(), b.gateway_id(), b.epoch()});
   }
 
   if (Status s = conn->Exec("BEGIN"); !s.ok()) return s;
   std::vector<Call> calls;
-  for (const auto& [gw, store] : gateway_store) {
-    calls.push_back({"gw_insert", Params().Text(gw).Text(store).Int(now_us)});
-    calls.push_back({"gw_lock", Params().Text(gw)});
+  for (const GatewayKey& g : gateway_keys) {
+    calls.push_back({"gw_insert", Params().Text(g.store_id).Text(g.gateway_id).Int(now_us)});
+    calls.push_back({"gw_lock", Params().Text(g.store_id).Text(g.gateway_id)});
   }
   for (const EpochKey& k : keys) {
-    calls.push_back({"ep_lock", Params().Text(k.gateway_id).Int(pg::EpochToSql(k.epoch))});
-    calls.push_back({"ep_pending", Params().Text(k.gateway_id).Int(pg::EpochToSql(k.epoch))});
+    const int64_t epoch = pg::EpochToSql(k.epoch);
+    calls.push_back({"ep_lock", Params().Text(k.gateway_id).Int(epoch)});
+    calls.push_back({"ep_pending", Params().Text(k.store_id).Text(k.gateway_id).Int(epoch)});
   }
   std::vector<ResultPtr> res;
   if (Status s = conn->Pipeline(calls, &res); !s.ok()) return s;
 
-  std::map<std::string, GatewayState> gateways;
+  std::map<GatewayKey, GatewayState> gateways;
   std::map<EpochKey, EpochState> epochs;
   size_t n = 0;
-  for (const auto& [gw, store] : gateway_store) {
+  for (const GatewayKey& key : gateway_keys) {
     const PGresult* r = res[n + 1].get();
     GatewayState g;
     if (PQntuples(r) == 1) {
       g.has_current = !pg::IsNull(r, 0, 0);
       g.current_epoch = pg::EpochFromSql(pg::GetInt(r, 0, 0));
-      g.store_id = std::string(pg::GetText(r, 0, 1));
     }
-    gateways.emplace(gw, std::move(g));
+    gateways.emplace(key, std::move(g));
     n += 2;
   }
   for (const EpochKey& k : keys) {
     const PGresult* lock = res[n].get();
     const PGresult* pending = res[n + 1].get();
     EpochState e;
-    if (PQntuples(lock) == 1) {
+    if (PQntuples(lock) == 1 && pg::GetText(lock, 0, 3) != k.store_id) {
+      e.other_store = std::string(pg::GetText(lock, 0, 3));
+    } else if (PQntuples(lock) == 1) {
       e.exists = true;
       e.applied_seq = static_cast<uint64_t>(pg::GetInt(lock, 0, 0));
       e.superseded = pg::GetText(lock, 0, 1) == "t";
@@ -348,6 +368,7 @@ Status PgStore::Impl::ApplyOnce(
     calls.clear();
     for (const auto& [k, r] : repeated) {
       calls.push_back({"ev_stored", Params()
+                                        .Text(k.store_id)
                                         .Text(k.gateway_id)
                                         .Int(pg::EpochToSql(k.epoch))
                                         .Int(static_cast<int64_t>(r.first))
@@ -371,16 +392,17 @@ Status PgStore::Impl::ApplyOnce(
   for (const auto& w : plan.epochs) {
     const int64_t epoch = pg::EpochToSql(w.key.epoch);
     calls.push_back({"ep_upsert", Params()
+                                      .Text(w.key.store_id)
                                       .Text(w.key.gateway_id)
                                       .Int(epoch)
-                                      .Text(w.store_id)
                                       .Int(static_cast<int64_t>(w.applied_seq))
                                       .Int(now_us)
                                       .Int(now_us)});
     if (!w.pending_changed) continue;
-    calls.push_back({"pr_delete", Params().Text(w.key.gateway_id).Int(epoch)});
+    calls.push_back({"pr_delete", Params().Text(w.key.store_id).Text(w.key.gateway_id).Int(epoch)});
     for (const auto& r : w.pending) {
       calls.push_back({"pr_insert", Params()
+                                        .Text(w.key.store_id)
                                         .Text(w.key.gateway_id)
                                         .Int(epoch)
                                         .Int(static_cast<int64_t>(r.first))
@@ -389,10 +411,9 @@ Status PgStore::Impl::ApplyOnce(
   }
   for (const auto& g : plan.gateways) {
     const int64_t epoch = pg::EpochToSql(g.current_epoch);
-    calls.push_back({"gw_update", Params().Text(g.gateway_id).Text(g.store_id).Int(epoch)});
-    if (g.epoch_changed) {
-      calls.push_back({"ep_supersede", Params().Text(g.gateway_id).Int(epoch).Int(now_us)});
-    }
+    calls.push_back({"gw_update", Params().Text(g.key.store_id).Text(g.key.gateway_id).Int(epoch)});
+    calls.push_back({"ep_supersede",
+                     Params().Text(g.key.store_id).Text(g.key.gateway_id).Int(epoch).Int(now_us)});
   }
   calls.push_back({"commit", Params()});
   if (Status s = conn->Pipeline(calls, &res); !s.ok()) return s;
@@ -440,6 +461,7 @@ Status PgStore::ApplyBatches(std::span<const IncomingBatch> batches,
 }
 
 Status PgStore::RecordStatus(const v1::GatewayStatus& status, int64_t received_at_us) {
+  if (status.store_id().empty()) return Status::InvalidArgument("store_id", "is empty");
   if (status.gateway_id().empty()) return Status::InvalidArgument("gateway_id", "is empty");
   std::string json;
   if (!pg::AppendProtoJson(status, &json)) {
@@ -451,6 +473,7 @@ Status PgStore::RecordStatus(const v1::GatewayStatus& status, int64_t received_a
                                    "a string holds a NUL character, which PostgreSQL "
                                    "cannot store");
   }
+  const std::string& store = status.store_id();
   const std::string& gw = status.gateway_id();
   const uint64_t epoch = status.epoch();
   std::lock_guard lock(impl_->mu);
@@ -459,8 +482,8 @@ Status PgStore::RecordStatus(const v1::GatewayStatus& status, int64_t received_a
     Conn& c = *im.conn;
     if (Status s = c.Exec("BEGIN"); !s.ok()) return s;
     std::vector<Call> calls;
-    calls.push_back({"gw_insert", Params().Text(gw).Text(status.store_id()).Int(received_at_us)});
-    calls.push_back({"gw_lock", Params().Text(gw)});
+    calls.push_back({"gw_insert", Params().Text(store).Text(gw).Int(received_at_us)});
+    calls.push_back({"gw_lock", Params().Text(store).Text(gw)});
     if (epoch != 0) calls.push_back({"ep_lock", Params().Text(gw).Int(pg::EpochToSql(epoch))});
     std::vector<ResultPtr> res;
     if (Status s = c.Pipeline(calls, &res); !s.ok()) return s;
@@ -473,27 +496,32 @@ Status PgStore::RecordStatus(const v1::GatewayStatus& status, int64_t received_a
     if (epoch != 0) {
       const PGresult* e = res[2].get();
       const bool exists = PQntuples(e) == 1;
-      if (exists && pg::GetText(e, 0, 1) == "t") {
+      // The epoch is the journal of another store's gateway of the same id
+      // (a journal copied between stores; its batches are refused): the
+      // status is recorded, no epoch changes.
+      const bool other_store = exists && pg::GetText(e, 0, 3) != store;
+      if (exists && !other_store && pg::GetText(e, 0, 1) == "t") {
         // A status of a superseded journal (a late last will, say): stale.
         return c.Exec("ROLLBACK");
       }
-      if (!has_current || current != epoch) {
+      if (!other_store && (!has_current || current != epoch)) {
         new_current = epoch;
         if (!exists) {
           calls.push_back({"ep_upsert", Params()
+                                            .Text(store)
                                             .Text(gw)
                                             .Int(pg::EpochToSql(epoch))
-                                            .Text(status.store_id())
                                             .Int(0)
                                             .Int(received_at_us)
                                             .Null()});
         }
         calls.push_back(
-            {"ep_supersede", Params().Text(gw).Int(pg::EpochToSql(epoch)).Int(received_at_us)});
+            {"ep_supersede",
+             Params().Text(store).Text(gw).Int(pg::EpochToSql(epoch)).Int(received_at_us)});
       }
     }
     Params p;
-    p.Text(gw).Text(status.store_id());
+    p.Text(store).Text(gw);
     if (new_current) {
       p.Int(pg::EpochToSql(*new_current));
     } else {
@@ -517,12 +545,13 @@ Status PgStore::RecordStatus(const v1::GatewayStatus& status, int64_t received_a
   });
 }
 
-Status PgStore::AppliedSeq(const std::string& gateway_id, uint64_t epoch, uint64_t* seq) {
+Status PgStore::AppliedSeq(const std::string& store_id, const std::string& gateway_id,
+                           uint64_t epoch, uint64_t* seq) {
   *seq = 0;
   std::lock_guard lock(impl_->mu);
   if (Status s = impl_->EnsureConnected(); !s.ok()) return s;
-  auto r = impl_->conn->ExecPrepared("applied_seq",
-                                     Params().Text(gateway_id).Int(pg::EpochToSql(epoch)));
+  auto r = impl_->conn->ExecPrepared(
+      "applied_seq", Params().Text(store_id).Text(gateway_id).Int(pg::EpochToSql(epoch)));
   if (!r.ok()) {
     impl_->Abandon();
     return r.status();

@@ -33,10 +33,12 @@ CREATE FUNCTION storegw_us(t timestamptz) RETURNS bigint
   LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
   AS $$ SELECT (extract(epoch FROM t) * 1000000)::bigint $$;
 
--- One row per gateway: its current epoch and its last GatewayStatus.
+-- One row per gateway: its current epoch and its last GatewayStatus. A
+-- gateway is (store_id, gateway_id): gateway ids are unique only within a
+-- store (every store's first gateway is "gw-01" by default).
 CREATE TABLE gateways (
-  gateway_id         text PRIMARY KEY,
   store_id           text NOT NULL,
+  gateway_id         text NOT NULL,
   current_epoch      bigint,       -- NULL until a batch or a status names one
   first_seen         timestamptz NOT NULL,
   status             jsonb,        -- the last GatewayStatus (proto3 JSON), NULL: none yet
@@ -48,31 +50,38 @@ CREATE TABLE gateways (
   watermark          bigint,
   backlog_events     bigint,
   link               text,
-  version            text
+  version            text,
+  PRIMARY KEY (store_id, gateway_id)
 );
 
 -- One row per journal (epoch) of a gateway. applied_seq: every seq in
--- 1..applied_seq is in `events` (the prefix HqAck names).
+-- 1..applied_seq is in `events` (the prefix HqAck names). An epoch belongs
+-- to one store's gateway (epochs are random 64-bit numbers; a journal
+-- copied into another store's gateway is refused): the row the apply locks
+-- for (gateway_id, epoch), which keeps events' (gateway_id, epoch, seq)
+-- unique.
 CREATE TABLE gateway_epochs (
+  store_id      text NOT NULL,
   gateway_id    text NOT NULL,
   epoch         bigint NOT NULL,
-  store_id      text NOT NULL,
   applied_seq   bigint NOT NULL DEFAULT 0,
   first_seen    timestamptz NOT NULL,
   last_batch_at timestamptz,
   superseded_at timestamptz,  -- NULL while it is the gateway's current epoch
   superseded_by bigint,       -- the gateway's current epoch when this one was superseded
-  PRIMARY KEY (gateway_id, epoch)
+  PRIMARY KEY (store_id, gateway_id, epoch),
+  CONSTRAINT gateway_epochs_gateway_epoch UNIQUE (gateway_id, epoch)
 );
 
 -- Seqs stored past a gap (beyond applied_seq), as ranges; removed as soon
 -- as the gap fills and applied_seq moves over them.
 CREATE TABLE pending_ranges (
+  store_id   text NOT NULL,
   gateway_id text NOT NULL,
   epoch      bigint NOT NULL,
   first_seq  bigint NOT NULL,
   last_seq   bigint NOT NULL,
-  PRIMARY KEY (gateway_id, epoch, first_seq),
+  PRIMARY KEY (store_id, gateway_id, epoch, first_seq),
   CHECK (first_seq <= last_seq)
 );
 
@@ -93,8 +102,9 @@ CREATE TABLE events (
 ) PARTITION BY RANGE (recorded_at);
 CREATE TABLE events_default PARTITION OF events DEFAULT;
 -- A unique index of a partitioned table must hold the partition key. The
--- store's apply (row locks on gateway_epochs) is what keeps one row per
--- (gateway_id, epoch, seq); this index also refuses an exact repeat.
+-- store's apply (row locks on gateway_epochs, one row per (gateway_id,
+-- epoch)) is what keeps one row per (gateway_id, epoch, seq); this index
+-- also refuses an exact repeat.
 CREATE UNIQUE INDEX events_gateway_epoch_seq ON events (gateway_id, epoch, seq, recorded_at);
 
 -- The partition of the month of `month_of` (UTC), created when missing:

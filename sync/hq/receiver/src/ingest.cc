@@ -285,8 +285,8 @@ bool Ingest::RecordStatuses() {
       st = Status::Unavailable(std::string("store threw: ") + e.what());
     }
     if (!st.ok()) {
-      reporter_->StoreError("recording the status of gateway " + it->first.second + ": " +
-                            st.ToString());
+      reporter_->StoreError("recording the status of store " + it->first.first + " gateway " +
+                            it->first.second + ": " + st.ToString());
       break;  // the rest waits for the next round
     }
     it = todo.erase(it);

@@ -5,8 +5,9 @@
 // max_batches_per_txn, waiting at most max_txn_delay_ms after the first
 // arrival for more) and stores it with one EventStore::ApplyBatches call,
 // i.e. one transaction. Only after it returned ok:
-//   * MQTT batches: the applied prefix of each (gateway, epoch) the group
-//     touched goes to the ack sink (the MQTT ingress publishes HqAck), also
+//   * MQTT batches: the applied prefix of each (store, gateway, epoch) the
+//     group touched goes to the ack sink (the MQTT ingress publishes HqAck
+//     on the batch's own {prefix}/{store}/{gateway}/ack), also
 //     for a batch that was all duplicates, never for a prefix of 0;
 //   * HTTPS batches: the waiting handler gets the outcome (2xx with HqAck).
 // When the transaction fails (the store is down), nothing is acknowledged:
@@ -19,7 +20,7 @@
 // Back-pressure: MQTT batches wait in a bounded queue (4 transactions'
 // worth); SubmitMqtt blocks while it is full, which holds Paho's receive
 // thread and so the broker's further deliveries. Gateway statuses wait in
-// a map (latest per gateway) and are recorded between transactions.
+// a map (latest per (store, gateway)) and are recorded between transactions.
 #pragma once
 
 #include <chrono>
@@ -40,8 +41,8 @@
 
 namespace storegw::hq::internal {
 
-// One HqAck to publish: every seq of (gateway_id, epoch) up to `seq` is
-// stored.
+// One HqAck to publish on {prefix}/{store_id}/{gateway_id}/ack: every seq
+// of (store_id, gateway_id, epoch) up to `seq` is stored.
 struct AckTarget {
   std::string store_id;
   std::string gateway_id;

@@ -2,9 +2,13 @@
 // fleet view) and its system of record. The receiver decodes and checks
 // what gateways send (receiver.h) and hands whole, well-formed batches to
 // an EventStore; the store makes them durable exactly once and says, per
-// (gateway, epoch), how far the contiguous applied prefix reaches after
-// the commit. The PostgreSQL implementation is pg_store.h; nothing above
-// this header knows about SQL.
+// (store, gateway, epoch), how far the contiguous applied prefix reaches
+// after the commit. The PostgreSQL implementation is pg_store.h; nothing
+// above this header knows about SQL.
+//
+// A gateway is (store_id, gateway_id): a gateway id is only unique within
+// its store (every store's gateway is "gw-01" by default), so two stores'
+// gw-01 are two gateways, each with its own epochs, prefixes and status.
 //
 // Rules every implementation keeps (they are what makes several replicas
 // on one broker safe: any replica may get any batch, in any order):
@@ -73,13 +77,14 @@ struct BatchOutcome {
   std::string refuse_detail;  // for the log: what exactly was wrong
   uint64_t events_stored = 0;     // newly stored by this call
   uint64_t events_duplicate = 0;  // already stored before
-  // The contiguous applied prefix of (gateway_id, epoch) after the commit:
+  // The contiguous applied prefix of (store_id, gateway_id, epoch) after
+  // the commit:
   // every seq in 1..applied_seq is stored. What HqAck names.
   uint64_t applied_seq = 0;
 };
 
-// A gateway as the fleet view shows it (one row per gateway; the current
-// epoch only).
+// A gateway as the fleet view shows it (one row per (store, gateway); the
+// current epoch only).
 struct FleetRow {
   std::string store_id;
   std::string gateway_id;
@@ -102,10 +107,13 @@ class EventStore {
   // caller retries or gives up; it acks nothing).
   virtual Status ApplyBatches(std::span<const IncomingBatch> batches,
                               std::vector<BatchOutcome>* outcomes) = 0;
-  // Records a gateway's retained status (last one wins per gateway).
+  // Records a gateway's retained status (last one wins per (store_id,
+  // gateway_id) of the status).
   virtual Status RecordStatus(const v1::GatewayStatus& status, int64_t received_at_us) = 0;
-  // The contiguous applied prefix of (gateway_id, epoch); 0 when unknown.
-  virtual Status AppliedSeq(const std::string& gateway_id, uint64_t epoch, uint64_t* seq) = 0;
+  // The contiguous applied prefix of (store_id, gateway_id, epoch); 0 when
+  // unknown.
+  virtual Status AppliedSeq(const std::string& store_id, const std::string& gateway_id,
+                            uint64_t epoch, uint64_t* seq) = 0;
   // The current epoch of each gateway of a store with its applied prefix
   // (for `publish stock`: as_of_seq).
   virtual Status Fleet(std::vector<FleetRow>* rows) = 0;

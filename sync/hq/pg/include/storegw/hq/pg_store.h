@@ -6,12 +6,17 @@
 // advisory lock) and refuses a database whose schema is newer than it
 // knows. ApplyBatches stores many batches of many gateways in one
 // transaction; replicas may apply the same gateway at the same time (every
-// (gateway, epoch) is locked for the transaction, always in the same order).
+// (store, gateway) and (store, gateway, epoch) is locked for the
+// transaction, always in the same order). A gateway is (store_id,
+// gateway_id): two stores' "gw-01" are two gateways. An epoch belongs to
+// one of them: batches of an epoch that is already another store's
+// gateway's journal (a journal copied between stores) are refused
+// (kConflict).
 //
-// RecordStatus keeps the last status per gateway; a status naming an epoch
-// the gateway has left (superseded: a late last will of a replaced
-// journal) is ignored. A status naming an epoch HQ has not seen makes it
-// the gateway's current one, as a batch would.
+// RecordStatus keeps the last status per (store, gateway); a status naming
+// an epoch the gateway has left (superseded: a late last will of a
+// replaced journal) is ignored. A status naming an epoch HQ has not seen
+// makes it the gateway's current one, as a batch would.
 //
 // One PgStore is one connection: calls are serialised by a mutex (it may be
 // shared between threads); for parallel applies open several PgStores.
@@ -56,7 +61,8 @@ class PgStore final : public EventStore {
   Status ApplyBatches(std::span<const IncomingBatch> batches,
                       std::vector<BatchOutcome>* outcomes) override;
   Status RecordStatus(const v1::GatewayStatus& status, int64_t received_at_us) override;
-  Status AppliedSeq(const std::string& gateway_id, uint64_t epoch, uint64_t* seq) override;
+  Status AppliedSeq(const std::string& store_id, const std::string& gateway_id, uint64_t epoch,
+                    uint64_t* seq) override;
   Status Fleet(std::vector<FleetRow>* rows) override;
 
   // "host 127.0.0.1 port 5432 database storegw user storegw": for logs.
