@@ -17,7 +17,8 @@
 #          model 2,500 operations instead of 10,000 and the power-cut tests
 #          30 cuts instead of 110: their logic is checked in full in the
 #          build stage, and a longer run of the same single writer finds no
-#          more races).
+#          more races). The benchmark programs are not built here
+#          (STOREGW_BENCHMARKS=OFF): the build stage runs their smoke runs.
 #          Catches: data races and lock-order problems, also in the daemon
 #          under the soak's faults.
 #   fuzz   every libFuzzer target for FUZZ_SECONDS (default 30) over its
