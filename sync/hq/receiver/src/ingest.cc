@@ -36,12 +36,14 @@ struct Ingest::Waiter {
 };
 
 Ingest::Ingest(EventStore* store, Reporter* reporter, uint32_t max_batches_per_txn,
-               milliseconds max_txn_delay)
+               milliseconds max_txn_delay, size_t max_queued_bytes, size_t max_txn_bytes)
     : store_(store),
       reporter_(reporter),
       max_batches_(std::max<uint32_t>(1, max_batches_per_txn)),
       max_delay_(max_txn_delay),
-      capacity_(std::max<size_t>(16, 4 * size_t{max_batches_})) {}
+      capacity_(std::max<size_t>(16, 4 * size_t{max_batches_})),
+      max_queued_bytes_(max_queued_bytes),
+      max_txn_bytes_(max_txn_bytes) {}
 
 Ingest::~Ingest() { Stop(); }
 
@@ -66,19 +68,35 @@ void Ingest::Stop() {
   std::lock_guard lk(mu_);
   queue_.clear();
   mqtt_queued_ = 0;
+  mqtt_queued_bytes_ = 0;
+  queued_bytes_ = 0;
 }
 
 bool Ingest::SubmitMqtt(IncomingBatch batch, std::string source) {
+  const size_t bytes = batch.batch.ByteSizeLong();
   std::unique_lock lk(mu_);
-  space_cv_.wait(lk, [&] { return closed_ || mqtt_queued_ < capacity_; });
+  ++blocked_submits_;
+  space_cv_.wait(lk, [&] {
+    return closed_ || (mqtt_queued_ < capacity_ &&
+                       (mqtt_queued_ == 0 || mqtt_queued_bytes_ + bytes <= max_queued_bytes_));
+  });
+  --blocked_submits_;
   if (closed_) return false;
-  queue_.push_back(Item{std::move(batch), std::move(source), nullptr, Clock::now()});
+  queue_.push_back(Item{std::move(batch), std::move(source), nullptr, Clock::now(), bytes});
   ++mqtt_queued_;
+  mqtt_queued_bytes_ += bytes;
+  queued_bytes_ += bytes;
   work_cv_.notify_one();
   return true;
 }
 
+size_t Ingest::blocked_submits() const {
+  std::lock_guard lk(mu_);
+  return blocked_submits_;
+}
+
 StoreAnswer Ingest::SubmitHttps(IncomingBatch batch, std::string source, milliseconds timeout) {
+  const size_t bytes = batch.batch.ByteSizeLong();
   auto waiter = std::make_shared<Waiter>();
   std::future<StoreAnswer> answer = waiter->promise.get_future();
   {
@@ -90,7 +108,8 @@ StoreAnswer Ingest::SubmitHttps(IncomingBatch batch, std::string source, millise
       a.retry_after = retry_after_;
       return a;
     }
-    queue_.push_back(Item{std::move(batch), std::move(source), waiter, Clock::now()});
+    queue_.push_back(Item{std::move(batch), std::move(source), waiter, Clock::now(), bytes});
+    queued_bytes_ += bytes;
     work_cv_.notify_one();
   }
   if (answer.wait_for(timeout) != std::future_status::ready) return StoreAnswer{};
@@ -111,6 +130,7 @@ void Ingest::FailQueuedHttpsLocked(std::chrono::seconds retry_after) {
       StoreAnswer a;
       a.retry_after = retry_after;
       it->waiter->Answer(a);
+      queued_bytes_ -= it->bytes;
       it = queue_.erase(it);
     } else {
       ++it;
@@ -150,11 +170,12 @@ void Ingest::Run() {
           }
         }
         if (!queue_.empty()) {
-          // Gather: until the group is full or max_txn_delay after the
-          // first arrival.
+          // Gather: until the group is full (batches or bytes) or
+          // max_txn_delay after the first arrival.
           const auto deadline = queue_.front().arrived + max_delay_;
-          work_cv_.wait_until(lk, deadline,
-                              [&] { return closed_ || queue_.size() >= max_batches_; });
+          work_cv_.wait_until(lk, deadline, [&] {
+            return closed_ || queue_.size() >= max_batches_ || queued_bytes_ >= max_txn_bytes_;
+          });
         }
       }
       // Closed: what is queued is still stored (its messages count as
@@ -162,8 +183,17 @@ void Ingest::Run() {
       if (closed_ && (queue_.empty() || !retry.empty())) break;
       group = std::move(retry);
       retry.clear();
-      while (group.size() < max_batches_ && !queue_.empty()) {
-        if (!queue_.front().waiter) --mqtt_queued_;
+      size_t group_bytes = 0;
+      for (const Item& it : group) group_bytes += it.bytes;
+      while (group.size() < max_batches_ && !queue_.empty() &&
+             (group.empty() || group_bytes + queue_.front().bytes <= max_txn_bytes_)) {
+        const size_t bytes = queue_.front().bytes;
+        if (!queue_.front().waiter) {
+          --mqtt_queued_;
+          mqtt_queued_bytes_ -= bytes;
+        }
+        queued_bytes_ -= bytes;
+        group_bytes += bytes;
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }

@@ -17,10 +17,19 @@
 // batch that arrives while the back-off runs. Batches the store refuses
 // (superseded epoch, conflict) are counted and logged, never acknowledged.
 //
-// Back-pressure: MQTT batches wait in a bounded queue (4 transactions'
-// worth); SubmitMqtt blocks while it is full, which holds Paho's receive
-// thread and so the broker's further deliveries. Gateway statuses wait in
-// a map (latest per (store, gateway)) and are recorded between transactions.
+// Back-pressure: MQTT batches wait in a bounded queue: 4 transactions'
+// worth of batches and at most max_queued_bytes of them (serialized
+// size; at least one batch). SubmitMqtt blocks while it is full, which
+// holds Paho's receive thread and so the broker's further deliveries. A
+// transaction takes at most max_batches_per_txn batches and at most
+// max_txn_bytes of them (at least one). The byte bounds are what bound a
+// replica's memory, whatever the gateways' batch sizes: a decoded batch
+// takes about 7 times its serialized size (500 till sales: 44 KB
+// serialized, 330 KB in memory), and its JSON and COPY rows as much
+// again while its transaction runs; with counts alone, 256 queued batches
+// and 64 in a transaction of 500 events each took a replica to ~200 MB.
+// Gateway statuses wait in a map (latest per (store, gateway)) and are
+// recorded between transactions.
 #pragma once
 
 #include <chrono>
@@ -66,8 +75,16 @@ class Ingest {
  public:
   using AckSink = std::function<void(std::vector<AckTarget>)>;
 
+  // Serialized bytes of the queued MQTT batches, at most (4 MiB: ~30 MB
+  // decoded), and of one transaction's batches (2 MiB: ~47 batches of 500
+  // till sales, 23,000 events; the fsync of its commit is a few ms of it).
+  static constexpr size_t kDefaultMaxQueuedBytes = size_t{4} << 20;
+  static constexpr size_t kDefaultMaxTxnBytes = size_t{2} << 20;
+
   Ingest(EventStore* store, Reporter* reporter, uint32_t max_batches_per_txn,
-         std::chrono::milliseconds max_txn_delay);
+         std::chrono::milliseconds max_txn_delay,
+         size_t max_queued_bytes = kDefaultMaxQueuedBytes,
+         size_t max_txn_bytes = kDefaultMaxTxnBytes);
   ~Ingest();  // Stop()
   Ingest(const Ingest&) = delete;
   Ingest& operator=(const Ingest&) = delete;
@@ -99,6 +116,10 @@ class Ingest {
   void SubmitStatus(v1::GatewayStatus status, int64_t received_at_us);
 
   size_t queue_capacity() const { return capacity_; }
+  size_t max_queued_bytes() const { return max_queued_bytes_; }
+  size_t max_txn_bytes() const { return max_txn_bytes_; }
+  // SubmitMqtt calls waiting for room in the queue now (tests, diagnostics).
+  size_t blocked_submits() const;
 
  private:
   struct Waiter;  // an HTTPS handler waiting for its answer
@@ -107,6 +128,7 @@ class Ingest {
     std::string source;
     std::shared_ptr<Waiter> waiter;  // null: MQTT
     std::chrono::steady_clock::time_point arrived;
+    size_t bytes = 0;  // serialized size of the batch
   };
 
   void Run();
@@ -123,13 +145,18 @@ class Ingest {
   const size_t max_batches_;
   const std::chrono::milliseconds max_delay_;
   const size_t capacity_;  // MQTT items queued at most
+  const size_t max_queued_bytes_;  // their serialized bytes at most (one item always fits)
+  const size_t max_txn_bytes_;     // a transaction's batches' bytes at most (at least one)
   AckSink ack_sink_;
 
-  std::mutex mu_;  // guards the members below
+  mutable std::mutex mu_;  // guards the members below
   std::condition_variable work_cv_;   // an item or a status arrived, or closing
   std::condition_variable space_cv_;  // the queue has room, or closing
   std::deque<Item> queue_;
   size_t mqtt_queued_ = 0;
+  size_t mqtt_queued_bytes_ = 0;
+  size_t queued_bytes_ = 0;  // every queued item's (MQTT and HTTPS)
+  size_t blocked_submits_ = 0;
   std::map<std::pair<std::string, std::string>, std::pair<v1::GatewayStatus, int64_t>> statuses_;
   bool closed_ = false;
   bool started_ = false;
