@@ -92,21 +92,27 @@ struct LocalGateway {
   }
 };
 
-// The uplink options every fleet gateway uses, short timers so that lost
-// batches are resent within seconds: ack = "hq" (the watermark moves only
-// by HqAck, sync/README.md says why HQ needs it), at most `batch` events
-// per batch.
-inline sync::UplinkOptions FleetUplinkOptions(const std::string& url, int batch) {
+// The uplink options of a fleet gateway: ack = "hq" (the watermark moves
+// only by HqAck; sync/README.md says why HQ needs it), at most `batch`
+// events per batch and `inflight` batches unacknowledged, short back-off
+// and connect timers, and a resend from the watermark after
+// `hq_ack_timeout` without an HqAck moving it. Keep the fleet's whole
+// window (gateways x inflight x batch events) well below what HQ stores
+// in one hq_ack_timeout: otherwise every gateway resends its window
+// before HQ has reached it, again and again, and HQ spends its time on
+// duplicates.
+inline sync::UplinkOptions FleetUplinkOptions(const std::string& url, int batch, int inflight,
+                                              std::chrono::milliseconds hq_ack_timeout) {
   sync::UplinkOptions o;
   o.url = url;
   o.ack = "hq";
   o.batch_events = batch;
-  o.max_inflight = 8;
+  o.max_inflight = inflight;
   o.backoff_initial = 100ms;
   o.backoff_max = 1s;
   o.connect_timeout = 5s;
   o.ack_timeout = 10s;
-  o.hq_ack_timeout = 3s;
+  o.hq_ack_timeout = hq_ack_timeout;
   o.request_timeout = 10s;
   o.status_interval = 5s;
   return o;
@@ -191,12 +197,13 @@ struct HqReplicaConfig {
   std::string https_listen; // "" = no HTTPS ingress
   std::string cert_file, key_file, client_ca_file;
   std::string log_level = "info";
+  std::string hq_extra;  // more [hq] lines ("max_batches_per_txn = 32\n")
 };
 
 // Writes the replica's TOML (fleet listener on a free port: the daemon
 // prints the one it got) and returns its path.
 inline fs::path WriteHqConfig(const fs::path& path, const HqReplicaConfig& c) {
-  std::string t = "[hq]\ndatabase = \"" + c.conninfo + "\"\n";
+  std::string t = "[hq]\ndatabase = \"" + c.conninfo + "\"\n" + c.hq_extra;
   t += "[mqtt]\nurl = \"" + c.mqtt_url + "\"\n";
   if (!c.mqtt_url.empty()) {
     t += "client_id = \"" + c.client_id + "\"\ntopic_prefix = \"" + c.topic_prefix +
@@ -225,17 +232,19 @@ inline std::optional<double> MetricValue(const std::string& text, const std::str
 // Starts `storegw-hq run --config C` for every config side by side and
 // waits for each one's "listening on http://127.0.0.1:PORT" line (a start
 // takes a second or two, mostly Paho's connect; hq_fleet_test_util.h's
-// StartHq starts one at a time). Spawned from the calling thread (the
-// children die with it). Empty with `why` when one does not come up.
+// StartHq starts one at a time), with `env` ("NAME=value") added to their
+// environment. Spawned from the calling thread (the children die with
+// it). Empty with `why` when one does not come up.
 inline std::vector<test::HqDaemon> StartHqReplicas(const std::vector<fs::path>& configs,
                                                    const std::vector<std::string>& names,
-                                                   const fs::path& logs, std::string* why) {
+                                                   const fs::path& logs, std::string* why,
+                                                   const std::vector<std::string>& env = {}) {
   fs::create_directories(logs);
   std::vector<test::HqDaemon> out(configs.size());
   for (size_t i = 0; i < configs.size(); ++i) {
     out[i].proc = test::Process::Spawn(
         {test::StoregwHqPath(), "run", "--config", configs[i].string()},
-        logs / (names[i] + ".out"), logs / (names[i] + ".err"));
+        logs / (names[i] + ".out"), logs / (names[i] + ".err"), env);
   }
   static const std::regex kListening(R"(listening on http://127\.0\.0\.1:(\d+))");
   for (size_t i = 0; i < out.size(); ++i) {

@@ -66,6 +66,12 @@ using e2e::LocalGateway;
 constexpr auto kDrainTimeout = 300s;
 constexpr auto kStepTimeout = 120s;
 constexpr int kDaemons = 5;
+// Every gateway: batches of 100 events, 2 of them unacknowledged at most,
+// resent after 5 s without an HqAck (the daemons' config says the same).
+// 200 gateways keep at most 40,000 events in flight, a few seconds of
+// HQ's work: no storm of resends (e2e_util.h).
+constexpr int kInflight = 2;
+constexpr auto kHqAckTimeout = 5s;
 
 using Clock = std::chrono::steady_clock;
 double Since(Clock::time_point t0) {
@@ -82,8 +88,9 @@ struct DaemonGateway {
 std::string DaemonToml(const DaemonGateway& g, const std::string& url) {
   return "[gateway]\nstore_id = \"" + g.store_id + "\"\ngateway_id = \"" + g.gateway_id +
          "\"\n[uplink]\nurl = \"" + url +
-         "\"\nack = \"hq\"\nhq_ack_timeout = \"3s\"\nack_timeout = \"10s\"\n"
-         "connect_timeout = \"5s\"\nbatch_events = 100\nbackoff_initial = \"100ms\"\n"
+         "\"\nack = \"hq\"\nhq_ack_timeout = \"5s\"\nack_timeout = \"10s\"\n"
+         "connect_timeout = \"5s\"\nbatch_events = 100\nmax_inflight = 2\n"
+         "backoff_initial = \"100ms\"\n"
          "backoff_max = \"1s\"\n";
 }
 
@@ -278,7 +285,7 @@ TEST_CASE(
   // fill on worker threads while this thread starts the daemons (children
   // are spawned from this thread: they die with it).
   std::vector<std::unique_ptr<LocalGateway>> local(static_cast<size_t>(n_local));
-  const sync::UplinkOptions uo = e2e::FleetUplinkOptions(link_url, 100);
+  const sync::UplinkOptions uo = e2e::FleetUplinkOptions(link_url, 100, kInflight, kHqAckTimeout);
   std::exception_ptr journaling_failed;
   std::jthread journaling([&] {
     try {
@@ -499,8 +506,9 @@ TEST_CASE(
 
   // 1. Offline: storegw-hq is not up; the gateways' POSTs fail to connect.
   std::vector<std::unique_ptr<LocalGateway>> local(static_cast<size_t>(gateways));
-  sync::UplinkOptions uo = e2e::FleetUplinkOptions(
-      "https://127.0.0.1:" + std::to_string(https_port) + "/v1/batches", 100);
+  sync::UplinkOptions uo =
+      e2e::FleetUplinkOptions("https://127.0.0.1:" + std::to_string(https_port) + "/v1/batches",
+                              100, kInflight, kHqAckTimeout);
   uo.transport = "https";
   uo.tls.ca_file = pki.ca_crt.string();
   uo.tls.cert_file = pki.client_crt.string();
