@@ -62,8 +62,9 @@ inline int EnvInt(const char* name, int def, int lo, int hi) {
   return static_cast<int>(n);
 }
 
-// "store-0042", "gw-0042-1": gateway ids unique across the fleet, as
-// docs/hq.md asks.
+// "store-0042", "gw-0042-1": readable ids per store and gateway (HQ tells
+// gateways apart by (store, gateway); distinct gateway ids only make the
+// test's own SQL and messages easier to read).
 inline std::string StoreId(int i) {
   char b[32];
   std::snprintf(b, sizeof b, "store-%04d", i);
