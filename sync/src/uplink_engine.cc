@@ -206,12 +206,13 @@ void Uplink::Impl::Halt(const Status& why) {
 // Returns why it ended.
 Status Uplink::Impl::ConnectAndRun(Backoff& backoff) {
   if (Status s = CheckTlsFiles(opt_.tls); !s.ok()) {
-    RecordConnectFailure();
-    return Status(s.code(), s.field() + ": " + s.message());
+    Status why(s.code(), s.field() + ": " + s.message());
+    RecordConnectFailure(why);
+    return why;
   }
   auto made = factory_();
   if (!made.ok()) {
-    RecordConnectFailure();
+    RecordConnectFailure(made.status());
     return made.status();
   }
   std::unique_ptr<Transport> t = std::move(*made);
@@ -229,7 +230,7 @@ Status Uplink::Impl::ConnectAndRun(Backoff& backoff) {
   req.cancel = &cancel_;
   if (Status s = t->Connect(&listener, req); !s.ok()) {
     t->Close(std::nullopt);
-    RecordConnectFailure();
+    RecordConnectFailure(s);
     return s;
   }
   RecordConnected(t->protocol_version());

@@ -129,7 +129,9 @@ class Uplink::Impl {
   // ------------------------------------------------ status (uplink_status.cc)
   void SetLink(const char* link);
   void RecordError(const Status& s);
-  void RecordConnectFailure();
+  // A failed connection attempt: the count and the reason together, under
+  // one lock, so a reader never sees the count without the reason.
+  void RecordConnectFailure(const Status& why);
   void RecordConnected(int protocol_version);
   void RecordSent(size_t events, size_t bytes, size_t inflight);
   void RecordInflight(size_t inflight);

@@ -74,9 +74,11 @@ void Uplink::Impl::RecordError(const Status& s) {
   st_.last_error_at_us = NowUs();
 }
 
-void Uplink::Impl::RecordConnectFailure() {
+void Uplink::Impl::RecordConnectFailure(const Status& why) {
   std::lock_guard lk(status_mu_);
   ++st_.connect_failures;
+  st_.last_error = why.message();
+  st_.last_error_at_us = NowUs();
 }
 
 void Uplink::Impl::RecordConnected(int protocol_version) {
