@@ -76,10 +76,16 @@ class Ingest {
   using AckSink = std::function<void(std::vector<AckTarget>)>;
 
   // Serialized bytes of the queued MQTT batches, at most (4 MiB: ~30 MB
-  // decoded), and of one transaction's batches (2 MiB: ~47 batches of 500
-  // till sales, 23,000 events; the fsync of its commit is a few ms of it).
+  // decoded), and of one transaction's batches (256 KiB: ~6 batches of
+  // 500 till sales, ~2,900 events, tens of ms of PostgreSQL's time; its
+  // commit's fsync a few ms of it). Short transactions matter with
+  // replicas: the broker deals every gateway's batches to all of them, and
+  // a transaction holds its gateways' rows until it commits. With 2 MiB
+  // (or 64 batches of 500) the replicas' backends waited for each other's
+  // locks 24-29% of the time and 2 replicas drained 53,000-57,000 events/s;
+  // with 256 KiB 8% and 77,000 (hq_e2e_bench drain2).
   static constexpr size_t kDefaultMaxQueuedBytes = size_t{4} << 20;
-  static constexpr size_t kDefaultMaxTxnBytes = size_t{2} << 20;
+  static constexpr size_t kDefaultMaxTxnBytes = size_t{256} << 10;
 
   Ingest(EventStore* store, Reporter* reporter, uint32_t max_batches_per_txn,
          std::chrono::milliseconds max_txn_delay,
