@@ -38,6 +38,7 @@
 //   hq_e2e_bench [--gateways 200] [--events 5000] [--batch 500]
 //                [--report-gateways 1000] [--report-events 1000]
 //                [--latency-gateways 100] [--latency-rates 500,100] [--latency-seconds 10]
+//                [--latency-replicas 2] [--gateway-procs 4]
 //                [--phases drain1,drain2,copy1,copy2,rss,latency] [--quick]
 //                [--hq 'max_batches_per_txn = 32']... [--replica-env NAME=VALUE]...
 // (--hq adds a line to every replica's [hq] section, --replica-env a
@@ -94,6 +95,8 @@ struct Options {
   int latency_gateways = 100;
   std::vector<int> latency_rates = {500, 100};  // device events/s per gateway, one run each
   int latency_seconds = 10;
+  int latency_replicas = 2;
+  int gateway_procs = 4;  // worker processes the gateways run in
   std::string hq_extra;                  // more [hq] lines for every replica
   std::vector<std::string> replica_env;  // NAME=value for every replica
   std::vector<std::string> phases = {"drain1", "drain2", "copy1", "copy2", "rss", "latency"};
@@ -194,6 +197,134 @@ Mem ReadMem(pid_t pid) {
 
 double MiB(uint64_t kib) { return static_cast<double>(kib) / 1024.0; }
 
+// ------------------------------------------------------------ gateway workers
+//
+// The gateways of the drain and latency phases run in worker processes
+// (this program with --worker; --gateway-procs of them, 4 by default):
+// Paho C serves every client of a process with one send and one receive
+// thread, so a hundred gateways in one process queue behind each other
+// (and behind the benchmark's own subscribers) where separate store boxes
+// never would. The benchmark and a worker talk through files in the run
+// directory: the worker opens its gateways (live: also connects them) and
+// prints "ready"; once `go` exists (the start, steady-clock ns: one clock
+// for every process of the machine) it starts the uplinks (drain) or
+// journals R/10 device events per gateway every 100 ms for 2 s + the
+// measured time (live), waits until every watermark is its last seq,
+// writes result-F.txt ("store gateway epoch last_seq") and commits-F.txt
+// ("gateway first last ns" per append), prints "drained", and stops its
+// uplinks and exits once `stop` exists.
+
+int64_t SteadyNs(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+Clock::time_point FromNs(int64_t ns) { return Clock::time_point(std::chrono::nanoseconds(ns)); }
+
+struct WorkerArgs {
+  fs::path dir;              // gateway i's journal in dir/i
+  int first = 1, count = 0;  // gateways first..first+count-1
+  std::string url, prefix;
+  int batch = 500;
+  int rate = 0;  // device events/s per gateway; 0: drain what is journaled
+  int measure_ms = 10000;
+};
+
+void WaitForFile(const fs::path& p) {
+  while (!fs::exists(p)) std::this_thread::sleep_for(2ms);
+}
+
+// Writes `text` to `path` whole (a reader never sees half of it).
+void PublishFile(const fs::path& path, const std::string& text) {
+  test::WriteFile(path.string() + ".tmp", text);
+  fs::rename(path.string() + ".tmp", path);
+}
+
+int RunWorker(const WorkerArgs& w) {
+  sync::UplinkOptions uo = e2e::FleetUplinkOptions(w.url, w.batch, 8, 30s);
+  uo.topic_prefix = w.prefix;
+  uo.ack_timeout = 30s;
+  std::vector<std::unique_ptr<LocalGateway>> gws(static_cast<size_t>(w.count));
+  e2e::ParallelFor(w.count, 4, [&](int k) {
+    gws[static_cast<size_t>(k)] =
+        e2e::OpenLocalGateway(w.dir / std::to_string(w.first + k), w.first + k, uo);
+  });
+  auto start_all = [&] {
+    for (auto& g : gws) {
+      if (!g->uplink->Start().ok()) Die("worker: uplink start");
+    }
+  };
+  if (w.rate > 0) {
+    start_all();
+    const bool up = test::WaitFor(
+        [&] {
+          for (const auto& g : gws) {
+            if (g->uplink->status().link != "up") return false;
+          }
+          return true;
+        },
+        120s);
+    if (!up) Die("worker: uplinks not connected");
+  }
+  std::printf("ready\n");
+  std::fflush(stdout);
+  WaitForFile(w.dir / "go");
+  const Clock::time_point start = FromNs(std::stoll(test::ReadFile(w.dir / "go")));
+  std::vector<std::string> commits(gws.size());
+  if (w.rate == 0) {
+    start_all();
+  } else {
+    // One thread per gateway on a fixed schedule (a late append is
+    // followed by the next at once).
+    const int per_tick = std::max(1, w.rate / 10);
+    const auto end = start + 2s + std::chrono::milliseconds(w.measure_ms);
+    std::atomic<bool> failed{false};
+    std::vector<std::thread> ts;
+    for (size_t i = 0; i < gws.size(); ++i) {
+      ts.emplace_back([&, i] {
+        uint64_t n = 0;
+        for (auto next = start; next < end; next += 100ms) {
+          std::this_thread::sleep_until(next);
+          std::vector<v1::Event> evs;
+          for (int k = 0; k < per_tick; ++k) evs.push_back(sync_test::SaleEvent(++n));
+          auto r = gws[i]->journal->Append(std::move(evs));
+          const int64_t now = SteadyNs(Clock::now());
+          if (!r.ok() || r->empty()) {
+            failed = true;
+            return;
+          }
+          commits[i] += gws[i]->gateway_id + " " + std::to_string(r->front().seq) + " " +
+                        std::to_string(r->back().seq) + " " + std::to_string(now) + "\n";
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+    if (failed) Die("worker: an append failed");
+  }
+  const bool drained = test::WaitFor(
+      [&] {
+        for (const auto& g : gws) {
+          if (!g->drained()) return false;
+        }
+        return true;
+      },
+      30min, 5ms);
+  if (!drained) Die("worker: not drained in 30 min");
+  std::string result, all_commits;
+  for (size_t i = 0; i < gws.size(); ++i) {
+    result += gws[i]->store_id + " " + gws[i]->gateway_id + " " +
+              std::to_string(static_cast<int64_t>(gws[i]->journal->epoch())) + " " +
+              std::to_string(gws[i]->last_seq()) + "\n";
+    all_commits += commits[i];
+  }
+  const std::string f = std::to_string(w.first);
+  PublishFile(w.dir / ("result-" + f + ".txt"), result);
+  PublishFile(w.dir / ("commits-" + f + ".txt"), all_commits);
+  std::printf("drained\n");
+  std::fflush(stdout);
+  WaitForFile(w.dir / "stop");
+  e2e::ParallelFor(w.count, 8, [&](int k) { gws[static_cast<size_t>(k)]->uplink->Stop(); });
+  return 0;
+}
+
 // ------------------------------------------------------------ the bench
 
 // One phase's figures.
@@ -210,6 +341,85 @@ struct Figures {
   double rate() const { return wall > 0 ? static_cast<double>(events) / wall : 0; }
 };
 
+// Where the replicas' PostgreSQL backends spend their time: every 20 ms,
+// from pg_stat_activity on a connection of its own, the state and wait
+// event of each backend of application_name storegw-hq. A backend that
+// was in a transaction at least once is a replica's ingest connection
+// (the fleet view's stays idle); its samples are counted as: running
+// (active, no wait), lock (waiting for a lock: the other replica holds
+// the gateway), wal/io (WALSync, WALWrite, data files), copy-in (active,
+// ClientRead: receiving COPY rows), replica (idle in transaction: waiting
+// for the replica's next statement), idle (no transaction: the replica
+// gathers, decodes or has nothing).
+class WaitSampler {
+ public:
+  explicit WaitSampler(const std::string& conninfo) : sql_(conninfo) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~WaitSampler() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  // "running 31%, lock 22%, ..." over the ingest backends' samples.
+  std::string Summary() {
+    Stop();
+    std::map<std::string, uint64_t> total;
+    uint64_t n = 0;
+    for (const auto& [pid, counts] : by_pid_) {
+      if (counts.count("idle") && counts.size() == 1) continue;  // never in a transaction
+      for (const auto& [k, v] : counts) {
+        total[k] += v;
+        n += v;
+      }
+    }
+    if (n == 0) return "no samples";
+    std::string out;
+    for (const char* k : {"running", "copy-in", "lock", "wal/io", "replica", "idle", "other"}) {
+      if (!total.count(k)) continue;
+      if (!out.empty()) out += ", ";
+      out += std::string(k) + " " + Fixed(100.0 * static_cast<double>(total[k]) / static_cast<double>(n), 0) + "%";
+    }
+    return out;
+  }
+
+ private:
+  void Run() {
+    while (!stop_) {
+      try {
+        for (const auto& r : sql_("SELECT pid, state, coalesce(wait_event_type, ''), "
+                                  "coalesce(wait_event, '') FROM pg_stat_activity WHERE "
+                                  "application_name = 'storegw-hq'")) {
+          std::string k;
+          if (r[1] == "idle") {
+            k = "idle";
+          } else if (r[1] == "idle in transaction") {
+            k = "replica";
+          } else if (r[2].empty()) {
+            k = "running";
+          } else if (r[2] == "Lock") {
+            k = "lock";
+          } else if (r[2] == "IO" || r[3].rfind("WAL", 0) == 0) {
+            k = "wal/io";
+          } else if (r[2] == "Client" && r[3] == "ClientRead") {
+            k = "copy-in";
+          } else {
+            k = "other";
+          }
+          ++by_pid_[r[0]][k];
+        }
+      } catch (const std::exception&) {
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+
+  e2e::Sql sql_;
+  std::atomic<bool> stop_{false};
+  std::map<std::string, std::map<std::string, uint64_t>> by_pid_;  // the sampling thread's
+  std::thread thread_;
+};
+
 class Bench {
  public:
   explicit Bench(Options o) : o_(std::move(o)), tmp_({}, "storegw-hq-e2e-bench") {
@@ -218,6 +428,7 @@ class Bench {
     pg_ = std::make_unique<test::Postgres>(po);
     sync_test::BrokerOptions bo;
     bo.max_queued_messages = 10'000'000;
+    if (std::getenv("BENCH_NODELAY")) bo.extra = "set_tcp_nodelay true\n";
     broker_ = std::make_unique<sync_test::Mosquitto>(tmp_ / "broker", bo);
     ncores_ = static_cast<int>(std::thread::hardware_concurrency());
   }
@@ -239,6 +450,9 @@ class Bench {
       if (p == "rss") results_.push_back(Rss());
       if (p == "latency") {
         for (int rate : o_.latency_rates) results_.push_back(Latency(rate));
+      }
+      if (p == "hqlatency") {
+        for (int rate : o_.latency_rates) results_.push_back(HqLatency(rate));
       }
     }
     Report();
@@ -305,11 +519,14 @@ class Bench {
   struct Mark {
     Clock::time_point t;
     double pg = 0, broker = 0, self = 0;
-    std::vector<double> replicas;
+    std::vector<double> replicas, workers;
     MachineCpu machine;
     std::string lsn;
   };
-  Mark Begin(const std::vector<pid_t>& replicas, e2e::Sql& sql) {
+  // `workers`: gateway worker processes (their CPU counts as the
+  // gateways', with this process's).
+  Mark Begin(const std::vector<pid_t>& replicas, e2e::Sql& sql,
+             const std::vector<pid_t>& workers = {}) {
     sql("SELECT pg_stat_reset_shared('wal')");
     Mark m;
     m.lsn = sql.Value("SELECT pg_current_wal_lsn()::text");
@@ -317,18 +534,23 @@ class Bench {
     m.broker = ReadProcCpu(broker_->pid()).self;
     m.self = ReadProcCpu(getpid()).self;
     for (pid_t p : replicas) m.replicas.push_back(ReadProcCpu(p).self);
+    for (pid_t p : workers) m.workers.push_back(ReadProcCpu(p).self);
     m.machine = ReadMachineCpu();
     m.t = Clock::now();
     return m;
   }
   // The span's CPU; the WAL bytes by LSN.
-  void End(const Mark& m, const std::vector<pid_t>& replicas, e2e::Sql& sql, Figures* f) {
+  void End(const Mark& m, const std::vector<pid_t>& replicas, e2e::Sql& sql, Figures* f,
+           const std::vector<pid_t>& workers = {}) {
     f->wall = Seconds(m.t);
     f->cpu_pg = PostgresCpu(pg_->pid()) - m.pg;
     f->cpu_broker = ReadProcCpu(broker_->pid()).self - m.broker;
     f->cpu_gateways = ReadProcCpu(getpid()).self - m.self;
     for (size_t i = 0; i < replicas.size(); ++i) {
       f->cpu_replicas += ReadProcCpu(replicas[i]).self - m.replicas[i];
+    }
+    for (size_t i = 0; i < workers.size(); ++i) {
+      f->cpu_gateways += ReadProcCpu(workers[i]).self - m.workers[i];
     }
     const MachineCpu mc = ReadMachineCpu();
     f->machine_busy = mc.busy - m.machine.busy;
@@ -372,6 +594,81 @@ class Bench {
              " events with the oversell alerts) built in " + Fixed(Seconds(t0)) + " s");
   }
 
+  // ---------------------------------------------------------- workers
+
+  // `total` gateways first.. in `dir`, split over o_.gateway_procs worker
+  // processes (see RunWorker), each ready when this returns.
+  struct Workers {
+    fs::path dir;
+    std::vector<test::Process> procs;
+    std::vector<pid_t> pids() const {
+      std::vector<pid_t> out;
+      for (const auto& p : procs) out.push_back(p.pid());
+      return out;
+    }
+  };
+  Workers StartWorkers(const fs::path& dir, int first, int total, const std::string& prefix,
+                       int rate) {
+    Workers w;
+    w.dir = dir;
+    fs::create_directories(dir);
+    const int n = std::max(1, std::min(o_.gateway_procs, total));
+    for (int k = 0, at = first; k < n; ++k) {
+      const int count = total / n + (k < total % n ? 1 : 0);
+      std::vector<std::string> argv = {
+          fs::read_symlink("/proc/self/exe").string(), "--worker", "--dir", dir.string(),
+          "--first", std::to_string(at), "--count", std::to_string(count), "--url",
+          broker_->url(), "--prefix", prefix, "--batch", std::to_string(o_.batch), "--rate",
+          std::to_string(rate), "--measure-ms", std::to_string(o_.latency_seconds * 1000)};
+      w.procs.push_back(test::Process::Spawn(argv, dir / test::Id("worker-", at).append(".out"),
+                                             dir / test::Id("worker-", at).append(".err")));
+      at += count;
+    }
+    WaitWorkers(w, "ready", 10min);
+    return w;
+  }
+  // Until every worker has printed `word`; dies when one exits first.
+  void WaitWorkers(Workers& w, const std::string& word, std::chrono::milliseconds timeout) {
+    for (auto& p : w.procs) {
+      const bool ok = test::WaitFor(
+          [&] { return !p.Running() || p.Stdout().find(word) != std::string::npos; }, timeout,
+          5ms);
+      if (!ok || !p.Running()) {
+        Die("gateway worker " + std::to_string(p.pid()) + " did not say " + word + ": " +
+            p.Stderr());
+      }
+    }
+  }
+  void Go(const Workers& w, Clock::time_point start) {
+    PublishFile(w.dir / "go", std::to_string(SteadyNs(start)));
+  }
+  void StopWorkers(Workers& w) {
+    test::WriteFile(w.dir / "stop", "");
+    for (auto& p : w.procs) {
+      auto e = p.WaitExit(5min);
+      if (!e || !e->ok()) Die("gateway worker failed: " + p.Stderr());
+    }
+  }
+  // What the workers' gateways journaled: "store gateway epoch last_seq".
+  struct Journaled {
+    std::string store_id, gateway_id;
+    int64_t epoch = 0;
+    uint64_t last_seq = 0;
+  };
+  std::vector<Journaled> Results(const Workers& w) {
+    std::vector<Journaled> out;
+    for (const auto& e : fs::directory_iterator(w.dir)) {
+      if (e.path().filename().string().rfind("result-", 0) != 0) continue;
+      std::istringstream in(test::ReadFile(e.path()));
+      for (Journaled j; in >> j.store_id >> j.gateway_id >> j.epoch >> j.last_seq;) {
+        out.push_back(j);
+      }
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------- drain
+
   Figures Drain(int replicas) {
     Figures f;
     f.key = "drain" + std::to_string(replicas);
@@ -385,64 +682,50 @@ class Bench {
 
     const fs::path run = tmp_ / ("run-drain" + std::to_string(replicas));
     fs::copy(template_dir_, run, fs::copy_options::recursive);
-    // The defaults of a gateway (8 batches in flight, 30 s until a resend)
-    // but for the batch size and short back-off.
-    sync::UplinkOptions uo = e2e::FleetUplinkOptions(broker_->url(), o_.batch, 8, 30s);
-    uo.topic_prefix = Prefix(tag);
-    uo.ack_timeout = 30s;
-    std::vector<std::unique_ptr<LocalGateway>> gws(static_cast<size_t>(o_.gateways));
-    e2e::ParallelFor(o_.gateways, 8, [&](int i) {
-      gws[static_cast<size_t>(i)] = e2e::OpenLocalGateway(run / std::to_string(i + 1), i + 1, uo);
-    });
-    for (const auto& g : gws) f.events += g->last_seq();
-
-    const Mark m = Begin(pids, sql);
-    for (auto& g : gws) {
-      if (!g->uplink->Start().ok()) Die("uplink start");
-    }
-    const bool drained = test::WaitFor(
-        [&] {
-          for (const auto& g : gws) {
-            if (!g->drained()) return false;
-          }
-          return true;
-        },
-        30min, 20ms);
-    End(m, pids, sql, &f);
-    if (!drained) Die(f.name + ": not drained in 30 min");
+    Workers w = StartWorkers(run, 1, o_.gateways, Prefix(tag), /*rate=*/0);
+    const Mark m = Begin(pids, sql, w.pids());
+    WaitSampler waits(conninfo);
+    Go(w, Clock::now());
+    WaitWorkers(w, "drained", 30min);
+    End(m, pids, sql, &f, w.pids());
+    f.note = "replicas' PostgreSQL backends: " + waits.Summary();
     for (const auto& r : hq) {
       f.duplicates +=
           static_cast<uint64_t>(ReplicaMetric(r, "storegw_hq_events_duplicate_total"));
     }
-    for (auto& g : gws) g->uplink->Stop();
+    StopWorkers(w);
+    const std::vector<Journaled> gws = Results(w);
+    if (gws.size() != static_cast<size_t>(o_.gateways)) Die("drain: gateway results missing");
+    for (const auto& g : gws) f.events += g.last_seq;
     CheckStored(sql, gws, f.events);
     StopReplicas(hq);
     WalStats(sql, &f);
-    gws.clear();
     fs::remove_all(run);
     Line(f);
     return f;
   }
 
   // One row per event, every applied_seq at its gateway's last seq.
-  void CheckStored(e2e::Sql& sql, const std::vector<std::unique_ptr<LocalGateway>>& gws,
-                   uint64_t total) {
-    const auto r = sql("SELECT count(*), count(DISTINCT (gateway_id, epoch, seq)) FROM events");
+  void CheckStored(e2e::Sql& sql, const std::vector<Journaled>& gws, uint64_t total) {
+    const auto r =
+        sql("SELECT count(*), count(DISTINCT (store_id, gateway_id, epoch, seq)) FROM events");
     const std::string want = std::to_string(total);
     if (r[0][0] != want || r[0][1] != want) {
       Die("events holds " + r[0][0] + " rows, " + r[0][1] + " distinct; expected " + want);
     }
-    std::vector<std::string> ids, epochs, lasts;
+    std::vector<std::string> stores, ids, epochs, lasts;
     for (const auto& g : gws) {
-      ids.push_back(g->gateway_id);
-      epochs.push_back(std::to_string(static_cast<int64_t>(g->journal->epoch())));
-      lasts.push_back(std::to_string(g->last_seq()));
+      stores.push_back(g.store_id);
+      ids.push_back(g.gateway_id);
+      epochs.push_back(std::to_string(g.epoch));
+      lasts.push_back(std::to_string(g.last_seq));
     }
     const std::string bad = sql.Value(
-        "SELECT count(*) FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS x(g, e, l) "
-        "LEFT JOIN gateway_epochs ge ON ge.gateway_id = x.g AND ge.epoch = x.e "
-        "WHERE ge.applied_seq IS DISTINCT FROM x.l",
-        {e2e::ArrayLiteral(ids), e2e::ArrayLiteral(epochs), e2e::ArrayLiteral(lasts)});
+        "SELECT count(*) FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS "
+        "x(s, g, e, l) LEFT JOIN gateway_epochs ge ON ge.store_id = x.s AND ge.gateway_id = x.g "
+        "AND ge.epoch = x.e WHERE ge.applied_seq IS DISTINCT FROM x.l",
+        {e2e::ArrayLiteral(stores), e2e::ArrayLiteral(ids), e2e::ArrayLiteral(epochs),
+         e2e::ArrayLiteral(lasts)});
     if (bad != "0") Die(bad + " gateways with applied_seq short of their last seq");
   }
 
@@ -562,28 +845,52 @@ class Bench {
 
   // ---------------------------------------------------------- rss
 
-  // Collects every HqAck on the broker: (gateway, seq, when it arrived).
+  // Collects, per gateway, what reaches the broker on a topic of ours and
+  // when: every HqAck (its seq), or with `batches` every EventBatch the
+  // gateways publish (its last_seq; a plain subscription beside the
+  // replicas' shared one).
   class AckSpy {
    public:
     struct Ack {
       uint64_t seq;
       Clock::time_point at;
     };
-    AckSpy(const std::string& url, const std::string& prefix) {
+    AckSpy(const std::string& url, const std::string& prefix, bool batches = false) {
       mqtt::create_options co(MQTTVERSION_5);
       cli_ = std::make_unique<mqtt::async_client>(
-          url, "bench-ack-spy-" + std::to_string(getpid()), co, nullptr);
-      cli_->set_message_callback([this](mqtt::const_message_ptr m) {
+          url, std::string(batches ? "bench-batch-spy-" : "bench-ack-spy-") +
+                   std::to_string(getpid()),
+          co, nullptr);
+      cli_->set_message_callback([this, batches](mqtt::const_message_ptr m) {
         const auto now = Clock::now();
-        v1::HqAck a;
-        if (!a.ParseFromString(m->get_payload_str())) return;
+        std::string gw;
+        uint64_t seq = 0;
+        if (batches) {
+          std::string body = m->get_payload_str();
+          if (!body.empty() && static_cast<unsigned char>(body[0]) == 0x78) {
+            auto z = sync::Inflate(body);
+            if (!z.ok()) return;
+            body = std::move(*z);
+          }
+          v1::EventBatch b;
+          if (!b.ParseFromString(body)) return;
+          gw = b.gateway_id();
+          seq = b.last_seq();
+        } else {
+          v1::HqAck a;
+          if (!a.ParseFromString(m->get_payload_str())) return;
+          gw = a.gateway_id();
+          seq = a.seq();
+        }
         std::lock_guard lk(mu_);
-        acks_[a.gateway_id()].push_back({a.seq(), now});
+        acks_[gw].push_back({seq, now});
       });
       auto opts =
           mqtt::connect_options_builder().mqtt_version(MQTTVERSION_5).clean_start(true).finalize();
-      if (!cli_->connect(opts)->wait_for(20s)) Die("ack spy: connect timed out");
-      if (!cli_->subscribe(prefix + "/+/+/ack", 1)->wait_for(20s)) Die("ack spy: subscribe");
+      if (!cli_->connect(opts)->wait_for(20s)) Die("spy: connect timed out");
+      if (!cli_->subscribe(prefix + (batches ? "/+/+/events" : "/+/+/ack"), 1)->wait_for(20s)) {
+        Die("spy: subscribe");
+      }
     }
     ~AckSpy() {
       try {
@@ -820,139 +1127,279 @@ class Bench {
   Figures Latency(int rate) {
     Figures f;
     f.key = "latency" + std::to_string(rate);
-    f.name = "latency, 2 replicas, " + Thousands(o_.latency_gateways) + " x " + Thousands(rate) +
-             " events/s";
+    f.name = "latency, " + std::to_string(o_.latency_replicas) +
+             (o_.latency_replicas == 1 ? " replica, " : " replicas, ") +
+             Thousands(o_.latency_gateways) + " x " + Thousands(rate) + " events/s";
     const std::string tag = "latency" + std::to_string(rate);
     const std::string conninfo = FreshDatabase("latency");
     e2e::Sql sql(conninfo);
-    auto hq = StartReplicas(2, conninfo, tag);
+    auto hq = StartReplicas(o_.latency_replicas, conninfo, tag);
     std::vector<pid_t> pids;
     for (const auto& r : hq) pids.push_back(r.proc.pid());
     AckSpy spy(broker_->url(), Prefix(tag));
-    const fs::path run = tmp_ / ("run-" + tag);
-    sync::UplinkOptions uo = e2e::FleetUplinkOptions(broker_->url(), o_.batch, 8, 30s);
-    uo.topic_prefix = Prefix(tag);
-    uo.ack_timeout = 30s;
-    std::vector<std::unique_ptr<LocalGateway>> gws(static_cast<size_t>(o_.latency_gateways));
-    e2e::ParallelFor(o_.latency_gateways, 8, [&](int i) {
-      gws[static_cast<size_t>(i)] =
-          e2e::OpenLocalGateway(run / std::to_string(i + 1), 20000 + i + 1, uo);
-    });
-    for (auto& g : gws) {
-      if (!g->uplink->Start().ok()) Die("uplink start");
-    }
-    if (!test::WaitFor(
-            [&] {
-              for (const auto& g : gws) {
-                if (g->uplink->status().link != "up") return false;
-              }
-              return true;
-            },
-            60s)) {
-      Die("latency: uplinks not connected");
-    }
-
-    // One thread per gateway: 1/10 of its rate every 100 ms, on a fixed
-    // schedule (a late append is followed by the next at once).
-    struct Commit {
-      uint64_t first, last;  // journal seqs (the device's events and any alerts they raised)
-      Clock::time_point at;  // Append returned: committed
-    };
-    std::vector<std::vector<Commit>> commits(gws.size());
+    AckSpy sent(broker_->url(), Prefix(tag), /*batches=*/true);
+    // Fresh journals, uplinks connected; each worker journals R/10 device
+    // events per gateway every 100 ms from `start` on (RunWorker).
+    Workers w = StartWorkers(tmp_ / ("run-" + tag), 20001, o_.latency_gateways, Prefix(tag), rate);
     const int per_tick = std::max(1, rate / 10);
     const auto warmup = 2s;
     const auto measure = std::chrono::seconds(o_.latency_seconds);
     const auto start = Clock::now() + 200ms;
-    std::atomic<bool> failed{false};
-    const Mark m = Begin(pids, sql);
-    std::vector<std::thread> ts;
-    for (size_t i = 0; i < gws.size(); ++i) {
-      ts.emplace_back([&, i] {
-        uint64_t n = 0;
-        for (auto next = start; next < start + warmup + measure; next += 100ms) {
-          std::this_thread::sleep_until(next);
-          std::vector<v1::Event> evs;
-          for (int k = 0; k < per_tick; ++k) evs.push_back(sync_test::SaleEvent(++n));
-          auto r = gws[i]->journal->Append(std::move(evs));
-          const auto now = Clock::now();
-          if (!r.ok() || r->empty()) {
-            failed = true;
-            return;
-          }
-          commits[i].push_back({r->front().seq, r->back().seq, now});
-        }
-      });
-    }
-    for (auto& t : ts) t.join();
-    const double feed_wall = Seconds(start);
-    if (failed) Die("latency: an append failed");
-    const bool drained = test::WaitFor(
-        [&] {
-          for (const auto& g : gws) {
-            if (!g->drained()) return false;
-          }
-          return true;
-        },
-        10min, 20ms);
-    End(m, pids, sql, &f);
-    if (!drained) Die("latency: not drained");
+    const Mark m = Begin(pids, sql, w.pids());
+    WaitSampler waits(conninfo);
+    Go(w, start);
+    WaitWorkers(w, "drained", 30min);
+    End(m, pids, sql, &f, w.pids());
+    const std::string backends = waits.Summary();
     for (const auto& r : hq) {
       f.duplicates +=
           static_cast<uint64_t>(ReplicaMetric(r, "storegw_hq_events_duplicate_total"));
     }
+    StopWorkers(w);
+    const std::vector<Journaled> gws = Results(w);
+    if (gws.size() != static_cast<size_t>(o_.latency_gateways)) Die("latency: results missing");
+    // The workers' appends: "gateway first last ns" (Append returned).
+    struct Commit {
+      uint64_t first, last;  // journal seqs (the device's events and any alerts they raised)
+      Clock::time_point at;  // committed
+    };
+    std::map<std::string, std::vector<Commit>> commits;
+    Clock::time_point fed_until = start;
+    for (const auto& e : fs::directory_iterator(w.dir)) {
+      if (e.path().filename().string().rfind("commits-", 0) != 0) continue;
+      std::istringstream in(test::ReadFile(e.path()));
+      std::string gw;
+      for (Commit c; in >> gw >> c.first >> c.last;) {
+        int64_t ns = 0;
+        in >> ns;
+        c.at = FromNs(ns);
+        fed_until = std::max(fed_until, c.at);
+        commits[gw].push_back(c);
+      }
+    }
+    const double feed_wall = std::chrono::duration<double>(fed_until - start).count();
     // The measured window: appends committed between the end of the
     // warm-up and the end of the schedule (feeders that fall behind the
     // schedule commit fewer in it: the achieved rate says so). Per
     // journaled event of those: the first ack whose seq covers it; the
     // events of an append (and the oversell alerts they raised) share its
-    // commit time.
+    // commit time. The same for the first batch carrying it to the broker.
     const auto from = start + warmup, to = start + warmup + measure;
     const auto acks = spy.acks();
-    std::vector<double> ms;
+    const auto batches = sent.acks();
+    std::vector<double> ms, gw_ms, hq_ms;
     uint64_t device_events = 0;
-    for (size_t i = 0; i < gws.size(); ++i) {
-      auto it = acks.find(gws[i]->gateway_id);
-      if (it == acks.end()) Die("latency: no ack seen for " + gws[i]->gateway_id);
-      const auto& a = it->second;
+    // The first arrival in `a` (seq order per gateway) covering seq s,
+    // walking forward with s.
+    struct Cursor {
+      const std::vector<AckSpy::Ack>* a;
       size_t k = 0;
       uint64_t covered = 0;
-      for (const Commit& c : commits[i]) {
+      const AckSpy::Ack* Cover(uint64_t s) {
+        while (covered < s && k < a->size()) covered = std::max(covered, (*a)[k++].seq);
+        return covered >= s ? &(*a)[k - 1] : nullptr;
+      }
+    };
+    for (const auto& g : gws) {
+      auto ai = acks.find(g.gateway_id);
+      auto bi = batches.find(g.gateway_id);
+      if (ai == acks.end() || bi == batches.end()) Die("latency: nothing seen for " + g.gateway_id);
+      Cursor ack{&ai->second}, batch{&bi->second};
+      for (const Commit& c : commits[g.gateway_id]) {
         if (c.at < from || c.at > to) continue;
         device_events += static_cast<uint64_t>(per_tick);
         for (uint64_t s = c.first; s <= c.last; ++s) {
-          while (covered < s && k < a.size()) covered = std::max(covered, a[k++].seq);
-          if (covered < s) {
-            Die("latency: seq " + std::to_string(s) + " of " + gws[i]->gateway_id +
-                " never acked on the broker");
+          const AckSpy::Ack* a = ack.Cover(s);
+          const AckSpy::Ack* b = batch.Cover(s);
+          if (!a || !b) {
+            Die("latency: seq " + std::to_string(s) + " of " + g.gateway_id +
+                " never seen acked on the broker");
           }
-          ms.push_back(std::chrono::duration<double, std::milli>(a[k - 1].at - c.at).count());
+          using Ms = std::chrono::duration<double, std::milli>;
+          ms.push_back(Ms(a->at - c.at).count());
+          gw_ms.push_back(Ms(b->at - c.at).count());
+          hq_ms.push_back(Ms(a->at - b->at).count());
+        }
+      }
+    }
+    auto pct = [](std::vector<double>& v, double q) {
+      if (v.empty()) return 0.0;
+      std::sort(v.begin(), v.end());
+      return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+    };
+    LatencyResult lr;
+    lr.rate = rate;
+    lr.p50 = pct(ms, 0.50);
+    lr.p99 = pct(ms, 0.99);
+    lr.max = ms.empty() ? 0 : ms.back();
+    const double gw50 = pct(gw_ms, 0.5), gw99 = pct(gw_ms, 0.99), hq50 = pct(hq_ms, 0.5),
+                 hq99 = pct(hq_ms, 0.99);
+    const double measured_s = std::chrono::duration<double>(measure).count();
+    lr.achieved = static_cast<double>(device_events) / measured_s / static_cast<double>(gws.size());
+    latency_.push_back(lr);
+    for (const auto& g : gws) f.events += g.last_seq;
+    CheckStored(sql, gws, f.events);
+    StopReplicas(hq);
+    WalStats(sql, &f);
+    fs::remove_all(w.dir);
+    f.note = "commit -> HqAck p50 " + Fixed(lr.p50) + " ms, p99 " + Fixed(lr.p99) + " ms, max " +
+             Fixed(lr.max) + " ms over " + Thousands(static_cast<double>(ms.size())) +
+             " journaled events; devices achieved " + Fixed(lr.achieved, 0) +
+             " events/s per gateway (the schedule's " + Fixed(measured_s + 2, 0) +
+             " s took the feeders " + Fixed(feed_wall) + " s); of it commit -> batch at the broker " +
+             "p50 " + Fixed(gw50) + " ms, p99 " + Fixed(gw99) + " ms (the gateways), batch -> HqAck " +
+             "p50 " + Fixed(hq50) + " ms, p99 " + Fixed(hq99) + " ms (HQ); replicas' PostgreSQL " +
+             "backends: " + backends;
+    Line(f);
+    return f;
+  }
+
+  // ---------------------------------------------------------- HQ alone
+
+  // The latency phase's load without the gateways' journals and uplinks:
+  // publishers stand in for the L gateways (10 per MQTT connection, one
+  // thread each) and publish each gateway's R/10 events every 100 ms as
+  // one batch, as its uplink would; the time from the publish to the
+  // HqAck covering it is HQ's own (broker, replica, PostgreSQL, the ack
+  // back through the broker).
+  Figures HqLatency(int rate) {
+    Figures f;
+    f.key = "hqlatency" + std::to_string(rate);
+    f.name = "HQ alone, " + std::to_string(o_.latency_replicas) +
+             (o_.latency_replicas == 1 ? " replica, " : " replicas, ") +
+             Thousands(o_.latency_gateways) + " x " + Thousands(rate) + " events/s";
+    const std::string tag = "hqlatency" + std::to_string(rate);
+    const std::string conninfo = FreshDatabase("hqlatency");
+    e2e::Sql sql(conninfo);
+    auto hq = StartReplicas(o_.latency_replicas, conninfo, tag);
+    std::vector<pid_t> pids;
+    for (const auto& r : hq) pids.push_back(r.proc.pid());
+    AckSpy spy(broker_->url(), Prefix(tag));
+    const int gateways = o_.latency_gateways, per_client = 10;
+    const int clients = (gateways + per_client - 1) / per_client;
+    std::vector<std::unique_ptr<mqtt::async_client>> cli;
+    for (int c = 0; c < clients; ++c) {
+      mqtt::create_options co(MQTTVERSION_5);
+      cli.push_back(std::make_unique<mqtt::async_client>(
+          broker_->url(), "bench-hqlat-" + std::to_string(getpid()) + "-" + std::to_string(c), co,
+          nullptr));
+      auto opts =
+          mqtt::connect_options_builder().mqtt_version(MQTTVERSION_5).clean_start(true).finalize();
+      if (!cli.back()->connect(opts)->wait_for(20s)) Die("hqlatency: connect timed out");
+    }
+    const int per_tick = std::max(1, rate / 10);
+    const auto warmup = 2s;
+    const auto measure = std::chrono::seconds(o_.latency_seconds);
+    const auto start = Clock::now() + 200ms;
+    struct Sent {
+      uint64_t last;
+      Clock::time_point at;
+    };
+    std::vector<std::vector<Sent>> sent(static_cast<size_t>(gateways));
+    std::vector<uint64_t> epochs(static_cast<size_t>(gateways));
+    std::mt19937_64 rng(11);
+    for (auto& e : epochs) e = rng();
+    const Mark m = Begin(pids, sql);
+    WaitSampler waits(conninfo);
+    std::vector<std::thread> ts;
+    std::atomic<bool> failed{false};
+    for (int c = 0; c < clients; ++c) {
+      ts.emplace_back([&, c] {
+        std::deque<mqtt::delivery_token_ptr> out;
+        std::vector<uint64_t> seq(static_cast<size_t>(per_client), 0);
+        for (auto next = start; next < start + warmup + measure; next += 100ms) {
+          std::this_thread::sleep_until(next);
+          for (int k = 0; k < per_client; ++k) {
+            const int g = c * per_client + k;
+            if (g >= gateways) break;
+            const std::string store = e2e::StoreId(30001 + g), gw = e2e::GatewayId(30001 + g);
+            v1::EventBatch b;
+            b.set_store_id(store);
+            b.set_gateway_id(gw);
+            b.set_epoch(epochs[static_cast<size_t>(g)]);
+            uint64_t& s = seq[static_cast<size_t>(k)];
+            b.set_first_seq(s + 1);
+            b.set_last_seq(s + static_cast<uint64_t>(per_tick));
+            const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count();
+            for (int e = 0; e < per_tick; ++e) {
+              v1::JournaledEvent* je = b.add_events();
+              *je->mutable_event() = sync_test::SaleEvent(++s);
+              je->set_seq(s);
+              je->set_recorded_at(now_us);
+            }
+            auto z = sync::Deflate(b.SerializeAsString());
+            if (!z.ok()) Die("deflate");
+            auto msg = mqtt::make_message(Prefix(tag) + "/" + store + "/" + gw + "/events",
+                                          std::move(*z), 1, false);
+            mqtt::properties props;
+            props.add({mqtt::property::CONTENT_TYPE, std::string(sync::kBatchContentType)});
+            props.add({mqtt::property::USER_PROPERTY, std::string(sync::kContentEncodingKey),
+                       std::string(sync::kDeflate)});
+            msg->set_properties(props);
+            sent[static_cast<size_t>(g)].push_back({s, Clock::now()});
+            try {
+              out.push_back(cli[static_cast<size_t>(c)]->publish(msg));
+            } catch (const std::exception&) {
+              failed = true;
+              return;
+            }
+            while (out.size() > 64) {
+              out.front()->wait_for(60s);
+              out.pop_front();
+            }
+          }
+        }
+        for (auto& t : out) t->wait_for(60s);
+      });
+    }
+    for (auto& t : ts) t.join();
+    if (failed) Die("hqlatency: a publish failed");
+    uint64_t last = 0;
+    for (const auto& v : sent) last = v.empty() ? last : v.back().last;
+    const bool acked = test::WaitFor(
+        [&] { return spy.AckedUpTo(last) == static_cast<size_t>(gateways); }, 10min, 5ms);
+    End(m, pids, sql, &f);
+    const std::string backends = waits.Summary();
+    if (!acked) Die("hqlatency: not everything acknowledged");
+    for (const auto& v : sent) f.events += v.empty() ? 0 : v.back().last;
+    const auto acks = spy.acks();
+    const auto from = start + warmup, to = start + warmup + measure;
+    std::vector<double> ms;
+    for (int g = 0; g < gateways; ++g) {
+      auto it = acks.find(e2e::GatewayId(30001 + g));
+      if (it == acks.end()) Die("hqlatency: no ack for a gateway");
+      const auto& a = it->second;
+      size_t k = 0;
+      uint64_t covered = 0;
+      for (const Sent& x : sent[static_cast<size_t>(g)]) {
+        while (covered < x.last && k < a.size()) covered = std::max(covered, a[k++].seq);
+        if (covered < x.last) Die("hqlatency: a batch never acknowledged");
+        if (x.at < from || x.at > to) continue;
+        for (int e = 0; e < per_tick; ++e) {
+          ms.push_back(std::chrono::duration<double, std::milli>(a[k - 1].at - x.at).count());
         }
       }
     }
     std::sort(ms.begin(), ms.end());
     auto pct = [&](double q) {
-      return ms.empty() ? 0.0 : ms[std::min(ms.size() - 1, static_cast<size_t>(q * ms.size()))];
+      return ms.empty() ? 0.0
+                        : ms[std::min(ms.size() - 1,
+                                      static_cast<size_t>(q * static_cast<double>(ms.size())))];
     };
-    LatencyResult lr;
-    lr.rate = rate;
-    lr.p50 = pct(0.50);
-    lr.p99 = pct(0.99);
-    lr.max = ms.empty() ? 0 : ms.back();
-    const double measured_s = std::chrono::duration<double>(measure).count();
-    lr.achieved = static_cast<double>(device_events) / measured_s / static_cast<double>(gws.size());
-    latency_.push_back(lr);
-    for (const auto& g : gws) f.events += g->last_seq();
-    for (auto& g : gws) g->uplink->Stop();
-    CheckStored(sql, gws, f.events);
+    for (auto& c : cli) {
+      try {
+        c->disconnect(0)->wait_for(2s);
+      } catch (...) {
+      }
+    }
     StopReplicas(hq);
     WalStats(sql, &f);
-    gws.clear();
-    fs::remove_all(run);
-    f.note = "commit -> HqAck p50 " + Fixed(lr.p50) + " ms, p99 " + Fixed(lr.p99) + " ms, max " +
-             Fixed(lr.max) + " ms over " + Thousands(static_cast<double>(ms.size())) +
-             " journaled events; devices achieved " + Fixed(lr.achieved, 0) +
-             " events/s per gateway (the schedule's " + Fixed(measured_s + 2, 0) +
-             " s took the feeders " + Fixed(feed_wall) + " s)";
+    f.note = "publish -> HqAck p50 " + Fixed(pct(0.5)) + " ms, p99 " + Fixed(pct(0.99)) +
+             " ms, max " + Fixed(ms.empty() ? 0 : ms.back()) + " ms over " +
+             Thousands(static_cast<double>(ms.size())) + " events; replicas' PostgreSQL backends: " +
+             backends;
     Line(f);
     return f;
   }
@@ -1063,6 +1510,25 @@ class Bench {
 }  // namespace
 
 int main(int argc, char** argv) {
+  v1::WarmUpProtobuf();
+  // The uplinks' own log lines (a connect per gateway) would drown the
+  // figures: errors only.
+  spdlog::set_level(spdlog::level::err);
+  if (argc > 1 && std::string(argv[1]) == "--worker") {
+    WorkerArgs w;
+    for (int i = 2; i + 1 < argc; i += 2) {
+      const std::string a = argv[i], v = argv[i + 1];
+      if (a == "--dir") w.dir = v;
+      if (a == "--first") w.first = std::atoi(v.c_str());
+      if (a == "--count") w.count = std::atoi(v.c_str());
+      if (a == "--url") w.url = v;
+      if (a == "--prefix") w.prefix = v;
+      if (a == "--batch") w.batch = std::atoi(v.c_str());
+      if (a == "--rate") w.rate = std::atoi(v.c_str());
+      if (a == "--measure-ms") w.measure_ms = std::atoi(v.c_str());
+    }
+    return RunWorker(w);
+  }
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -1099,6 +1565,10 @@ int main(int argc, char** argv) {
     } else if (a == "--replica-env") {
       if (i + 1 >= argc) Die("--replica-env needs a value");
       o.replica_env.push_back(argv[++i]);
+    } else if (a == "--gateway-procs") {
+      o.gateway_procs = next();
+    } else if (a == "--latency-replicas") {
+      o.latency_replicas = next();
     } else if (a == "--latency-seconds") {
       o.latency_seconds = next();
     } else if (a == "--phases") {
@@ -1108,8 +1578,9 @@ int main(int argc, char** argv) {
       for (size_t p = 0, q; (q = list.find(',', p)) != std::string::npos; p = q + 1) {
         const std::string ph = list.substr(p, q - p);
         if (ph != "drain1" && ph != "drain2" && ph != "copy1" && ph != "copy2" && ph != "rss" &&
-            ph != "latency") {
-          Die("--phases: unknown phase " + ph + " (drain1, drain2, copy1, copy2, rss, latency)");
+            ph != "latency" && ph != "hqlatency") {
+          Die("--phases: unknown phase " + ph +
+              " (drain1, drain2, copy1, copy2, rss, latency, hqlatency)");
         }
         o.phases.push_back(ph);
       }
@@ -1126,7 +1597,8 @@ int main(int argc, char** argv) {
     } else {
       Die("unknown argument " + a +
           " (--gateways N --events N --batch N --report-gateways N --report-events N "
-          "--latency-gateways N --latency-rates R,R --latency-seconds N --phases LIST "
+          "--latency-gateways N --latency-rates R,R --latency-seconds N --latency-replicas N "
+          "--gateway-procs N --phases LIST "
           "--hq 'KEY = VALUE' --replica-env NAME=VALUE --quick)");
     }
   }
@@ -1137,10 +1609,6 @@ int main(int argc, char** argv) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  v1::WarmUpProtobuf();
-  // The uplinks' own log lines (a connect per gateway) would drown the
-  // figures: errors only.
-  spdlog::set_level(spdlog::level::err);
   Bench b(o);
   return b.Run();
 }

@@ -33,6 +33,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/files.h"
@@ -336,7 +337,7 @@ class Sql {
 
 // What one gateway journaled: its identity and every event, seq order.
 struct Journaled {
-  std::string gateway_id;
+  std::string store_id, gateway_id;
   uint64_t epoch = 0;
   std::vector<v1::JournaledEvent> events;  // seq 1..n
   uint64_t last_seq() const { return events.empty() ? 0 : events.back().seq(); }
@@ -367,18 +368,19 @@ inline std::vector<std::string> CheckExactlyOnce(Sql& sql, const std::vector<Jou
       ++more;
     }
   };
-  std::vector<std::string> ids, epochs, lasts;
+  std::vector<std::string> stores, ids, epochs, lasts;
   uint64_t total = 0;
-  std::map<std::pair<std::string, int64_t>, const Journaled*> by_key;
+  std::map<std::tuple<std::string, std::string, int64_t>, const Journaled*> by_key;
   for (const auto& g : fleet) {
     // Epochs are fixed64 on the wire and bigint in PostgreSQL: the same 64
     // bits, two's complement (docs/hq-schema.md).
     const int64_t epoch = static_cast<int64_t>(g.epoch);
+    stores.push_back(g.store_id);
     ids.push_back(g.gateway_id);
     epochs.push_back(std::to_string(epoch));
     lasts.push_back(std::to_string(g.last_seq()));
     total += g.last_seq();
-    by_key[{g.gateway_id, epoch}] = &g;
+    by_key[{g.store_id, g.gateway_id, epoch}] = &g;
     for (size_t i = 0; i < g.events.size(); ++i) {
       if (g.events[i].seq() != i + 1) {
         problem(g.gateway_id + ": the journal itself is not dense at seq " + std::to_string(i + 1));
@@ -386,24 +388,30 @@ inline std::vector<std::string> CheckExactlyOnce(Sql& sql, const std::vector<Jou
       }
     }
   }
-  const std::vector<std::string> params = {ArrayLiteral(ids), ArrayLiteral(epochs),
-                                           ArrayLiteral(lasts)};
+  const std::vector<std::string> params = {ArrayLiteral(stores), ArrayLiteral(ids),
+                                           ArrayLiteral(epochs), ArrayLiteral(lasts)};
+  // A gateway is (store_id, gateway_id); its events are keyed on (store,
+  // gateway, epoch, seq).
   const std::string expected =
-      "WITH expected(gateway_id, epoch, last_seq) AS (SELECT * FROM unnest($1::text[], "
-      "$2::bigint[], $3::bigint[])) ";
+      "WITH expected(store_id, gateway_id, epoch, last_seq) AS (SELECT * FROM unnest($1::text[], "
+      "$2::text[], $3::bigint[], $4::bigint[])) ";
+  const std::string same =
+      "e.store_id = x.store_id AND e.gateway_id = x.gateway_id AND e.epoch = x.epoch";
 
   // 1. Totals: nothing else in the table, nothing twice.
-  auto t = sql("SELECT count(*), count(DISTINCT (gateway_id, epoch, seq)) FROM events");
+  auto t = sql(
+      "SELECT count(*), count(DISTINCT (store_id, gateway_id, epoch, seq)) FROM events");
   if (t[0][0] != std::to_string(total) || t[0][1] != std::to_string(total)) {
     problem("events holds " + t[0][0] + " rows, " + t[0][1] +
-            " distinct (gateway_id, epoch, seq); the journals hold " + std::to_string(total));
+            " distinct (store_id, gateway_id, epoch, seq); the journals hold " +
+            std::to_string(total));
   }
   // 2. Per gateway: rows, distinct seqs, min and max.
   for (const auto& r :
        sql(expected +
                "SELECT x.gateway_id, x.last_seq, count(e.seq), count(DISTINCT e.seq), "
                "coalesce(min(e.seq), 0), coalesce(max(e.seq), 0) FROM expected x LEFT JOIN "
-               "events e ON e.gateway_id = x.gateway_id AND e.epoch = x.epoch GROUP BY 1, 2 "
+               "events e ON " + same + " GROUP BY x.store_id, x.gateway_id, x.last_seq "
                "HAVING count(e.seq) <> x.last_seq OR count(DISTINCT e.seq) <> x.last_seq OR "
                "coalesce(min(e.seq), 0) <> least(x.last_seq, 1) OR coalesce(max(e.seq), 0) <> "
                "x.last_seq ORDER BY 1",
@@ -416,8 +424,8 @@ inline std::vector<std::string> CheckExactlyOnce(Sql& sql, const std::vector<Jou
        sql(expected +
                "SELECT x.gateway_id, count(*), min(s) FROM expected x CROSS JOIN LATERAL "
                "generate_series(1::bigint, x.last_seq) AS s WHERE NOT EXISTS (SELECT 1 FROM "
-               "events e WHERE e.gateway_id = x.gateway_id AND e.epoch = x.epoch AND e.seq = s) "
-               "GROUP BY 1 ORDER BY 1",
+               "events e WHERE " + same + " AND e.seq = s) GROUP BY x.store_id, x.gateway_id "
+               "ORDER BY 1",
            params)) {
     problem(r[0] + ": " + r[1] + " seqs missing, the first " + r[2]);
   }
@@ -425,26 +433,28 @@ inline std::vector<std::string> CheckExactlyOnce(Sql& sql, const std::vector<Jou
   for (const auto& r :
        sql(expected +
                "SELECT x.gateway_id, x.last_seq, coalesce(g.applied_seq::text, 'no row') FROM "
-               "expected x LEFT JOIN gateway_epochs g ON g.gateway_id = x.gateway_id AND g.epoch "
-               "= x.epoch WHERE g.applied_seq IS DISTINCT FROM x.last_seq ORDER BY 1",
+               "expected x LEFT JOIN gateway_epochs g ON g.store_id = x.store_id AND "
+               "g.gateway_id = x.gateway_id AND g.epoch = x.epoch WHERE g.applied_seq IS "
+               "DISTINCT FROM x.last_seq ORDER BY 1",
            params)) {
     problem(r[0] + ": gateway_epochs.applied_seq is " + r[2] + ", its last seq " + r[1]);
   }
   // 5. Each row is the journal's event at that seq.
   size_t compared = 0;
-  for (const auto& r : sql("SELECT gateway_id, epoch, seq, event_id, (extract(epoch FROM "
-                           "recorded_at) * 1000000)::bigint FROM events")) {
-    auto it = by_key.find({r[0], std::stoll(r[1])});
+  for (const auto& r : sql("SELECT store_id, gateway_id, epoch, seq, event_id, (extract(epoch "
+                           "FROM recorded_at) * 1000000)::bigint FROM events")) {
+    auto it = by_key.find({r[0], r[1], std::stoll(r[2])});
     if (it == by_key.end()) {
-      problem("a row of a gateway or epoch no journal has: " + r[0] + " epoch " + r[1]);
+      problem("a row of a gateway or epoch no journal has: " + r[0] + "/" + r[1] + " epoch " +
+              r[2]);
       continue;
     }
-    const uint64_t seq = std::stoull(r[2]);
+    const uint64_t seq = std::stoull(r[3]);
     const auto& evs = it->second->events;
     if (seq < 1 || seq > evs.size()) continue;  // reported above
     const auto& je = evs[seq - 1];
-    if (je.event().event_id() != r[3] || std::to_string(je.recorded_at()) != r[4]) {
-      problem(r[0] + " seq " + r[2] + ": stored event_id " + r[3] + " recorded_at " + r[4] +
+    if (je.event().event_id() != r[4] || std::to_string(je.recorded_at()) != r[5]) {
+      problem(r[1] + " seq " + r[3] + ": stored event_id " + r[4] + " recorded_at " + r[5] +
               ", journaled " + je.event().event_id() + " " + std::to_string(je.recorded_at()));
     }
     ++compared;

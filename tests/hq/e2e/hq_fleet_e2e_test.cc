@@ -227,6 +227,7 @@ void CollectLocal(const std::vector<std::unique_ptr<LocalGateway>>& local,
                   std::vector<e2e::Journaled>* out) {
   for (const auto& g : local) {
     e2e::Journaled j;
+    j.store_id = g->store_id;
     j.gateway_id = g->gateway_id;
     j.epoch = g->journal->epoch();
     j.events = e2e::ReadAll(*g->journal);
@@ -463,6 +464,7 @@ TEST_CASE(
     auto events = test::ExportJournal(g.data_dir, &why);
     REQUIRE_MESSAGE(events, why);
     e2e::Journaled j;
+    j.store_id = g.store_id;
     j.gateway_id = g.gateway_id;
     j.epoch = daemon_status[k].epoch();
     j.events = std::move(*events);
