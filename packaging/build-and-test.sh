@@ -7,7 +7,8 @@
 #          `cmake -DCMAKE_BUILD_TYPE=Release` build, plus -Werror) of
 #          everything, then the whole suite: unit and integration tests,
 #          the packages (lintian, dpkg -i), the chaos soak.
-#          Catches: wrong behaviour, warnings at -O3, packaging faults.
+#          Catches: wrong behaviour, warnings at -O3 (the test code
+#          itself compiles at -O1), packaging faults.
 #   asan   the unit tests only (target unit_tests, label "unit") under
 #          AddressSanitizer + UBSan, GCC, -O1.
 #          Catches: memory errors and undefined behaviour in every module.
@@ -24,6 +25,15 @@
 #   fuzz   every libFuzzer target for FUZZ_SECONDS (default 30) over its
 #          seed corpus, clang, ASan+UBSan (tests/fuzz/run.sh).
 #          Catches: crashes and hangs on what strangers can send.
+#
+# Compiles overlap the tests: while the build stage's suite runs (it keeps
+# the CPU about half busy: its tests mostly wait on fsync, sockets, servers
+# and timers), the asan and then the fuzz build compile in the background
+# at the lowest CPU and IO priority (nice 19, ionice idle: the tests keep
+# the machine whenever they want it), and the asan stage only waits for
+# what is left of its build. Their output goes to build/<preset>.log and is
+# printed when a build fails. A stage's time below is its own wall time; a
+# background build's time is printed next to it.
 #
 # The presets build in "unity" batches (CMAKE_UNITY_BUILD): most of a
 # compile is parsing the same protobuf/httplib/doctest headers, and a batch
@@ -58,18 +68,69 @@ stage() {  # stage NAME: runs stage_NAME and records how long it took
   TIMES+=("$(printf '%-6s %5d s' "$1" $((SECONDS - start)))")
 }
 
+# Background builds: one chain (its own process group, killed when this
+# script exits early) compiles the presets of the later stages that can
+# wait, in order; build/.bg/<preset>.rc appears when a build ends.
+BG_PRESETS=()
+for s in $STAGES; do
+  case "$s" in asan | fuzz) BG_PRESETS+=("$s") ;; esac
+done
+BG_PID=""
+start_background_builds() {
+  ((${#BG_PRESETS[@]})) || return 0
+  rm -rf build/.bg && mkdir -p build/.bg
+  local p cmds=""
+  for p in "${BG_PRESETS[@]}"; do
+    cmds+="start=\$SECONDS; { cmake --preset $p && cmake --build --preset $p -j $JOBS; } >build/$p.log 2>&1; "
+    cmds+="echo \$? \$((SECONDS - start)) >build/.bg/$p.rc; "
+  done
+  setsid nice -n 19 ionice -c 3 bash -c "$cmds" </dev/null &
+  BG_PID=$!
+}
+stop_background_builds() {
+  if [[ -n "$BG_PID" ]] && kill -0 "$BG_PID" 2>/dev/null; then
+    kill -- "-$BG_PID" 2>/dev/null || true
+  fi
+}
+trap stop_background_builds EXIT
+
+# wait_background_build PRESET: waits for its background build (or builds it
+# now when it was not started in the background) and fails like it failed.
+wait_background_build() {
+  local p="$1" start=$SECONDS rc secs
+  if [[ -z "$BG_PID" ]]; then
+    cmake --preset "$p" >/dev/null
+    cmake --build --preset "$p" -j "$JOBS"
+    return
+  fi
+  while [[ ! -f "build/.bg/$p.rc" ]]; do
+    if ! kill -0 "$BG_PID" 2>/dev/null && [[ ! -f "build/.bg/$p.rc" ]]; then
+      echo "background build of $p died"; return 1
+    fi
+    sleep 2
+  done
+  read -r rc secs <"build/.bg/$p.rc"
+  echo "   ($p build: $secs s in the background, waited $((SECONDS - start)) s for it)"
+  TIMES+=("$(printf '  %-6s %5d s  (background build of %s, overlapping)' "$p" "$secs" "$p")")
+  if [[ "$rc" != 0 ]]; then
+    echo "the $p build failed (build/$p.log):"
+    tail -n 60 "build/$p.log"
+    return 1
+  fi
+}
+
 stage_build() {
   echo "== build (Release, preset ci)"
   cmake --preset ci >/dev/null
   cmake --build --preset ci -j "$JOBS"
+  start_background_builds
   echo "== tests (all)"
   ctest --preset ci -j "$CTEST_JOBS"
 }
 
 stage_asan() {
   echo "== unit tests under ASan+UBSan"
-  cmake --preset asan >/dev/null
-  cmake --build --preset asan -j "$JOBS"
+  wait_background_build asan
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --preset asan -j "$JOBS"
 }
@@ -87,8 +148,7 @@ stage_tsan() {
 
 stage_fuzz() {
   echo "== fuzz targets, ${FUZZ_SECONDS} s each (ASan+UBSan)"
-  cmake --preset fuzz >/dev/null
-  cmake --build --preset fuzz -j "$JOBS"
+  wait_background_build fuzz
   FUZZ_SECONDS="$FUZZ_SECONDS" tests/fuzz/run.sh build/fuzz
 }
 
