@@ -566,15 +566,25 @@ TEST_CASE(
   CHECK(noticed);
   MESSAGE("[" << Since(t0) << " s] " << "PostgreSQL stopped (immediate) and started again at " << p * 100 << "%");
 
-  // 4. Drained: every watermark at its last seq.
+  // 4. Drained: every watermark at its last seq (storegw-hq must still
+  // run: when it dies, say so and show its last words instead of waiting
+  // for the gateways until the timeout).
   const bool drained = test::WaitFor(
       [&] {
+        if (!hq.proc.Running()) return true;
         for (const auto& g : local) {
           if (!g->drained()) return false;
         }
         return true;
       },
       kDrainTimeout, 100ms);
+  if (!hq.proc.Running()) {
+    const std::string err = hq.proc.Stderr();
+    FAIL("storegw-hq exited during the drain ("
+         << (hq.proc.exit_info() ? test::Describe(*hq.proc.exit_info()) : std::string("?"))
+         << "); the end of its log:\n"
+         << err.substr(err.size() > 4000 ? err.size() - 4000 : 0));
+  }
   REQUIRE_MESSAGE(drained, NotDrained(local, {}));
   MESSAGE("[" << Since(t0) << " s] " << gateways << " HTTPS gateways drained " << Since(t_drain) << " s after HQ came up");
   for (const auto& g : local) {
