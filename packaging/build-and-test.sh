@@ -62,10 +62,21 @@ STAGES="${STAGES:-build asan tsan fuzz}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 export STOREGW_SOAK_SECONDS="${SOAK_SECONDS:-${STOREGW_SOAK_SECONDS:-}}"
 
-stage() {  # stage NAME: runs stage_NAME and records how long it took
+step() {  # step LABEL CMD...: runs CMD and records its time under the stage
   local start=$SECONDS
+  "${@:2}"
+  TIMES+=("$(printf '  %-22s %5d s' "$1" $((SECONDS - start)))")
+}
+cpu_ticks() {  # "busy total" jiffies of all CPUs since boot (/proc/stat)
+  awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+}
+stage() {  # stage NAME: runs stage_NAME, records its time and how busy the CPUs were
+  local start=$SECONDS b0 t0 b1 t1
+  read -r b0 t0 < <(cpu_ticks)
   "stage_$1"
-  TIMES+=("$(printf '%-6s %5d s' "$1" $((SECONDS - start)))")
+  read -r b1 t1 < <(cpu_ticks)
+  TIMES+=("$(printf '%-6s %5d s  (CPUs %d%% busy)' "$1" $((SECONDS - start)) \
+    $(((b1 - b0) * 100 / (t1 - t0 > 0 ? t1 - t0 : 1))))")
 }
 
 # Background builds: one chain (its own process group, killed when this
@@ -122,34 +133,34 @@ wait_background_build() {
 stage_build() {
   echo "== build (Release, preset ci)"
   cmake --preset ci >/dev/null
-  cmake --build --preset ci -j "$JOBS"
+  step "ci: compile" cmake --build --preset ci -j "$JOBS"
   start_background_builds
   echo "== tests (all)"
-  ctest --preset ci -j "$CTEST_JOBS"
+  step "ci: tests" ctest --preset ci -j "$CTEST_JOBS"
 }
 
 stage_asan() {
   echo "== unit tests under ASan+UBSan"
   wait_background_build asan
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --preset asan -j "$JOBS"
+    step "asan: tests" ctest --preset asan -j "$JOBS"
 }
 
 stage_tsan() {
   echo "== all tests under ThreadSanitizer"
   cmake --preset tsan >/dev/null
-  cmake --build --preset tsan -j "$JOBS"
+  step "tsan: compile" cmake --build --preset tsan -j "$JOBS"
   # setarch -R (no address-space randomisation, for the test processes
   # only): the TSan runtime of GCC 12 cannot map its shadow on kernels with a
   # high vm.mmap_rnd_bits ("FATAL: ThreadSanitizer: unexpected memory
   # mapping"); without randomisation it always can. Changes nothing else.
-  setarch "$(uname -m)" -R ctest --preset tsan -j "$TSAN_CTEST_JOBS"
+  step "tsan: tests" setarch "$(uname -m)" -R ctest --preset tsan -j "$TSAN_CTEST_JOBS"
 }
 
 stage_fuzz() {
   echo "== fuzz targets, ${FUZZ_SECONDS} s each (ASan+UBSan)"
   wait_background_build fuzz
-  FUZZ_SECONDS="$FUZZ_SECONDS" tests/fuzz/run.sh build/fuzz
+  FUZZ_SECONDS="$FUZZ_SECONDS" step "fuzz: run" tests/fuzz/run.sh build/fuzz
 }
 
 for s in $STAGES; do stage "$s"; done
