@@ -48,6 +48,13 @@ class ReceiverImpl final : public Receiver {
     if (started_) return Status::FailedPrecondition("receiver already started");
     started_ = true;
     v1::WarmUpProtobuf();
+    // spdlog's registry (and default logger) is a function-local static
+    // inside libspdlog.so, which is not built with TSan: build it here,
+    // before any thread of ours exists, so TSan sees its construction
+    // happen before every thread's first log line (the static's guard in
+    // the library is invisible to it; an HTTPS worker's first warning was
+    // reported as a race with the construction on the starting thread).
+    spdlog::default_logger_raw();
     ingest_.Start();
     if (https_) {
       if (Status s = https_->Start(); !s.ok()) {
