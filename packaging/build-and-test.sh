@@ -26,12 +26,12 @@
 #          seed corpus, clang, ASan+UBSan (tests/fuzz/run.sh).
 #          Catches: crashes and hangs on what strangers can send.
 #
-# Compiles overlap the tests: while the build stage's suite runs (it keeps
-# the CPU about half busy: its tests mostly wait on fsync, sockets, servers
-# and timers), the asan and then the fuzz build compile in the background
-# at the lowest CPU and IO priority (nice 19, ionice idle: the tests keep
-# the machine whenever they want it), and the asan stage only waits for
-# what is left of its build. Their output goes to build/<preset>.log and is
+# Compiles overlap the tests: once the build stage has compiled, the asan,
+# tsan and fuzz builds compile one after the other in the background at the
+# lowest CPU and IO priority (nice 19, ionice idle: the tests keep the
+# machine whenever they want it) while the suites run (their tests wait on
+# fsync, sockets, servers and timers much of the time), and each later
+# stage only waits for what is left of its build. Their output goes to build/<preset>.log and is
 # printed when a build fails. A stage's time below is its own wall time; a
 # background build's time is printed next to it.
 #
@@ -54,10 +54,12 @@ TIMES=("$(printf '%-6s %5d s' deps $((SECONDS - t0)))")
 JOBS="${JOBS:-$(nproc)}"
 # Tests run more at a time than there are cores: most of them wait (on
 # fsync, sockets, servers starting, the soak's timers); measured on 2 cores,
-# the build stage's suite keeps the CPU about 40 % busy at -j2. TSan's tests
-# are CPU-bound, so that stage runs one more than the cores.
+# the build stage's suite keeps the CPU about 40 % busy at -j2 (the ASan
+# unit tests likewise). TSan's tests are CPU-bound, so that stage runs one
+# more than the cores.
 CTEST_JOBS="${CTEST_JOBS:-$((2 * JOBS))}"
 TSAN_CTEST_JOBS="${TSAN_CTEST_JOBS:-$((JOBS + 1))}"
+ASAN_CTEST_JOBS="${ASAN_CTEST_JOBS:-$((2 * JOBS))}"
 STAGES="${STAGES:-build asan tsan fuzz}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 export STOREGW_SOAK_SECONDS="${SOAK_SECONDS:-${STOREGW_SOAK_SECONDS:-}}"
@@ -84,7 +86,7 @@ stage() {  # stage NAME: runs stage_NAME, records its time and how busy the CPUs
 # wait, in order; build/.bg/<preset>.rc appears when a build ends.
 BG_PRESETS=()
 for s in $STAGES; do
-  case "$s" in asan | fuzz) BG_PRESETS+=("$s") ;; esac
+  case "$s" in asan | tsan | fuzz) BG_PRESETS+=("$s") ;; esac
 done
 BG_PID=""
 start_background_builds() {
@@ -143,13 +145,12 @@ stage_asan() {
   echo "== unit tests under ASan+UBSan"
   wait_background_build asan
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    step "asan: tests" ctest --preset asan -j "$JOBS"
+    step "asan: tests" ctest --preset asan -j "$ASAN_CTEST_JOBS"
 }
 
 stage_tsan() {
   echo "== all tests under ThreadSanitizer"
-  cmake --preset tsan >/dev/null
-  step "tsan: compile" cmake --build --preset tsan -j "$JOBS"
+  wait_background_build tsan
   # setarch -R (no address-space randomisation, for the test processes
   # only): the TSan runtime of GCC 12 cannot map its shadow on kernels with a
   # high vm.mmap_rnd_bits ("FATAL: ThreadSanitizer: unexpected memory
