@@ -132,6 +132,7 @@ class Uplink::Impl {
   // A failed connection attempt: the count and the reason together, under
   // one lock, so a reader never sees the count without the reason.
   void RecordConnectFailure(const Status& why);
+  void SetErrorLocked(const Status& s);  // last_error and its time; status_mu_ held
   void RecordConnected(int protocol_version);
   void RecordSent(size_t events, size_t bytes, size_t inflight);
   void RecordInflight(size_t inflight);

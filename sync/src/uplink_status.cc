@@ -68,17 +68,20 @@ void Uplink::Impl::SetLink(const char* link) {
   if (std::string_view(link) != "up") st_.connected_since_us = 0;
 }
 
-void Uplink::Impl::RecordError(const Status& s) {
-  std::lock_guard lk(status_mu_);
+void Uplink::Impl::SetErrorLocked(const Status& s) {
   st_.last_error = s.message();
   st_.last_error_at_us = NowUs();
+}
+
+void Uplink::Impl::RecordError(const Status& s) {
+  std::lock_guard lk(status_mu_);
+  SetErrorLocked(s);
 }
 
 void Uplink::Impl::RecordConnectFailure(const Status& why) {
   std::lock_guard lk(status_mu_);
   ++st_.connect_failures;
-  st_.last_error = why.message();
-  st_.last_error_at_us = NowUs();
+  SetErrorLocked(why);
 }
 
 void Uplink::Impl::RecordConnected(int protocol_version) {

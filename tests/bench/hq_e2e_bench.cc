@@ -473,6 +473,20 @@ class Bench {
   // messages to the sessions of replicas that stopped, see sync/README.md).
   static std::string Prefix(const std::string& tag) { return "bench/" + tag; }
 
+  static std::vector<pid_t> Pids(const std::vector<test::HqDaemon>& hq) {
+    std::vector<pid_t> pids;
+    for (const auto& r : hq) pids.push_back(r.proc.pid());
+    return pids;
+  }
+  static std::string Replicas(int n) {
+    return std::to_string(n) + (n == 1 ? " replica" : " replicas");
+  }
+  // "LABEL, 2 replicas, 100 x 500 events/s": the name of a latency phase.
+  std::string LatencyName(const std::string& label, int rate) const {
+    return label + ", " + Replicas(o_.latency_replicas) + ", " + Thousands(o_.latency_gateways) +
+           " x " + Thousands(rate) + " events/s";
+  }
+
   std::vector<test::HqDaemon> StartReplicas(int n, const std::string& conninfo,
                                             const std::string& tag) {
     std::vector<fs::path> configs;
@@ -672,13 +686,12 @@ class Bench {
   Figures Drain(int replicas) {
     Figures f;
     f.key = "drain" + std::to_string(replicas);
-    f.name = "drain, " + std::to_string(replicas) + (replicas == 1 ? " replica" : " replicas");
+    f.name = "drain, " + Replicas(replicas);
     const std::string conninfo = FreshDatabase("drain");
     e2e::Sql sql(conninfo);
     const std::string tag = "drain" + std::to_string(replicas);
     auto hq = StartReplicas(replicas, conninfo, tag);
-    std::vector<pid_t> pids;
-    for (const auto& r : hq) pids.push_back(r.proc.pid());
+    const std::vector<pid_t> pids = Pids(hq);
 
     const fs::path run = tmp_ / ("run-drain" + std::to_string(replicas));
     fs::copy(template_dir_, run, fs::copy_options::recursive);
@@ -1127,15 +1140,12 @@ class Bench {
   Figures Latency(int rate) {
     Figures f;
     f.key = "latency" + std::to_string(rate);
-    f.name = "latency, " + std::to_string(o_.latency_replicas) +
-             (o_.latency_replicas == 1 ? " replica, " : " replicas, ") +
-             Thousands(o_.latency_gateways) + " x " + Thousands(rate) + " events/s";
+    f.name = LatencyName("latency", rate);
     const std::string tag = "latency" + std::to_string(rate);
     const std::string conninfo = FreshDatabase("latency");
     e2e::Sql sql(conninfo);
     auto hq = StartReplicas(o_.latency_replicas, conninfo, tag);
-    std::vector<pid_t> pids;
-    for (const auto& r : hq) pids.push_back(r.proc.pid());
+    const std::vector<pid_t> pids = Pids(hq);
     AckSpy spy(broker_->url(), Prefix(tag));
     AckSpy sent(broker_->url(), Prefix(tag), /*batches=*/true);
     // Fresh journals, uplinks connected; each worker journals R/10 device
@@ -1265,15 +1275,12 @@ class Bench {
   Figures HqLatency(int rate) {
     Figures f;
     f.key = "hqlatency" + std::to_string(rate);
-    f.name = "HQ alone, " + std::to_string(o_.latency_replicas) +
-             (o_.latency_replicas == 1 ? " replica, " : " replicas, ") +
-             Thousands(o_.latency_gateways) + " x " + Thousands(rate) + " events/s";
+    f.name = LatencyName("HQ alone", rate);
     const std::string tag = "hqlatency" + std::to_string(rate);
     const std::string conninfo = FreshDatabase("hqlatency");
     e2e::Sql sql(conninfo);
     auto hq = StartReplicas(o_.latency_replicas, conninfo, tag);
-    std::vector<pid_t> pids;
-    for (const auto& r : hq) pids.push_back(r.proc.pid());
+    const std::vector<pid_t> pids = Pids(hq);
     AckSpy spy(broker_->url(), Prefix(tag));
     const int gateways = o_.latency_gateways, per_client = 10;
     const int clients = (gateways + per_client - 1) / per_client;
