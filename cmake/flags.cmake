@@ -35,13 +35,17 @@ if(STOREGW_TSAN)
   add_link_options(-fsanitize=thread)
 endif()
 
-# libFuzzer build (preset "fuzz", clang only): everything is instrumented
-# for coverage and built with ASan+UBSan; only the fuzz binaries link the
-# libFuzzer driver (tests/fuzz/CMakeLists.txt adds -fsanitize=fuzzer).
+# ASan+UBSan and libFuzzer build (preset "asan", clang only): everything is
+# instrumented for coverage and built with ASan+UBSan; only the fuzz
+# binaries link the libFuzzer driver (tests/fuzz/CMakeLists.txt adds
+# -fsanitize=fuzzer); the unit tests of the same build run under the same
+# sanitizers (the coverage hooks are no-ops without the driver). One build
+# serves both: a second sanitizer build of the same code cost CI about as
+# long as the whole test suite.
 option(STOREGW_FUZZ "Build the libFuzzer targets (clang)" OFF)
 if(STOREGW_FUZZ)
   if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
-    message(FATAL_ERROR "STOREGW_FUZZ needs clang (cmake --preset fuzz)")
+    message(FATAL_ERROR "STOREGW_FUZZ needs clang (cmake --preset asan)")
   endif()
   add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
                       -fno-sanitize-recover=all)

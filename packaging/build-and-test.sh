@@ -10,8 +10,12 @@
 #          Catches: wrong behaviour, warnings at -O3 (the test code
 #          itself compiles at -O1), packaging faults.
 #   asan   the unit tests only (target unit_tests, label "unit") under
-#          AddressSanitizer + UBSan, GCC, -O1.
+#          AddressSanitizer + UBSan, clang, -O1 (preset asan).
 #          Catches: memory errors and undefined behaviour in every module.
+#   fuzz   every libFuzzer target for FUZZ_SECONDS (default 30) over its
+#          seed corpus (tests/fuzz/run.sh), built by the same asan preset:
+#          one clang ASan+UBSan build serves the unit tests and the fuzzers.
+#          Catches: crashes and hangs on what strangers can send.
 #   tsan   the whole suite but the package tests under ThreadSanitizer
 #          (the daemon processes the tests start are TSan builds too; the
 #          chaos soak runs 60 s here, 120 s in the build stage; the ledger
@@ -22,12 +26,9 @@
 #          (STOREGW_BENCHMARKS=OFF): the build stage runs their smoke runs.
 #          Catches: data races and lock-order problems, also in the daemon
 #          under the soak's faults.
-#   fuzz   every libFuzzer target for FUZZ_SECONDS (default 30) over its
-#          seed corpus, clang, ASan+UBSan (tests/fuzz/run.sh).
-#          Catches: crashes and hangs on what strangers can send.
 #
-# Compiles overlap the tests: once the build stage has compiled, the asan,
-# tsan and fuzz builds compile one after the other in the background at the
+# Compiles overlap the tests: once the build stage has compiled, the asan
+# and tsan builds compile one after the other in the background at the
 # lowest CPU and IO priority (nice 19, ionice idle: the tests keep the
 # machine whenever they want it) while the suites run (their tests wait on
 # fsync, sockets, servers and timers much of the time), and each later
@@ -59,7 +60,7 @@ JOBS="${JOBS:-$(nproc)}"
 # tests run one per core (at 2 x cores they took 148 s instead of 135-155 s).
 CTEST_JOBS="${CTEST_JOBS:-$((2 * JOBS))}"
 TSAN_CTEST_JOBS="${TSAN_CTEST_JOBS:-$((JOBS + 1))}"
-STAGES="${STAGES:-build asan tsan fuzz}"
+STAGES="${STAGES:-build asan fuzz tsan}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 export STOREGW_SOAK_SECONDS="${SOAK_SECONDS:-${STOREGW_SOAK_SECONDS:-}}"
 
@@ -85,7 +86,11 @@ stage() {  # stage NAME: runs stage_NAME, records its time and how busy the CPUs
 # wait, in order; build/.bg/<preset>.rc appears when a build ends.
 BG_PRESETS=()
 for s in $STAGES; do
-  case "$s" in asan | tsan | fuzz) BG_PRESETS+=("$s") ;; esac
+  p="$s"
+  [[ "$s" == fuzz ]] && p=asan  # the fuzz targets are part of the asan build
+  case "$p" in asan | tsan)
+    [[ " ${BG_PRESETS[*]} " == *" $p "* ]] || BG_PRESETS+=("$p") ;;
+  esac
 done
 BG_PID=""
 start_background_builds() {
@@ -108,6 +113,7 @@ trap stop_background_builds EXIT
 
 # wait_background_build PRESET: waits for its background build (or builds it
 # now when it was not started in the background) and fails like it failed.
+declare -A WAITED=()
 wait_background_build() {
   local p="$1" start=$SECONDS rc secs
   if [[ -z "$BG_PID" ]]; then
@@ -122,8 +128,11 @@ wait_background_build() {
     sleep 2
   done
   read -r rc secs <"build/.bg/$p.rc"
-  echo "   ($p build: $secs s in the background, waited $((SECONDS - start)) s for it)"
-  TIMES+=("$(printf '  %-6s %5d s  (background build of %s, overlapping)' "$p" "$secs" "$p")")
+  if [[ -z "${WAITED[$p]:-}" ]]; then  # the fuzz stage waits for asan's build again
+    WAITED[$p]=1
+    echo "   ($p build: $secs s in the background, waited $((SECONDS - start)) s for it)"
+    TIMES+=("$(printf '  %-6s %5d s  (background build of %s, overlapping)' "$p" "$secs" "$p")")
+  fi
   if [[ "$rc" != 0 ]]; then
     echo "the $p build failed (build/$p.log):"
     tail -n 60 "build/$p.log"
@@ -159,8 +168,8 @@ stage_tsan() {
 
 stage_fuzz() {
   echo "== fuzz targets, ${FUZZ_SECONDS} s each (ASan+UBSan)"
-  wait_background_build fuzz
-  FUZZ_SECONDS="$FUZZ_SECONDS" step "fuzz: run" tests/fuzz/run.sh build/fuzz
+  wait_background_build asan
+  FUZZ_SECONDS="$FUZZ_SECONDS" step "fuzz: run" tests/fuzz/run.sh build/asan
 }
 
 for s in $STAGES; do stage "$s"; done

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Runs each libFuzzer target of a fuzz build (cmake --preset fuzz) for a
+# Runs each libFuzzer target of the asan build (cmake --preset asan) for a
 # bounded time over its seed corpus (tests/fuzz/corpus/<target>/), under
 # ASan+UBSan. Fails (exit 1) when any target finds a crash, a sanitizer
 # report, a leak, a failed property check or a timeout; the input is kept
 # as BUILD/fuzz-out/<target>/crash-* and the command to replay it printed.
 #
-#   tests/fuzz/run.sh [BUILD_DIR]          BUILD_DIR defaults to build/fuzz
+#   tests/fuzz/run.sh [BUILD_DIR]          BUILD_DIR defaults to build/asan
 #   FUZZ_SECONDS=600 tests/fuzz/run.sh     time per target (default 60)
 #   FUZZ_TARGETS="config" tests/fuzz/run.sh  only these targets
 #   FUZZ_JOBS=1 tests/fuzz/run.sh          targets one at a time (default: nproc)
@@ -17,7 +17,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SRC="$PWD"
-BUILD="${1:-build/fuzz}"
+BUILD="${1:-build/asan}"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
 TARGETS="${FUZZ_TARGETS:-ingest_json ingest_protobuf downstream config hq_batch}"
 
@@ -32,7 +32,7 @@ run_one() {
   mkdir -p "$out/corpus"
   rm -f "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-* "$out/result" "$out/report"
   if [[ ! -x "$bin" ]]; then
-    printf '%-16s %s\n' "$t" "FAILED: $bin is missing (cmake --preset fuzz && cmake --build --preset fuzz)" >"$out/result"
+    printf '%-16s %s\n' "$t" "FAILED: $bin is missing (cmake --preset asan && cmake --build --preset asan)" >"$out/result"
     return
   fi
   # -timeout: one input taking longer than 10 s is a bug (a hang);
