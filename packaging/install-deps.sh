@@ -15,6 +15,9 @@ PKGS=(
   libcpp-httplib-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev
   libsystemd-dev
   doctest-dev
+  # RapidJSON (header-only): the device API's strict JSON check (RFC 8259,
+  # repeated keys, byte offsets) before protobuf's lenient JSON parser.
+  rapidjson-dev
   mosquitto mosquitto-clients
   python3 curl util-linux mount
   clang-format clang libclang-rt-14-dev

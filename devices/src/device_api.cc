@@ -1,16 +1,21 @@
 // DeviceApi over cpp-httplib 0.11.4 (Debian's compiled build).
 //
 // Request flow of POST /v1/events, in this order (the first failure answers):
+//   Content-Encoding (none, identity, gzip, deflate, br)                   415
 //   body read (<= max_body_bytes, also for chunked and compressed bodies) 413
 //   shutting down                                                          503
 //   device token (when a tokens file is configured)                        401
 //   Content-Type                                                           415
-//   decode (proto3 JSON or protobuf)                                       400
+//   decode (strict RFC 8259 JSON, then proto3 JSON; or protobuf)           400
 //   ValidateDeviceEvent on each event (incl. gateway-only bodies)          400
+//   occurred_at within 2000-01-01 .. a day ahead of the gateway's clock    400
 //   each event's device_id is the token's device                           403
 //   Journal::Append (atomic, durable before it returns)      400 / 503 / 500
+//   an event_id journaled with another body (nothing appended)            409
 // Nothing before Append writes anything, and Append is all-or-nothing, so a
-// refused request changes nothing.
+// refused request changes nothing. Refusals are logged (device, reason,
+// field) at most once per device every kRejectLogInterval, with the number
+// left out since.
 #include <httplib.h>
 
 #include <google/protobuf/util/json_util.h>
@@ -24,6 +29,9 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
 
 #include "auth.h"
 #include "ingest_body.h"
@@ -39,6 +47,19 @@ namespace {
 constexpr const char* kJson = "application/json";
 constexpr size_t kDefaultStockLimit = 100;
 constexpr size_t kMaxStockLimit = 10000;
+constexpr auto kRejectLogInterval = std::chrono::seconds(10);
+constexpr size_t kRejectLogDevices = 4096;  // devices remembered; then the map starts over
+
+// The Content-Encodings httplib decodes (Debian builds it with zlib and
+// brotli); anything else would reach the decoder still encoded.
+bool KnownContentEncoding(std::string_view v) {
+  std::string e;
+  for (char c : v) {
+    if (c != ' ' && c != '\t') e += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return e.empty() || e == "identity" || e == "gzip" || e == "x-gzip" || e == "deflate" ||
+         e == "br";
+}
 
 
 std::string CodeForHttpStatus(int status) {
@@ -55,6 +76,8 @@ std::string CodeForHttpStatus(int status) {
       return "method_not_allowed";
     case 413:
       return "payload_too_large";
+    case 409:
+      return "event_id_conflict";
     case 415:
       return "unsupported_media_type";
     case 503:
@@ -129,6 +152,10 @@ class DeviceApiImpl final : public DeviceApi {
   void Routes();
   void PostEvents(const httplib::Request& req, httplib::Response& res,
                   const httplib::ContentReader& reader);
+  // PostEvents without the refusal log; sets *device once it knows who sent
+  // the request (the token's device, else the device_id of the first event).
+  void PostEventsOf(const httplib::Request& req, httplib::Response& res,
+                    const httplib::ContentReader& reader, std::optional<std::string>* device);
   void GetStockSku(const httplib::Request& req, httplib::Response& res);
   void GetStockList(const httplib::Request& req, httplib::Response& res);
   void GetPrice(const httplib::Request& req, httplib::Response& res);
@@ -152,6 +179,10 @@ class DeviceApiImpl final : public DeviceApi {
 
   void Error(httplib::Response& res, int http, std::string_view code, const std::string& message,
              const std::string& field = {});
+  // Logs a refused request (warning): who, the answer, the field and the
+  // message; at most one line per device every kRejectLogInterval.
+  void LogReject(const httplib::Request& req, const std::optional<std::string>& device,
+                 const httplib::Response& res);
   void ErrorFromStatus(httplib::Response& res, const Status& s, bool single);
   void Unavailable(httplib::Response& res, std::string_view code, const std::string& message);
 
@@ -168,8 +199,16 @@ class DeviceApiImpl final : public DeviceApi {
   struct Counters {
     std::atomic<uint64_t> requests{0}, events_accepted{0}, events_duplicate{0}, rejected_invalid{0},
         rejected_auth{0}, rejected_too_large{0}, rejected_media_type{0}, rejected_unavailable{0},
-        errors_internal{0};
+        errors_internal{0}, rejected_conflict{0}, events_conflict{0};
   } c_;
+
+  // Rate limit of the refusal log lines, per device (or client address).
+  struct RejectLogState {
+    std::chrono::steady_clock::time_point last{};
+    uint64_t suppressed = 0;
+  };
+  std::mutex reject_log_mu_;
+  std::unordered_map<std::string, RejectLogState> reject_log_;
 };
 
 Status DeviceApiImpl::Listen(const ListenAddress& addr) {
@@ -198,6 +237,8 @@ ApiCounters DeviceApiImpl::counters() const {
   out.rejected_media_type = c_.rejected_media_type.load();
   out.rejected_unavailable = c_.rejected_unavailable.load();
   out.errors_internal = c_.errors_internal.load();
+  out.rejected_conflict = c_.rejected_conflict.load();
+  out.events_conflict = c_.events_conflict.load();
   out.responses_by_code = server_.ResponsesByCode();
   return out;
 }
@@ -307,6 +348,14 @@ bool DeviceApiImpl::ReadBodyOrAnswer(const httplib::Request& req, httplib::Respo
           "application/x-protobuf");
     return false;
   }
+  if (const std::string ce = req.get_header_value("Content-Encoding"); !KnownContentEncoding(ce)) {
+    c_.rejected_media_type.fetch_add(1, std::memory_order_relaxed);
+    res.set_header("Connection", "close");  // the body was not read
+    Error(res, 415, "unsupported_media_type",
+          "unsupported Content-Encoding \"" + ce.substr(0, 64) +
+              "\" (use none, identity, gzip, deflate or br)");
+    return false;
+  }
   const int status_before = res.status;
   const BodyRead r = ReadBody(req, res, reader, body);
   switch (r) {
@@ -330,6 +379,12 @@ bool DeviceApiImpl::ReadBodyOrAnswer(const httplib::Request& req, httplib::Respo
     c_.rejected_media_type.fetch_add(1, std::memory_order_relaxed);
     Error(res, 415, "unsupported_media_type",
           "unsupported Content-Encoding (use none, gzip, deflate or br)");
+  } else if (const std::string ce = req.get_header_value("Content-Encoding");
+             !ce.empty() && ce != "identity") {
+    c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+    Error(res, 400, "invalid_argument",
+          "could not decode the request body: it is not valid " + ce +
+              " data (Content-Encoding: " + ce + "), or it was truncated");
   } else {
     c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
     Error(res, 400, "invalid_argument",
@@ -407,6 +462,39 @@ void DeviceApiImpl::ErrorFromStatus(httplib::Response& res, const Status& s, boo
 
 void DeviceApiImpl::PostEvents(const httplib::Request& req, httplib::Response& res,
                                const httplib::ContentReader& reader) {
+  std::optional<std::string> device;
+  PostEventsOf(req, res, reader, &device);
+  if (res.status >= 400) LogReject(req, device, res);
+}
+
+void DeviceApiImpl::LogReject(const httplib::Request& req, const std::optional<std::string>& device,
+                              const httplib::Response& res) {
+  const std::string who = device ? *device : "unidentified device at " + req.remote_addr;
+  const auto now = std::chrono::steady_clock::now();
+  uint64_t suppressed = 0;
+  {
+    std::lock_guard lk(reject_log_mu_);
+    if (reject_log_.size() >= kRejectLogDevices && !reject_log_.count(who)) reject_log_.clear();
+    RejectLogState& st = reject_log_[who];
+    if (st.last != std::chrono::steady_clock::time_point{} && now - st.last < kRejectLogInterval) {
+      ++st.suppressed;
+      return;
+    }
+    suppressed = st.suppressed;
+    st = RejectLogState{now, 0};
+  }
+  std::string answer = res.body.substr(0, 400);
+  spdlog::warn("device API: refused {} {} from {}: {} {}{}", req.method, req.path, who, res.status,
+               answer,
+               suppressed ? fmt::format(" ({} more refusals of this device not logged in the last "
+                                        "{} s)",
+                                        suppressed, kRejectLogInterval.count())
+                          : std::string());
+}
+
+void DeviceApiImpl::PostEventsOf(const httplib::Request& req, httplib::Response& res,
+                                 const httplib::ContentReader& reader,
+                                 std::optional<std::string>* device_out) {
   std::string body;
   if (!ReadBodyOrAnswer(req, res, reader, &body)) return;
   if (shutting_down_.load()) {
@@ -415,7 +503,7 @@ void DeviceApiImpl::PostEvents(const httplib::Request& req, httplib::Response& r
                 "seconds");
     return;
   }
-  std::optional<std::string> device;
+  std::optional<std::string>& device = *device_out;
   if (!Authenticate(req, res, &device)) return;
 
   const std::string content_type = req.get_header_value("Content-Type");
@@ -438,9 +526,21 @@ void DeviceApiImpl::PostEvents(const httplib::Request& req, httplib::Response& r
   }
   const bool single = decoded->single;
   std::vector<v1::Event>& events = decoded->events;
+  // Without device tokens, the device an event names is who sent it (for
+  // the refusal log).
+  if (!device && !events.empty() && !events[0].device_id().empty()) {
+    device = events[0].device_id().substr(0, 128);
+  }
 
+  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
   for (size_t i = 0; i < events.size(); ++i) {
     if (Status s = storage::ValidateDeviceEvent(events[i]); !s.ok()) {
+      ErrorFromStatus(res, s.WithFieldPrefix(EventPath(single, i)), /*single=*/false);
+      return;
+    }
+    if (Status s = CheckOccurredAt(events[i].occurred_at(), now_us); !s.ok()) {
       ErrorFromStatus(res, s.WithFieldPrefix(EventPath(single, i)), /*single=*/false);
       return;
     }
@@ -466,6 +566,33 @@ void DeviceApiImpl::PostEvents(const httplib::Request& req, httplib::Response& r
   }
   if (!appended.ok()) {
     ErrorFromStatus(res, appended.status(), single);
+    return;
+  }
+
+  // A reused event_id with another body: nothing was appended.
+  std::vector<const storage::AppendResult*> conflicts;
+  for (const storage::AppendResult& r : *appended) {
+    if (r.conflict) conflicts.push_back(&r);
+  }
+  if (!conflicts.empty()) {
+    c_.rejected_conflict.fetch_add(1, std::memory_order_relaxed);
+    c_.events_conflict.fetch_add(conflicts.size(), std::memory_order_relaxed);
+    const storage::AppendResult& first = *conflicts.front();
+    const size_t index = static_cast<size_t>(&first - appended->data());
+    const std::string field = JoinPath(EventPath(single, index), "event_id");
+    std::string message = "event_id \"" + first.event_id + "\" ";
+    message += first.seq != 0
+                   ? "is already journaled as seq " + std::to_string(first.seq) +
+                         " with a different body"
+                   : "appears twice in this request with different bodies";
+    message +=
+        ": a retry must resend the same event byte for byte, a new event needs a new "
+        "event_id; nothing of this request was recorded";
+    if (conflicts.size() > 1) {
+      message += " (" + std::to_string(conflicts.size()) + " events of the request conflict)";
+    }
+    res.status = 409;
+    res.set_content(ConflictJson(message, field, first.event_id, first.seq), kJson);
     return;
   }
 

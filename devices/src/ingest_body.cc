@@ -2,8 +2,14 @@
 
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
+#include <rapidjson/encodedstream.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 
 #include <cctype>
+#include <ctime>
+#include <unordered_set>
 
 namespace storegw::devices {
 namespace {
@@ -159,12 +165,36 @@ Result<DecodedBody> DecodeProtobuf(const std::string& body) {
   return out;
 }
 
+// RapidJSON's SAX events, kept only to find a key repeated in one object.
+struct RepeatedKeyFinder
+    : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, RepeatedKeyFinder> {
+  std::vector<std::unordered_set<std::string>> open_objects;
+  std::string repeated;
+  bool StartObject() {
+    open_objects.emplace_back();
+    return true;
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    if (!open_objects.back().emplace(s, n).second) {
+      repeated.assign(s, n);
+      return false;  // stops the parse: kParseErrorTermination
+    }
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    open_objects.pop_back();
+    return true;
+  }
+  bool Default() { return true; }
+};
+
 Result<DecodedBody> DecodeJson(const std::string& body) {
   if (Trim(body).empty()) {
     return Status::InvalidArgument("",
                                    "request body is empty (expected one Event or "
                                    "{\"events\": [...]} as JSON)");
   }
+  if (Status s = CheckStrictJson(body); !s.ok()) return s;
   pb::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = false;
 
@@ -234,6 +264,107 @@ std::optional<BodyFormat> FormatForContentType(std::string_view content_type) {
 
 Result<DecodedBody> DecodeIngestBody(BodyFormat format, const std::string& body) {
   return format == BodyFormat::kProtobuf ? DecodeProtobuf(body) : DecodeJson(body);
+}
+
+Status CheckStrictJson(std::string_view body) {
+  if (body.size() >= 3 && body.substr(0, 3) == "\xEF\xBB\xBF") {
+    return Status::InvalidArgument(
+        "", "malformed JSON at byte 0: the body starts with a UTF-8 byte order mark (EF BB BF); "
+            "send the JSON text without it (RFC 8259 section 8.1)");
+  }
+  // RapidJSON reads a NUL byte as the end of the input.
+  if (const size_t nul = body.find('\0'); nul != std::string_view::npos) {
+    return Status::InvalidArgument("", "malformed JSON at byte " + std::to_string(nul) +
+                                           ": a NUL byte (inside a string it is written \\u0000)");
+  }
+  // Iterative: nesting depth costs heap, not stack (a body of 100,000 "["
+  // must not overflow the handler thread's stack).
+  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+  rapidjson::MemoryStream ms(body.data(), body.size());
+  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
+  rapidjson::Reader reader;
+  RepeatedKeyFinder keys;
+  const rapidjson::ParseResult r = reader.Parse<kFlags>(in, keys);
+  if (!r.IsError()) return {};
+  const std::string at = "malformed JSON at byte " + std::to_string(r.Offset()) + ": ";
+  if (r.Code() == rapidjson::kParseErrorTermination) {
+    return Status::InvalidArgument(
+        "", at + "key \"" + keys.repeated +
+                "\" appears twice in one object (each key may appear once; the byte is where "
+                "the second one ends)");
+  }
+  std::string what = rapidjson::GetParseError_En(r.Code());
+  if (!what.empty() && what.back() == '.') what.pop_back();
+  std::string hint;
+  if (r.Offset() < body.size()) {
+    const char c = body[r.Offset()];
+    if (c == '\'') {
+      hint = " (strings and keys take double quotes)";
+    } else if (c == '/') {
+      hint = " (JSON has no comments)";
+    } else if (c == '}' || c == ']') {
+      hint = " (a trailing comma?)";
+    }
+  }
+  return Status::InvalidArgument("", at + what + hint);
+}
+
+namespace {
+
+// "2026-11-27T09:53:20Z" (UTC, whole seconds) for microseconds since 1970.
+std::string Utc(int64_t us) {
+  const std::time_t secs = static_cast<std::time_t>(us / 1'000'000);
+  std::tm tm{};
+  if (gmtime_r(&secs, &tm) == nullptr) return "?";
+  char buf[40];
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) return "?";
+  return buf;
+}
+
+}  // namespace
+
+Status CheckOccurredAt(int64_t v, int64_t now_us) {
+  constexpr int64_t k2000 = 946'684'800'000'000;  // 2000-01-01T00:00:00Z in microseconds
+  constexpr int64_t kDay = int64_t{86'400} * 1'000'000;
+  const int64_t latest = now_us + kDay;
+  if (v >= k2000 && v <= latest) return {};
+  const std::string unit = "occurred_at is microseconds since 1970-01-01 UTC";
+  const std::string value = std::to_string(v);
+  if (v == 0) {
+    return Status::InvalidArgument(
+        "occurred_at", "occurred_at is missing or 0: " + unit + " (the device's clock when the "
+                       "event happened, e.g. " + std::to_string(now_us) + " for now)");
+  }
+  if (v < 0) {
+    return Status::InvalidArgument("occurred_at",
+                                   "occurred_at " + value + " is negative: " + unit);
+  }
+  // Another unit? The value as seconds, milliseconds or nanoseconds, when
+  // that lands inside the window.
+  const struct {
+    const char* name;
+    bool fits;
+    int64_t us;
+  } units[] = {
+      {"seconds", v <= latest / 1'000'000 && v >= k2000 / 1'000'000, v * 1'000'000},
+      {"milliseconds", v <= latest / 1'000 && v >= k2000 / 1'000, v * 1'000},
+      {"nanoseconds", v >= k2000 && v / 1'000 <= latest && v / 1'000 >= k2000, v / 1'000},
+  };
+  for (const auto& u : units) {
+    if (u.fits) {
+      return Status::InvalidArgument(
+          "occurred_at", "occurred_at " + value + " looks like " + u.name + " (" + Utc(u.us) +
+                             "); " + unit + ": send " + std::to_string(u.us));
+    }
+  }
+  if (v < k2000) {
+    return Status::InvalidArgument("occurred_at", "occurred_at " + value + " is " + Utc(v) +
+                                                      ", before 2000: " + unit);
+  }
+  return Status::InvalidArgument(
+      "occurred_at", "occurred_at " + value + " is " + Utc(v) +
+                         ", more than a day ahead of the gateway's clock (" + Utc(now_us) +
+                         "): " + unit + "; check the device's clock");
 }
 
 std::string EventPath(bool single, size_t index) {

@@ -41,6 +41,20 @@ struct DecodedBody {
 // storage::ValidateDeviceEvent).
 Result<DecodedBody> DecodeIngestBody(BodyFormat format, const std::string& body);
 
+// kInvalidArgument unless `body` is one RFC 8259 JSON text: no byte order
+// mark, no comments, no single quotes, no trailing commas, valid UTF-8, no
+// key repeated within an object, nothing after the value. The message names
+// the problem and its byte offset. (protobuf's JSON parser accepts all of
+// these; DecodeIngestBody runs this check before it.)
+Status CheckStrictJson(std::string_view body);
+
+// The plausible window of occurred_at (microseconds since 1970-01-01 UTC):
+// from 2000-01-01 to one day ahead of the gateway's clock `now_us`.
+// kInvalidArgument (field "occurred_at") outside it, saying the unit
+// expected and, when the value looks like seconds, milliseconds or
+// nanoseconds, what it would be in microseconds.
+Status CheckOccurredAt(int64_t occurred_at, int64_t now_us);
+
 // "" for a single-event body, "events[i]" for a batch.
 std::string EventPath(bool single, size_t index);
 

@@ -96,4 +96,18 @@ std::string ErrorJson(std::string_view code, std::string_view message, std::stri
   return out;
 }
 
+std::string ConflictJson(std::string_view message, std::string_view field,
+                         std::string_view event_id, uint64_t seq) {
+  std::string out = "{\"error\":{\"code\":\"event_id_conflict\",\"message\":";
+  out += JsonString(message);
+  out += ",\"field\":";
+  out += JsonString(field);
+  out += ",\"event_id\":";
+  out += JsonString(event_id);
+  out += ",\"seq\":\"";  // 64-bit numbers are strings, as in every answer
+  out += std::to_string(seq);
+  out += "\"}}";
+  return out;
+}
+
 }  // namespace storegw::devices

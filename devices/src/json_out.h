@@ -35,4 +35,10 @@ inline std::string JsonUint64(uint64_t v) {
 // {"error":{"code":CODE,"message":MESSAGE,"field":FIELD}}
 std::string ErrorJson(std::string_view code, std::string_view message, std::string_view field);
 
+// The 409 answer to a reused event_id with another body: the error object
+// of ErrorJson with code "event_id_conflict", plus the event_id and the seq
+// it is journaled as ("0" when the other body is in the same request).
+std::string ConflictJson(std::string_view message, std::string_view field,
+                         std::string_view event_id, uint64_t seq);
+
 }  // namespace storegw::devices

@@ -105,6 +105,7 @@ std::string RenderMetrics(const MetricsInput& in) {
       {"invalid", api.rejected_invalid},         {"auth", api.rejected_auth},
       {"too_large", api.rejected_too_large},     {"media_type", api.rejected_media_type},
       {"unavailable", api.rejected_unavailable}, {"internal", api.errors_internal},
+      {"conflict", api.rejected_conflict},
   };
   for (const auto& [reason, n] : reasons) {
     w.Sample("storegw_events_rejected_total", {{"reason", reason}}, n);

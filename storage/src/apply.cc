@@ -69,10 +69,9 @@ Status Journal::Impl::SetMeta(std::string_view key, const std::string& value) {
 
 // Inserts one event row with the next seq. Sets `inserted` false when the
 // event_id is already journaled (nothing written, no seq consumed).
-Status Journal::Impl::InsertRow(const v1::Event& e, std::optional<int64_t> count_delta,
-                                int64_t now, uint64_t& seq, bool& inserted) {
-  std::string body;
-  e.SerializeToString(&body);
+Status Journal::Impl::InsertRow(const v1::Event& e, const std::string& body,
+                                std::optional<int64_t> count_delta, int64_t now, uint64_t& seq,
+                                bool& inserted) {
   seq = next_seq;
   const uint64_t cum = last_cum + body.size();
   {
@@ -94,12 +93,16 @@ Status Journal::Impl::InsertRow(const v1::Event& e, std::optional<int64_t> count
   return {};
 }
 
-Result<uint64_t> Journal::Impl::FindSeq(const std::string& event_id) {
+Result<std::optional<std::pair<uint64_t, std::string>>> Journal::Impl::FindEvent(
+    const std::string& event_id) {
   sql::ResetGuard g(find_event);
   find_event.Bind(1, event_id);
   int rc = find_event.Step();
-  if (rc == SQLITE_ROW) return static_cast<uint64_t>(find_event.Int(0));
-  if (rc == SQLITE_DONE) return Status::NotFound("event " + event_id);
+  if (rc == SQLITE_ROW) {
+    return std::optional(std::make_pair(static_cast<uint64_t>(find_event.Int(0)),
+                                        std::string(find_event.Blob(1))));
+  }
+  if (rc == SQLITE_DONE) return std::optional<std::pair<uint64_t, std::string>>();
   return wdb.Error(rc, "journal: look up event " + event_id);
 }
 
@@ -110,7 +113,9 @@ Result<uint64_t> Journal::Impl::InsertGatewayEvent(v1::Event e, int64_t now) {
   e.set_occurred_at(now);
   uint64_t seq = 0;
   bool inserted = false;
-  if (Status s = InsertRow(e, std::nullopt, now, seq, inserted); !s.ok()) return s;
+  std::string body;
+  e.SerializeToString(&body);
+  if (Status s = InsertRow(e, body, std::nullopt, now, seq, inserted); !s.ok()) return s;
   if (!inserted) {
     return Status::Corruption("journal: gateway event id " + e.event_id() + " already exists");
   }
@@ -175,16 +180,61 @@ Status Journal::Impl::CheckStockAlerts(const std::string& sku, StockState& st, u
 // Runs inside the group's transaction. A non-ok return is an SQLite
 // failure that aborts the whole group.
 Status Journal::Impl::DoAppend(internal::Request& r, int64_t now) {
-  std::unordered_map<std::string, uint64_t> in_request;  // event_id -> seq
+  const std::vector<v1::Event>& events = *r.events;
+  const size_t n = events.size();
   r.results.clear();
-  r.results.reserve(r.events->size());
-  for (const v1::Event& e : *r.events) {
-    AppendResult res;
+  r.results.resize(n);
+  // First, with nothing written: each event's body as it would be stored,
+  // and whether its event_id is journaled (or earlier in this request)
+  // already. A retry is the same event; the same event_id with another
+  // body is a conflict, and then nothing of the request is journaled.
+  std::vector<std::string> bodies(n);
+  std::vector<uint64_t> journaled_seq(n, 0);
+  std::unordered_map<std::string_view, size_t> first_in_request;  // event_id -> index
+  bool conflict = false;
+  for (size_t i = 0; i < n; ++i) {
+    const v1::Event& e = events[i];
+    AppendResult& res = r.results[i];
     res.event_id = e.event_id();
-    if (auto it = in_request.find(e.event_id()); it != in_request.end()) {
-      res.seq = it->second;
+    e.SerializeToString(&bodies[i]);
+    if (auto [it, fresh] = first_in_request.emplace(e.event_id(), i); !fresh) {
+      const size_t first = it->second;
+      if (bodies[first] != bodies[i]) {
+        res.conflict = true;
+        res.seq = journaled_seq[first];
+        conflict = true;
+      }
+      continue;
+    }
+    auto found = FindEvent(e.event_id());
+    if (!found.ok()) return found.status();
+    if (!found->has_value()) continue;
+    journaled_seq[i] = (*found)->first;
+    if ((*found)->second != bodies[i]) {
+      res.conflict = true;
+      res.seq = journaled_seq[i];
+      conflict = true;
+    }
+  }
+  if (conflict) {
+    for (AppendResult& res : r.results) {
+      if (!res.conflict) res.seq = 0;
+    }
+    return {};
+  }
+
+  std::vector<uint64_t> seqs(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const v1::Event& e = events[i];
+    AppendResult& res = r.results[i];
+    if (auto it = first_in_request.find(e.event_id()); it->second != i) {
+      res.seq = seqs[it->second];
       res.duplicate = true;
-      r.results.push_back(std::move(res));
+      continue;
+    }
+    if (journaled_seq[i] != 0) {
+      res.seq = seqs[i] = journaled_seq[i];
+      res.duplicate = true;
       continue;
     }
     std::optional<int64_t> count_delta;
@@ -197,19 +247,13 @@ Status Journal::Impl::DoAppend(internal::Request& r, int64_t now) {
     }
     uint64_t seq = 0;
     bool inserted = false;
-    if (Status s = InsertRow(e, count_delta, now, seq, inserted); !s.ok()) return s;
+    if (Status s = InsertRow(e, bodies[i], count_delta, now, seq, inserted); !s.ok()) return s;
     if (!inserted) {
-      auto found = FindSeq(e.event_id());
-      if (!found.ok()) return found.status();
-      res.seq = *found;
-      res.duplicate = true;
-      in_request.emplace(e.event_id(), res.seq);
-      r.results.push_back(std::move(res));
-      continue;
+      // FindEvent said it was not there, and only this thread writes.
+      return Status::Corruption("journal: event_id " + e.event_id() +
+                                " appeared while it was being appended");
     }
-    res.seq = seq;
-    in_request.emplace(e.event_id(), seq);
-    r.results.push_back(std::move(res));
+    res.seq = seqs[i] = seq;
     // Apply the stock effect, then the alert rules per touched sku, in
     // line order; alerts get the seqs right after the event.
     std::vector<std::pair<std::string, StockState*>> touched;

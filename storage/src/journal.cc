@@ -87,6 +87,7 @@ JournalStats Journal::Stats() const {
   s.full = i.a_full.load();
   s.events_appended = i.a_appended.load();
   s.duplicates = i.a_dups.load();
+  s.conflicts = i.a_conflicts.load();
   s.commits = i.a_commits.load();
   s.integrity_checked = i.ic_done.load();
   {

@@ -182,7 +182,7 @@ struct Journal::Impl {
   // ---- published state (atomics: read by any thread)
   std::atomic<uint64_t> acked{0};  // newest Ack()
   std::atomic<uint64_t> a_first{0}, a_last{0}, a_watermark{0}, a_journal_bytes{0},
-      a_backlog_bytes{0}, a_appended{0}, a_dups{0}, a_commits{0};
+      a_backlog_bytes{0}, a_appended{0}, a_dups{0}, a_conflicts{0}, a_commits{0};
   std::atomic<int64_t> a_oldest{0};
   std::atomic<bool> a_full{false};
 
@@ -209,9 +209,10 @@ struct Journal::Impl {
   Result<StockState*> Stock(const std::string& sku);
   Status FlushStock();
   Status SetMeta(std::string_view key, const std::string& value);
-  Status InsertRow(const v1::Event& e, std::optional<int64_t> count_delta, int64_t now,
-                   uint64_t& seq, bool& inserted);
-  Result<uint64_t> FindSeq(const std::string& event_id);
+  Status InsertRow(const v1::Event& e, const std::string& body,
+                   std::optional<int64_t> count_delta, int64_t now, uint64_t& seq, bool& inserted);
+  // The seq and body of a journaled event_id; nullopt when it is not.
+  Result<std::optional<std::pair<uint64_t, std::string>>> FindEvent(const std::string& event_id);
   Result<uint64_t> InsertGatewayEvent(v1::Event e, int64_t now);
   Result<uint64_t> RaiseAlert(v1::Alert::Kind kind, const std::string& sku, int64_t on_hand,
                               std::string message, uint64_t cause_seq, int64_t now);

@@ -334,7 +334,7 @@ Status Journal::Impl::Prepare() {
       {&ins_event,
        "INSERT INTO events(seq, event_id, recorded_at, cum_bytes, count_delta, body) "
        "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING"},
-      {&find_event, "SELECT seq FROM events WHERE event_id = ?"},
+      {&find_event, "SELECT seq, body FROM events WHERE event_id = ?"},
       {&get_stock,
        "SELECT on_hand, base_qty, as_of_seq, hq_version, oversold, updated_seq, low_stock "
        "FROM stock WHERE sku = ?"},

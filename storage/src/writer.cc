@@ -78,7 +78,7 @@ void Journal::Impl::ProcessGroup(std::vector<Request*>& group) {
   bool tried_append = false;
   dirty.clear();
   Status st = wdb.Exec("BEGIN IMMEDIATE");
-  uint64_t appended = 0, dups = 0;
+  uint64_t appended = 0, dups = 0, conflicts = 0;
   std::vector<Request*> live;
   for (Request* r : group) {
     if (!st.ok()) break;
@@ -94,7 +94,15 @@ void Journal::Impl::ProcessGroup(std::vector<Request*>& group) {
       }
       tried_append = true;
       st = DoAppend(*r, now);
-      for (auto& res : r->results) (res.duplicate ? dups : appended)++;
+      for (auto& res : r->results) {
+        if (res.conflict) {
+          ++conflicts;
+        } else if (res.duplicate) {
+          ++dups;
+        } else if (res.seq != 0) {
+          ++appended;
+        }
+      }
     } else if (r->kind == Request::Kind::kSnapshot) {
       st = DoSnapshot(*r, now);
     } else if (r->kind == Request::Kind::kPrice) {
@@ -128,6 +136,7 @@ void Journal::Impl::ProcessGroup(std::vector<Request*>& group) {
     if (a_first.load() == 0 && next_seq != seq0) a_first = seq0;
     a_appended += appended;
     a_dups += dups;
+    a_conflicts += conflicts;
     ++a_commits;
   }
   dirty.clear();

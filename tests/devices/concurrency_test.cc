@@ -29,7 +29,7 @@ std::string BatchBody(int client, int batch) {
     // Receipts and counts: stock moves, no oversell alerts in the journal.
     if (k % 4 == 3) {
       events.push_back(R"({"event_id":")" + id + R"(","device_id":"hh-)" + std::to_string(client) +
-                       R"(","count":{"sku":"SKU-)" + std::to_string(k) + R"(","qty":7}})");
+                       R"(","occurred_at":1700000000000000,"count":{"sku":"SKU-)" + std::to_string(k) + R"(","qty":7}})");
     } else {
       events.push_back(ReceiptJson(id, test::Id("SKU-", (client + k) % 10), k + 1,
                                    test::Id("hh-", client)));

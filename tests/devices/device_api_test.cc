@@ -84,7 +84,7 @@ TEST_CASE("POST a JSON batch: results in request order, duplicates flagged") {
   auto first = ResultsOf(c->Post(
       "/v1/events",
       Batch({ReceiptJson("a", "SKU-000001", 5), SaleJson("b"),
-             R"({"event_id":"c","device_id":"till-01","count":{"sku":"SKU-000002","qty":4}})"}),
+             R"({"event_id":"c","device_id":"till-01","occurred_at":1700000000000000,"count":{"sku":"SKU-000002","qty":4}})"}),
       kJson));
   REQUIRE(first.results_size() == 3);
   CHECK(first.results(0).event_id() == "a");

@@ -135,7 +135,7 @@ inline std::string SaleJson(const std::string& id, const std::string& device = "
 inline std::string ReceiptJson(const std::string& id, const std::string& sku, int qty,
                                const std::string& device = "till-01") {
   return R"({"event_id":")" + id + R"(","device_id":")" + device +
-         R"(","receipt":{"delivery_id":"dn-1","lines":[{"sku":")" + sku + R"(","qty":)" +
+         R"(","occurred_at":1700000000000000,"receipt":{"delivery_id":"dn-1","lines":[{"sku":")" + sku + R"(","qty":)" +
          std::to_string(qty) + "}]}}";
 }
 

@@ -52,7 +52,7 @@ void CheckInvariants(Journal& j, const fs::path& dir, const std::map<std::string
   REQUIRE_MESSAGE(v.ok(), v.status().ToString());
 }
 
-TEST_CASE("clocks: device clocks wrong by days are accepted - seqs follow the order of record") {
+TEST_CASE("clocks: the journal keeps device clocks wrong by days (the device API refuses > 1 day ahead) - seqs follow the order of record") {
   TempDir dir(RamDirOrDefault());
   FakeClock clock;
   auto o = Options(dir.path());

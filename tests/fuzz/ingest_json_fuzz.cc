@@ -5,6 +5,8 @@
 //   * every error is kInvalidArgument with a non-empty message, and the
 //     error body the API would answer with (ErrorJson) is valid JSON,
 //     whatever bytes the client sent;
+//   * a decoded body passed the strict RFC 8259 check (CheckStrictJson);
+//   * occurred_at's check answers kInvalidArgument on field occurred_at or ok;
 //   * a decoded event that validates survives the proto3 JSON round trip.
 #include <cstddef>
 #include <cstdint>
@@ -26,8 +28,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   fz::Check(!decoded->events.empty(), "decoded body without events");
+  fz::Check(dev::CheckStrictJson(body).ok(), "a decoded body fails the strict JSON check");
   for (size_t i = 0; i < decoded->events.size(); ++i) {
     const auto& e = decoded->events[i];
+    const storegw::Status t = dev::CheckOccurredAt(e.occurred_at(), 1'795'790'000'000'000);
+    if (!t.ok()) {
+      fz::Check(t.field() == "occurred_at", "occurred_at refused on another field", t.field());
+      fz::CheckIngestError(t);
+    }
     storegw::Status s = storegw::storage::ValidateDeviceEvent(e);
     if (!s.ok()) {
       fz::CheckIngestError(s.WithFieldPrefix(dev::EventPath(decoded->single, i)));

@@ -159,7 +159,7 @@ TEST_CASE("gateway daemon: serves the API and status, tools work while it runs, 
   // Selling what the store does not have raises an open oversell alert.
   HttpResult sale = HttpPost(
       d->port, "/v1/events",
-      R"({"event_id":"sale-1","device_id":"till-01","sale":{"lines":[{"sku":"SKU-NONE","qty":2,"unit_price":150,"currency":"EUR"}]}})");
+      R"({"event_id":"sale-1","device_id":"till-01","occurred_at":1700000000000000,"sale":{"lines":[{"sku":"SKU-NONE","qty":2,"unit_price":150,"currency":"EUR"}]}})");
   REQUIRE_MESSAGE(sale.status == 200, sale.body);
   st = Status(d->port);
   REQUIRE(st);

@@ -168,7 +168,7 @@ inline std::optional<Daemon> StartDaemon(const std::filesystem::path& data_dir,
 inline std::string ReceiptJson(const std::string& event_id, const std::string& device_id,
                                const std::string& sku, int64_t qty) {
   return R"({"event_id":")" + event_id + R"(","device_id":")" + device_id +
-         R"(","receipt":{"lines":[{"sku":")" + sku + R"(","qty":)" + std::to_string(qty) + "}]}}";
+         R"(","occurred_at":1700000000000000,"receipt":{"lines":[{"sku":")" + sku + R"(","qty":)" + std::to_string(qty) + "}]}}";
 }
 
 // {"events":[...]} of the given event JSON objects.

@@ -75,7 +75,7 @@ inline bool PostReceipts(uint16_t port, const std::string& prefix, int n, int ba
 
 // A sale of `qty` of `sku`: with no stock, it raises an oversell alert.
 inline std::string SaleJson(const std::string& event_id, const std::string& sku, int64_t qty) {
-  return R"({"event_id":")" + event_id + R"(","device_id":"till-01","sale":{"lines":[{"sku":")" +
+  return R"({"event_id":")" + event_id + R"(","device_id":"till-01","occurred_at":1700000000000000,"sale":{"lines":[{"sku":")" +
          sku + R"(","qty":)" + std::to_string(qty) + R"(,"unit_price":250,"currency":"EUR"}]}})";
 }
 

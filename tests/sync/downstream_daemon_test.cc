@@ -196,7 +196,7 @@ TEST_CASE(
   // A local sale after the snapshot counts on top of it.
   gt::HttpResult sale = gt::HttpPost(
       port, "/v1/events",
-      R"({"event_id":"s-1","device_id":"till-1","sale":{"lines":[{"sku":"SKU-A","qty":3,)"
+      R"({"event_id":"s-1","device_id":"till-1","occurred_at":1700000000000000,"sale":{"lines":[{"sku":"SKU-A","qty":3,)"
       R"("unit_price":249,"currency":"EUR"}]}})");
   REQUIRE_MESSAGE(sale.status == 200, sale.body);
   CHECK(OnHand(port, "SKU-A") == 37);

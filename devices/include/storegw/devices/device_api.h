@@ -101,6 +101,8 @@ struct ApiCounters {
   uint64_t rejected_media_type = 0;
   uint64_t rejected_unavailable = 0;  // 503
   uint64_t errors_internal = 0;       // 500: the journal failed (I/O error, ...)
+  uint64_t rejected_conflict = 0;     // 409: a reused event_id with another body
+  uint64_t events_conflict = 0;       // events of those requests that conflicted
   // Every answer (device routes, ExtraHandler routes, httplib's own errors)
   // by HTTP status code, ascending; codes never answered are left out.
   std::vector<std::pair<int, uint64_t>> responses_by_code;

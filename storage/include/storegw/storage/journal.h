@@ -99,10 +99,19 @@ struct JournalOptions {
 };
 
 // Per-event answer of Append(), in request order.
+//
+// A retry must be the same event: an event whose event_id is journaled with
+// the same body (byte for byte, as serialized) is a duplicate; one whose
+// event_id is journaled with a different body, or appears twice in the
+// request with different bodies, is a conflict. When any event of a request
+// conflicts, nothing of the request is journaled: each conflicting event
+// has conflict = true and the seq its event_id already has (0 when the
+// other body is in the same request), every other result seq 0.
 struct AppendResult {
   std::string event_id;
   uint64_t seq = 0;
   bool duplicate = false;  // event_id was journaled before; nothing changed
+  bool conflict = false;   // event_id is journaled with a different body
 };
 
 // Outcome of ApplySnapshot().
@@ -156,6 +165,7 @@ struct JournalStats {
   bool full = false;             // Append() is refusing
   uint64_t events_appended = 0;  // since open, not counting duplicates
   uint64_t duplicates = 0;       // since open
+  uint64_t conflicts = 0;        // since open: events refused as event_id conflicts
   uint64_t commits = 0;          // group commits since open
   // The full quick_check of the events table runs in the background after
   // Open (open time must not grow with the journal). Until it finishes
