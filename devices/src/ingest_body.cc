@@ -2,14 +2,9 @@
 
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
-#include <rapidjson/encodedstream.h>
-#include <rapidjson/error/en.h>
-#include <rapidjson/memorystream.h>
-#include <rapidjson/reader.h>
 
 #include <cctype>
 #include <ctime>
-#include <unordered_set>
 
 namespace storegw::devices {
 namespace {
@@ -165,29 +160,6 @@ Result<DecodedBody> DecodeProtobuf(const std::string& body) {
   return out;
 }
 
-// RapidJSON's SAX events, kept only to find a key repeated in one object.
-struct RepeatedKeyFinder
-    : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, RepeatedKeyFinder> {
-  std::vector<std::unordered_set<std::string>> open_objects;
-  std::string repeated;
-  bool StartObject() {
-    open_objects.emplace_back();
-    return true;
-  }
-  bool Key(const char* s, rapidjson::SizeType n, bool) {
-    if (!open_objects.back().emplace(s, n).second) {
-      repeated.assign(s, n);
-      return false;  // stops the parse: kParseErrorTermination
-    }
-    return true;
-  }
-  bool EndObject(rapidjson::SizeType) {
-    open_objects.pop_back();
-    return true;
-  }
-  bool Default() { return true; }
-};
-
 Result<DecodedBody> DecodeJson(const std::string& body) {
   if (Trim(body).empty()) {
     return Status::InvalidArgument("",
@@ -266,49 +238,6 @@ Result<DecodedBody> DecodeIngestBody(BodyFormat format, const std::string& body)
   return format == BodyFormat::kProtobuf ? DecodeProtobuf(body) : DecodeJson(body);
 }
 
-Status CheckStrictJson(std::string_view body) {
-  if (body.size() >= 3 && body.substr(0, 3) == "\xEF\xBB\xBF") {
-    return Status::InvalidArgument(
-        "", "malformed JSON at byte 0: the body starts with a UTF-8 byte order mark (EF BB BF); "
-            "send the JSON text without it (RFC 8259 section 8.1)");
-  }
-  // RapidJSON reads a NUL byte as the end of the input.
-  if (const size_t nul = body.find('\0'); nul != std::string_view::npos) {
-    return Status::InvalidArgument("", "malformed JSON at byte " + std::to_string(nul) +
-                                           ": a NUL byte (inside a string it is written \\u0000)");
-  }
-  // Iterative: nesting depth costs heap, not stack (a body of 100,000 "["
-  // must not overflow the handler thread's stack).
-  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
-  rapidjson::MemoryStream ms(body.data(), body.size());
-  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> in(ms);
-  rapidjson::Reader reader;
-  RepeatedKeyFinder keys;
-  const rapidjson::ParseResult r = reader.Parse<kFlags>(in, keys);
-  if (!r.IsError()) return {};
-  const std::string at = "malformed JSON at byte " + std::to_string(r.Offset()) + ": ";
-  if (r.Code() == rapidjson::kParseErrorTermination) {
-    return Status::InvalidArgument(
-        "", at + "key \"" + keys.repeated +
-                "\" appears twice in one object (each key may appear once; the byte is where "
-                "the second one ends)");
-  }
-  std::string what = rapidjson::GetParseError_En(r.Code());
-  if (!what.empty() && what.back() == '.') what.pop_back();
-  std::string hint;
-  if (r.Offset() < body.size()) {
-    const char c = body[r.Offset()];
-    if (c == '\'') {
-      hint = " (strings and keys take double quotes)";
-    } else if (c == '/') {
-      hint = " (JSON has no comments)";
-    } else if (c == '}' || c == ']') {
-      hint = " (a trailing comma?)";
-    }
-  }
-  return Status::InvalidArgument("", at + what + hint);
-}
-
 namespace {
 
 // "2026-11-27T09:53:20Z" (UTC, whole seconds) for microseconds since 1970.
@@ -332,38 +261,38 @@ Status CheckOccurredAt(int64_t v, int64_t now_us) {
   const std::string value = std::to_string(v);
   if (v == 0) {
     return Status::InvalidArgument(
-        "occurred_at", "occurred_at is missing or 0: " + unit + " (the device's clock when the "
-                       "event happened, e.g. " + std::to_string(now_us) + " for now)");
+        "occurred_at", "is missing or 0: " + unit + " (the device's clock when the event "
+                       "happened, e.g. " + std::to_string(now_us) + " for now)");
   }
   if (v < 0) {
-    return Status::InvalidArgument("occurred_at",
-                                   "occurred_at " + value + " is negative: " + unit);
+    return Status::InvalidArgument("occurred_at", value + " is negative: " + unit);
   }
   // Another unit? The value as seconds, milliseconds or nanoseconds, when
   // that lands inside the window.
-  const struct {
-    const char* name;
-    bool fits;
-    int64_t us;
-  } units[] = {
-      {"seconds", v <= latest / 1'000'000 && v >= k2000 / 1'000'000, v * 1'000'000},
-      {"milliseconds", v <= latest / 1'000 && v >= k2000 / 1'000, v * 1'000},
-      {"nanoseconds", v >= k2000 && v / 1'000 <= latest && v / 1'000 >= k2000, v / 1'000},
-  };
-  for (const auto& u : units) {
-    if (u.fits) {
-      return Status::InvalidArgument(
-          "occurred_at", "occurred_at " + value + " looks like " + u.name + " (" + Utc(u.us) +
-                             "); " + unit + ": send " + std::to_string(u.us));
-    }
+  // (Each is computed only when it fits: v * 1,000,000 overflows for most v.)
+  const char* unit_name = nullptr;
+  int64_t as_us = 0;
+  if (v >= k2000 / 1'000'000 && v <= latest / 1'000'000) {
+    unit_name = "seconds";
+    as_us = v * 1'000'000;
+  } else if (v >= k2000 / 1'000 && v <= latest / 1'000) {
+    unit_name = "milliseconds";
+    as_us = v * 1'000;
+  } else if (v / 1'000 >= k2000 && v / 1'000 <= latest) {
+    unit_name = "nanoseconds";
+    as_us = v / 1'000;
+  }
+  if (unit_name != nullptr) {
+    return Status::InvalidArgument("occurred_at", value + " looks like " + unit_name + " (" +
+                                                      Utc(as_us) + "); " + unit + ": send " +
+                                                      std::to_string(as_us));
   }
   if (v < k2000) {
-    return Status::InvalidArgument("occurred_at", "occurred_at " + value + " is " + Utc(v) +
-                                                      ", before 2000: " + unit);
+    return Status::InvalidArgument("occurred_at",
+                                   value + " is " + Utc(v) + ", before 2000: " + unit);
   }
   return Status::InvalidArgument(
-      "occurred_at", "occurred_at " + value + " is " + Utc(v) +
-                         ", more than a day ahead of the gateway's clock (" + Utc(now_us) +
+      "occurred_at", value + " is " + Utc(v) + ", more than a day ahead of the gateway's clock (" + Utc(now_us) +
                          "): " + unit + "; check the device's clock");
 }
 

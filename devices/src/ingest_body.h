@@ -50,8 +50,9 @@ Status CheckStrictJson(std::string_view body);
 
 // The plausible window of occurred_at (microseconds since 1970-01-01 UTC):
 // from 2000-01-01 to one day ahead of the gateway's clock `now_us`.
-// kInvalidArgument (field "occurred_at") outside it, saying the unit
-// expected and, when the value looks like seconds, milliseconds or
+// kInvalidArgument (field "occurred_at"; the message follows the field's
+// name: "1795790000000 looks like milliseconds ...") outside it, saying the
+// unit expected and, when the value looks like seconds, milliseconds or
 // nanoseconds, what it would be in microseconds.
 Status CheckOccurredAt(int64_t occurred_at, int64_t now_us);
 

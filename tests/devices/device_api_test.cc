@@ -113,6 +113,7 @@ TEST_CASE("POST a protobuf IngestRequest") {
     v1::Event* e = req.add_events();
     e->set_event_id(id);
     e->set_device_id("scale-02");
+    e->set_occurred_at(1700000000000000);
     v1::StockLine* l = e->mutable_receipt()->add_lines();
     l->set_sku("SKU-000009");
     l->set_qty(250);

@@ -131,7 +131,7 @@ TEST_CASE("occurred_at outside 2000 .. now + 1 day: 400 naming the unit, nothing
   };
   const Case cases[] = {
       {std::to_string(now / 1000), "looks like milliseconds"},
-      {"1795790000000", "1795790000000 looks like milliseconds (2026-11-27T"},
+      {"1795790000000", "occurred_at 1795790000000 looks like milliseconds (2026-11-27T14:33:20Z)"},
       {std::to_string(now / 1'000'000), "looks like seconds"},
       {std::to_string(now) + "000", "looks like nanoseconds"},
       {"-5", "is negative"},
@@ -230,7 +230,7 @@ TEST_CASE("Content-Encoding: unknown is 415, a plain body labelled gzip is a 400
 }
 
 TEST_CASE("CheckOccurredAt: the window's edges and the unit hints") {
-  const int64_t now = 1'795'790'000'000'000;  // 2026-11-27T09:53:20Z
+  const int64_t now = 1'795'790'000'000'000;  // 2026-11-27T14:33:20Z
   CHECK(CheckOccurredAt(946'684'800'000'000, now).ok());
   CHECK(CheckOccurredAt(now + kStrictDayUs, now).ok());
   CHECK_FALSE(CheckOccurredAt(now + kStrictDayUs + 1, now).ok());
@@ -238,8 +238,8 @@ TEST_CASE("CheckOccurredAt: the window's edges and the unit hints") {
   const Status ms = CheckOccurredAt(1'795'790'000'000, now);
   CHECK(ms.field() == "occurred_at");
   CHECK(ms.message() ==
-        "occurred_at 1795790000000 looks like milliseconds (2026-11-27T09:53:20Z); occurred_at "
-        "is microseconds since 1970-01-01 UTC: send 1795790000000000");
+        "1795790000000 looks like milliseconds (2026-11-27T14:33:20Z); occurred_at is "
+        "microseconds since 1970-01-01 UTC: send 1795790000000000");
   CHECK(CheckOccurredAt(1'795'790'000, now).message().find("looks like seconds") !=
         std::string::npos);
   CHECK(CheckOccurredAt(INT64_MIN, now).message().find("is negative") != std::string::npos);

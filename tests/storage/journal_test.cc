@@ -130,15 +130,31 @@ TEST_CASE("append: a duplicate event_id gets its original seq and changes nothin
   REQUIRE(first[0].seq == 2);
   CHECK(OnHand(*j, "bread") == 17);
 
-  SUBCASE("retried alone, even with a different body") {
-    auto r = MustAppend(*j, {Sale("s1", {{"bread", 9}})});
+  SUBCASE("retried alone") {
+    auto r = MustAppend(*j, {Sale("s1", {{"bread", 3}})});
     REQUIRE(r.size() == 1);
     CHECK(r[0].seq == 2);
     CHECK(r[0].duplicate);
+    CHECK_FALSE(r[0].conflict);
     CHECK(LastSeq(*j) == 2);
     CHECK(OnHand(*j, "bread") == 17);
     CHECK(j->Stats().duplicates == 1);
     CHECK(j->Stats().events_appended == 2);
+  }
+  SUBCASE("the same event_id with a different body is a conflict: nothing of the call lands") {
+    auto r = MustAppend(*j, {Sale("s9", {{"bread", 1}}), Sale("s1", {{"bread", 9}})});
+    REQUIRE(r.size() == 2);
+    CHECK_FALSE(r[0].conflict);
+    CHECK(r[0].seq == 0);
+    CHECK(r[1].conflict);
+    CHECK_FALSE(r[1].duplicate);
+    CHECK(r[1].seq == 2);  // the seq s1 already has
+    CHECK(LastSeq(*j) == 2);
+    CHECK(OnHand(*j, "bread") == 17);
+    CHECK(j->Stats().conflicts == 1);
+    CHECK(j->Stats().duplicates == 0);
+    CHECK(j->Stats().events_appended == 2);
+    CHECK(ReadAll(*j).size() == 2);
   }
   SUBCASE("retried inside a batch with new events") {
     auto r = MustAppend(
@@ -156,7 +172,7 @@ TEST_CASE("append: a duplicate event_id gets its original seq and changes nothin
   }
   SUBCASE("repeated within one call") {
     auto r = MustAppend(
-        *j, {Sale("s4", {{"bread", 1}}), Sale("s4", {{"bread", 1}}), Sale("s4", {{"bread", 5}})});
+        *j, {Sale("s4", {{"bread", 1}}), Sale("s4", {{"bread", 1}}), Sale("s4", {{"bread", 1}})});
     REQUIRE(r.size() == 3);
     CHECK(r[0].seq == 3);
     CHECK_FALSE(r[0].duplicate);
@@ -167,6 +183,16 @@ TEST_CASE("append: a duplicate event_id gets its original seq and changes nothin
     CHECK(LastSeq(*j) == 3);
     CHECK(OnHand(*j, "bread") == 16);
     CHECK(ReadAll(*j).size() == 3);
+  }
+  SUBCASE("repeated within one call with another body: a conflict, nothing lands") {
+    auto r = MustAppend(
+        *j, {Sale("s4", {{"bread", 1}}), Sale("s5", {{"bread", 1}}), Sale("s4", {{"bread", 5}})});
+    REQUIRE(r.size() == 3);
+    CHECK_FALSE(r[0].conflict);
+    CHECK(r[2].conflict);
+    CHECK(r[2].seq == 0);  // the other body is in the same call: no seq yet
+    CHECK(LastSeq(*j) == 2);
+    CHECK(OnHand(*j, "bread") == 17);
   }
   SUBCASE("after a restart") {
     j.reset();

@@ -2,7 +2,8 @@
 // operations (every body type, duplicates, invalid events, counts, snapshots
 // early, late, stale and foreign) checked after every one against a small
 // in-memory model of the journal's rules (dense seqs, duplicates answered
-// with their original seq, atomic batches) and the ledger's (deltas per body,
+// with their original seq, a reused event_id with another body refusing the
+// whole call, atomic batches) and the ledger's (deltas per body,
 // counts, snapshot rebasing, alerts).
 //
 // The model keeps the per-seq deltas itself and computes
@@ -69,6 +70,7 @@ class Model {
   uint64_t last = 0;
   std::map<std::string, Sku> skus;
   std::map<std::string, uint64_t> ids;  // event_id -> seq
+  std::map<std::string, v1::Event> journaled;  // event_id -> the event as journaled
   std::vector<Expect> pending;          // what the last operation journaled
 
   int64_t Recompute(const Sku& s) const {
@@ -83,6 +85,7 @@ class Model {
   uint64_t ApplyEvent(const v1::Event& e) {
     const uint64_t seq = ++last;
     ids[e.event_id()] = seq;
+    journaled[e.event_id()] = e;
     pending.push_back({Expect::Kind::kDevice, e, {}, {}, 0, 0});
     std::vector<std::pair<std::string, int64_t>> deltas;
     if (e.has_count()) {
@@ -387,15 +390,29 @@ class Runner {
     std::string invalid_field;
     for (int i = 0; i < n; ++i) {
       if (Chance(8) && !model_.ids.empty()) {
-        // A retry of something journaled before, with a different body.
-        auto it = model_.ids.begin();
-        std::advance(it,
-                     Uniform(0, static_cast<int>(std::min<size_t>(model_.ids.size(), 1000)) - 1));
-        batch.push_back(RandomEvent(it->first));
-        counts["duplicate"]++;
+        // A retry of something journaled before: mostly the same event (a
+        // duplicate), sometimes the same event_id with another body (a
+        // conflict, which refuses the whole call).
+        auto it = model_.journaled.begin();
+        std::advance(it, Uniform(0, static_cast<int>(std::min<size_t>(model_.journaled.size(),
+                                                                      1000)) -
+                                        1));
+        if (Chance(4)) {
+          batch.push_back(RandomEvent(it->first));
+          counts["conflict"]++;
+        } else {
+          batch.push_back(it->second);
+          counts["duplicate"]++;
+        }
       } else if (Chance(5) && !batch.empty()) {
-        batch.push_back(RandomEvent(batch[static_cast<size_t>(Uniform(0, i - 1))].event_id()));
-        counts["duplicate_in_call"]++;
+        const v1::Event& earlier = batch[static_cast<size_t>(Uniform(0, i - 1))];
+        if (Chance(4)) {
+          batch.push_back(RandomEvent(earlier.event_id()));
+          counts["conflict_in_call"]++;
+        } else {
+          batch.push_back(v1::Event(earlier));
+          counts["duplicate_in_call"]++;
+        }
       } else {
         batch.push_back(RandomEvent(NewId()));
       }
@@ -423,7 +440,44 @@ class Runner {
     if (r->size() != batch.size())
       return "Append answered " + std::to_string(r->size()) + " results for " +
              std::to_string(batch.size());
-    std::map<std::string, uint64_t> in_call;
+    // Conflicts, by the model: an event_id journaled (or earlier in the
+    // call) with a different body. Then nothing of the call lands.
+    std::vector<bool> want_conflict(batch.size(), false);
+    std::vector<uint64_t> conflict_seq(batch.size(), 0);
+    bool any_conflict = false;
+    std::map<std::string, size_t> first_in_call;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const std::string body = batch[i].SerializeAsString();
+      auto [f, fresh] = first_in_call.emplace(batch[i].event_id(), i);
+      if (!fresh) {
+        if (batch[f->second].SerializeAsString() != body) {
+          want_conflict[i] = true;
+          auto m = model_.ids.find(batch[i].event_id());
+          conflict_seq[i] = m == model_.ids.end() ? 0 : m->second;
+        }
+      } else if (auto m = model_.journaled.find(batch[i].event_id());
+                 m != model_.journaled.end() && m->second.SerializeAsString() != body) {
+        want_conflict[i] = true;
+        conflict_seq[i] = model_.ids.at(batch[i].event_id());
+      }
+      any_conflict = any_conflict || want_conflict[i];
+    }
+    if (any_conflict) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const AppendResult& got = (*r)[i];
+        const uint64_t want_seq = want_conflict[i] ? conflict_seq[i] : 0;
+        if (got.conflict != want_conflict[i] || got.seq != want_seq || got.duplicate) {
+          std::ostringstream os;
+          os << "result[" << i << "] of a conflicting call, " << batch[i].ShortDebugString()
+             << ": got (seq " << got.seq << ", conflict=" << got.conflict
+             << ", dup=" << got.duplicate << "), model says (seq " << want_seq
+             << ", conflict=" << want_conflict[i] << ")";
+          return os.str();
+        }
+      }
+      counts["conflict_refused"]++;
+      return NewEventsMatch(last_before);
+    }
     for (size_t i = 0; i < batch.size(); ++i) {
       const auto& e = batch[i];
       uint64_t want_seq = 0;
@@ -764,6 +818,8 @@ TEST_CASE("model: 10,000 random operations agree with the ledger model") {
                           "sensor",
                           "duplicate",
                           "duplicate_in_call",
+                          "conflict",
+                          "conflict_refused",
                           "invalid",
                           "snapshot_early",
                           "snapshot_late",
