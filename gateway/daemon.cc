@@ -98,6 +98,12 @@ devices::ApiOptions ApiOptionsFrom(const Config& c) {
   o.device_tokens_file = c.http.device_tokens_file;
   o.max_body_bytes = c.http.max_body_bytes;
   o.threads = c.http.threads;
+  o.devices.silent_after =
+      std::chrono::duration_cast<std::chrono::seconds>(c.devices.silent_after);
+  // Checked by the config loader (devices.opening_hours).
+  if (auto h = devices::ParseOpeningHours(c.devices.opening_hours); h.ok()) {
+    o.devices.opening_hours = *h;
+  }
   return o;
 }
 
@@ -301,6 +307,8 @@ int RunDaemon(const RunFlags& flags) {
     return StartFailure(api.status().message(), "device API");
   }
   status_http.SetApiCounters([a = api->get()] { return a->counters(); });
+  status_http.SetDevices([a = api->get()] { return a->Devices(); },
+                         static_cast<size_t>(config->metrics.max_devices));
   std::unique_ptr<StatusServer> status_server;
   if (status_listener) {
     auto started = StatusServer::Start(config->status.listen, status_http);

@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -87,6 +88,28 @@ std::string CodeForHttpStatus(int status) {
   }
 }
 
+// The reason a refused POST /v1/events is counted under (the reasons of
+// storegw_events_rejected_total).
+std::string RejectReason(int status) {
+  switch (status) {
+    case 400:
+      return "invalid";
+    case 401:
+    case 403:
+      return "auth";
+    case 409:
+      return "conflict";
+    case 413:
+      return "too_large";
+    case 415:
+      return "media_type";
+    case 503:
+      return "unavailable";
+    default:
+      return status >= 500 ? "internal" : "http_" + std::to_string(status);
+  }
+}
+
 // Messages for the answers httplib gives on its own.
 std::string HttpStatusMessage(int status) {
   switch (status) {
@@ -134,6 +157,7 @@ class DeviceApiImpl final : public DeviceApi {
         journal_(journal),
         extra_(std::move(extra)),
         tokens_(std::move(tokens)),
+        registry_(options.devices),
         server_(ServerOptionsFor(options, shutting_down_)) {}
 
   ~DeviceApiImpl() override { Stop(); }
@@ -145,17 +169,26 @@ class DeviceApiImpl final : public DeviceApi {
   void Stop() override;
   void SetReady(bool ready) override { ready_.store(ready); }
   ApiCounters counters() const override;
+  v1::DeviceList Devices() const override { return registry_.List(); }
 
  private:
+  // What PostEvents learnt of a request, for the device registry.
+  struct PostOutcome {
+    std::optional<std::string> device;
+    uint64_t accepted = 0, duplicate = 0, conflicts = 0;
+  };
+  void SaveDevices();  // registry -> journal; logs a failure once until it works again
+  void SaverLoop();
   enum class BodyRead { kOk, kTooLarge, kTooLargeDrained, kFailed };
 
   void Routes();
   void PostEvents(const httplib::Request& req, httplib::Response& res,
                   const httplib::ContentReader& reader);
-  // PostEvents without the refusal log; sets *device once it knows who sent
-  // the request (the token's device, else the device_id of the first event).
+  // PostEvents without the refusal log and the device accounting; fills
+  // *out as it learns who sent the request (the token's device, else the
+  // device_id of the first event) and what became of its events.
   void PostEventsOf(const httplib::Request& req, httplib::Response& res,
-                    const httplib::ContentReader& reader, std::optional<std::string>* device);
+                    const httplib::ContentReader& reader, PostOutcome* out);
   void GetStockSku(const httplib::Request& req, httplib::Response& res);
   void GetStockList(const httplib::Request& req, httplib::Response& res);
   void GetPrice(const httplib::Request& req, httplib::Response& res);
@@ -190,6 +223,12 @@ class DeviceApiImpl final : public DeviceApi {
   storage::Journal& journal_;
   const ExtraHandler extra_;
   const std::optional<TokenTable> tokens_;  // nullopt: no device auth (loopback only)
+  DeviceRegistry registry_;
+  std::mutex saver_mu_;
+  std::condition_variable saver_cv_;
+  bool saver_stop_ = false;
+  bool save_failing_ = false;  // saver thread only
+  std::thread saver_;
 
   std::atomic<bool> shutting_down_{false};
   http::Server server_;  // after shutting_down_: its options read it
@@ -212,8 +251,35 @@ class DeviceApiImpl final : public DeviceApi {
 };
 
 Status DeviceApiImpl::Listen(const ListenAddress& addr) {
+  if (Status s = registry_.Load(journal_); !s.ok()) {
+    spdlog::warn("device API: could not read the devices of the previous run ({}); counting "
+                 "from zero",
+                 s.message());
+  }
   Routes();
-  return server_.Start(addr);
+  if (Status s = server_.Start(addr); !s.ok()) return s;
+  saver_ = std::thread([this] { SaverLoop(); });
+  return {};
+}
+
+void DeviceApiImpl::SaveDevices() {
+  Status s = registry_.Save(journal_);
+  if (!s.ok() && !save_failing_) {
+    spdlog::warn("device API: could not save the device table in the journal: {}", s.message());
+  } else if (s.ok() && save_failing_) {
+    spdlog::info("device API: the device table is saved again");
+  }
+  save_failing_ = !s.ok();
+}
+
+void DeviceApiImpl::SaverLoop() {
+  std::unique_lock lk(saver_mu_);
+  while (!saver_stop_) {
+    saver_cv_.wait_for(lk, options_.devices_save_interval, [this] { return saver_stop_; });
+    lk.unlock();
+    SaveDevices();
+    lk.lock();
+  }
 }
 
 void DeviceApiImpl::Stop() {
@@ -224,6 +290,12 @@ void DeviceApiImpl::Stop() {
   shutting_down_.store(true);
   ready_.store(false);
   server_.Stop();
+  {
+    std::lock_guard lk(saver_mu_);
+    saver_stop_ = true;
+  }
+  saver_cv_.notify_all();
+  if (saver_.joinable()) saver_.join();  // its last pass saves what the handlers recorded
 }
 
 ApiCounters DeviceApiImpl::counters() const {
@@ -462,9 +534,20 @@ void DeviceApiImpl::ErrorFromStatus(httplib::Response& res, const Status& s, boo
 
 void DeviceApiImpl::PostEvents(const httplib::Request& req, httplib::Response& res,
                                const httplib::ContentReader& reader) {
-  std::optional<std::string> device;
-  PostEventsOf(req, res, reader, &device);
-  if (res.status >= 400) LogReject(req, device, res);
+  PostOutcome out;
+  PostEventsOf(req, res, reader, &out);
+  if (res.status >= 400) LogReject(req, out.device, res);
+  RequestOutcome o;
+  o.device = out.device.value_or(std::string(DeviceRegistry::kUnknownDevice));
+  o.status = res.status;
+  o.accepted = out.accepted;
+  o.duplicate = out.duplicate;
+  o.conflicts = out.conflicts;
+  if (res.status >= 400) {
+    o.reason = RejectReason(res.status);
+    o.error_body = res.body;
+  }
+  registry_.Record(o);
 }
 
 void DeviceApiImpl::LogReject(const httplib::Request& req, const std::optional<std::string>& device,
@@ -493,8 +576,7 @@ void DeviceApiImpl::LogReject(const httplib::Request& req, const std::optional<s
 }
 
 void DeviceApiImpl::PostEventsOf(const httplib::Request& req, httplib::Response& res,
-                                 const httplib::ContentReader& reader,
-                                 std::optional<std::string>* device_out) {
+                                 const httplib::ContentReader& reader, PostOutcome* out) {
   std::string body;
   if (!ReadBodyOrAnswer(req, res, reader, &body)) return;
   if (shutting_down_.load()) {
@@ -503,7 +585,7 @@ void DeviceApiImpl::PostEventsOf(const httplib::Request& req, httplib::Response&
                 "seconds");
     return;
   }
-  std::optional<std::string>& device = *device_out;
+  std::optional<std::string>& device = out->device;
   if (!Authenticate(req, res, &device)) return;
 
   const std::string content_type = req.get_header_value("Content-Type");
@@ -577,6 +659,7 @@ void DeviceApiImpl::PostEventsOf(const httplib::Request& req, httplib::Response&
   if (!conflicts.empty()) {
     c_.rejected_conflict.fetch_add(1, std::memory_order_relaxed);
     c_.events_conflict.fetch_add(conflicts.size(), std::memory_order_relaxed);
+    out->conflicts = conflicts.size();
     const storage::AppendResult& first = *conflicts.front();
     const size_t index = static_cast<size_t>(&first - appended->data());
     const std::string field = JoinPath(EventPath(single, index), "event_id");
@@ -607,6 +690,8 @@ void DeviceApiImpl::PostEventsOf(const httplib::Request& req, httplib::Response&
   }
   c_.events_accepted.fetch_add(fresh, std::memory_order_relaxed);
   c_.events_duplicate.fetch_add(dup, std::memory_order_relaxed);
+  out->accepted = fresh;
+  out->duplicate = dup;
 
   google::protobuf::util::JsonPrintOptions print;
   print.always_print_primitive_fields = true;  // "duplicate":false is shown

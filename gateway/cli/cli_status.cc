@@ -6,6 +6,8 @@
 //           wrong URL, a token is needed, not a storegw)
 //   alerts  0 no open alerts, 1 open alerts, 2 down
 //   stock   0 every sku known, 1 a sku the gateway never saw, 2 down
+//   devices 0 no device silent, 1 a device silent (devices.silent_after
+//           while open), 2 down
 // Command-line mistakes also exit 2 (kExitUsage): a script treats them like
 // "cannot tell", which is what they are.
 //
@@ -489,6 +491,77 @@ int RunStock(const StockFlags& f) {
   return code;
 }
 
+// ------------------------------------------------------------ devices
+
+struct DevicesFlags : CommonFlags {
+  bool json = false;
+};
+
+// GET /v1/devices as a table, worst first.
+int RunDevices(const DevicesFlags& f) {
+  auto target = ResolveTarget(f, "STOREGW_STATUS_TOKEN", /*status_token=*/true);
+  if (!target.ok()) {
+    std::fprintf(stderr, "devices: %s\n", target.status().message().c_str());
+    return kExitUsage;
+  }
+  const Style st = StdoutStyle();
+  Reply r = Get(*target, "/v1/devices", TimeoutOf(f));
+  if (r.status != 200) {
+    std::string why =
+        r.status < 0 ? "no answer from " + target->base + target->prefix + ": " + r.error
+        : r.status == 401
+            ? target->base + target->prefix +
+                  " wants the status token: set STOREGW_STATUS_TOKEN, or pass --config with "
+                  "status.token"
+            : target->base + target->prefix + "/v1/devices answered HTTP " +
+                  std::to_string(r.status) + ": " + ErrorMessage(r.body);
+    std::printf("%s: %s\n", st.Red("DOWN").c_str(), why.c_str());
+    return kExitDown;
+  }
+  v1::DeviceList list;
+  google::protobuf::util::JsonParseOptions o;
+  o.ignore_unknown_fields = true;
+  if (!google::protobuf::util::JsonStringToMessage(r.body, &list, o).ok()) {
+    std::printf("%s: %s/v1/devices did not answer a device list\n", st.Red("DOWN").c_str(),
+                target->base.c_str());
+    return kExitDown;
+  }
+  const int code = list.silent() > 0 ? kExitDegraded : kExitHealthy;
+  if (f.json) {
+    std::printf("%s\n", r.body.c_str());
+    return code;
+  }
+  std::printf("%zu device%s, %s silent (no request for %s while open%s)\n",
+              static_cast<size_t>(list.devices_size()), list.devices_size() == 1 ? "" : "s",
+              std::to_string(list.silent()).c_str(),
+              FormatDuration(std::chrono::seconds(list.silent_after_s())).c_str(),
+              list.opening_hours().empty() ? ", always open"
+                                           : (", open " + list.opening_hours()).c_str());
+  std::printf("  %-20s  %-7s  %-19s  %10s  %8s  %8s  %s\n", "DEVICE", "STATE", "LAST SEEN",
+              "EVENTS", "DUPS", "REFUSED", "LAST ERROR");
+  for (const auto& d : list.devices()) {
+    uint64_t refused = 0;
+    for (const auto& c : d.rejected()) refused += c.count();
+    const std::string state = d.silent() ? "SILENT" : refused > 0 ? "ERRORS" : "ok";
+    const std::string painted =
+        d.silent() ? st.Red(state) : refused > 0 ? st.Yellow(state) : st.Green(state);
+    const std::string pad(state.size() < 7 ? 7 - state.size() : 0, ' ');
+    std::string err;
+    if (d.last_error_at() > 0) {
+      err = FormatLocalTime(d.last_error_at()) + " " + ErrorMessage(d.last_error());
+      if (err.size() > 100) err = err.substr(0, 97) + "...";
+    }
+    const std::string name = d.device_id().empty() ? "(unidentified)" : d.device_id();
+    std::printf("  %-20s  %s%s  %-19s  %10s  %8s  %8s  %s\n", name.c_str(), painted.c_str(),
+                pad.c_str(), FormatLocalTime(d.last_seen_at()).c_str(),
+                std::to_string(d.events_accepted()).c_str(),
+                std::to_string(d.events_duplicate()).c_str(), std::to_string(refused).c_str(),
+                err.c_str());
+  }
+  std::fflush(stdout);
+  return code;
+}
+
 // ------------------------------------------------------------ flags
 
 CLI::Validator DurationFlag() {
@@ -539,6 +612,15 @@ void AddStatusCommands(CLI::App& app, int* exit_code) {
       "List open stock alerts; exit 0 none, 1 some, 2 down (token: STOREGW_STATUS_TOKEN)");
   AddCommon(alerts, *af);
   alerts->callback([af, exit_code] { *exit_code = RunAlerts(*af); });
+
+  auto df = std::make_shared<DevicesFlags>();
+  auto* devices = app.add_subcommand(
+      "devices",
+      "List the devices that talk to the gateway, worst first; exit 0 none silent, 1 a device "
+      "silent, 2 down (token: STOREGW_STATUS_TOKEN)");
+  AddCommon(devices, *df);
+  devices->add_flag("--json", df->json, "Print the device list as JSON (same exit codes)");
+  devices->callback([df, exit_code] { *exit_code = RunDevices(*df); });
 
   auto kf = std::make_shared<StockFlags>();
   auto* stock =

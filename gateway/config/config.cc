@@ -34,6 +34,7 @@ enum class Kind {
   kTopic,     // MQTT topic prefix
   kClientId,  // MQTT client id, empty allowed
   kOptAddr,   // HOST:PORT or empty
+  kHours,     // opening hours "HH:MM-HH:MM" or empty (devices::ParseOpeningHours)
   kToken,     // at most 256 printable ASCII characters, no spaces
   kInt,       // TOML integer within [min, max]
   kSize,      // TOML integer, bytes, within [min, max]
@@ -186,6 +187,18 @@ const std::vector<KeySpec>& Keys() {
 
       {.name = "status.listen", .kind = Kind::kOptAddr, .field = FIELD(status.listen)},
       {.name = "status.token", .kind = Kind::kToken, .field = FIELD(status.token), .secret = true},
+
+      {.name = "devices.silent_after",
+       .kind = Kind::kDuration,
+       .field = FIELD(devices.silent_after),
+       .min = 10 * kSec,
+       .max = 7 * kDay},
+      {.name = "devices.opening_hours", .kind = Kind::kHours, .field = FIELD(devices.opening_hours)},
+      {.name = "metrics.max_devices",
+       .kind = Kind::kInt,
+       .field = FIELD(metrics.max_devices),
+       .min = 0,
+       .max = 1000},
 
       {.name = "alerts.count_mismatch_threshold",
        .kind = Kind::kInt,
@@ -365,6 +378,10 @@ std::string CheckString(const KeySpec& spec, std::string_view v) {
       return "";
     case Kind::kString:
       return "";
+    case Kind::kHours: {
+      auto h = devices::ParseOpeningHours(v);
+      return h.ok() ? "" : h.status().message();
+    }
     default:
       return "internal: not a string kind";
   }

@@ -207,6 +207,75 @@ std::string RenderMetrics(const MetricsInput& in) {
     w.Sample("storegw_alerts_open", {{"kind", label}}, n);
   }
 
+  // Devices: one label per device for the busiest max_metric_devices
+  // (requests), the rest summed under device="other", so a store with
+  // thousands of handhelds cannot blow up the series count.
+  if (in.devices) {
+    std::vector<const v1::DeviceStatus*> devs;
+    for (const auto& d : in.devices->devices()) devs.push_back(&d);
+    std::stable_sort(devs.begin(), devs.end(), [](auto* a, auto* b) {
+      return a->requests() > b->requests();
+    });
+    struct Row {
+      uint64_t requests = 0, accepted = 0, duplicate = 0, conflict = 0;
+      std::map<std::string, uint64_t> rejected;
+      int64_t last_seen_us = 0;
+      bool silent = false;
+    };
+    std::vector<std::pair<std::string, Row>> rows;
+    Row other;
+    bool any_other = false;
+    for (size_t i = 0; i < devs.size(); ++i) {
+      const v1::DeviceStatus& d = *devs[i];
+      const bool own = i < in.max_metric_devices && !d.device_id().empty() &&
+                       d.device_id() != devices::DeviceRegistry::kOtherDevices;
+      Row& r = own ? rows.emplace_back(d.device_id(), Row{}).second : other;
+      any_other = any_other || !own;
+      r.requests += d.requests();
+      r.accepted += d.events_accepted();
+      r.duplicate += d.events_duplicate();
+      r.conflict += d.events_conflict();
+      for (const auto& c : d.rejected()) r.rejected[c.reason()] += c.count();
+      r.last_seen_us = std::max(r.last_seen_us, d.last_seen_at());
+      r.silent = r.silent || d.silent();
+    }
+    if (any_other) rows.emplace_back("other", std::move(other));
+    w.Gauge("storegw_devices", "Devices that have sent POST /v1/events (tracked by name).",
+            static_cast<uint64_t>(in.devices->devices_size()));
+    w.Gauge("storegw_devices_silent",
+            "Devices silent for devices.silent_after while the store is open.",
+            in.devices->silent());
+    const std::pair<const char*, uint64_t Row::*> counters[] = {
+        {"storegw_device_requests_total", &Row::requests},
+        {"storegw_device_events_accepted_total", &Row::accepted},
+        {"storegw_device_events_duplicate_total", &Row::duplicate},
+        {"storegw_device_events_conflict_total", &Row::conflict},
+    };
+    for (const auto& [name, field] : counters) {
+      w.Family(name, "counter",
+               "Per device (the busiest metrics.max_devices by name, the rest as \"other\").");
+      for (const auto& [id, r] : rows) w.Sample(name, {{"device", id}}, r.*field);
+    }
+    w.Family("storegw_device_rejected_total", "counter",
+             "Refused POST /v1/events requests per device and reason.");
+    for (const auto& [id, r] : rows) {
+      for (const auto& [reason, n] : r.rejected) {
+        w.Sample("storegw_device_rejected_total", {{"device", id}, {"reason", reason}}, n);
+      }
+    }
+    w.Family("storegw_device_last_seen_timestamp_seconds", "gauge",
+             "Unix time of the device's last request.");
+    for (const auto& [id, r] : rows) {
+      w.Sample("storegw_device_last_seen_timestamp_seconds", {{"device", id}},
+               static_cast<uint64_t>(std::max<int64_t>(0, r.last_seen_us / 1'000'000)));
+    }
+    w.Family("storegw_device_silent", "gauge",
+             "1 while the device is silent for devices.silent_after during opening hours.");
+    for (const auto& [id, r] : rows) {
+      w.Sample("storegw_device_silent", {{"device", id}}, r.silent ? 1 : 0);
+    }
+  }
+
   // HTTP.
   std::map<int, uint64_t> by_code;
   for (const auto& [code, n] : in.http_responses) by_code[code] += n;

@@ -6,6 +6,8 @@
 
 #include <charconv>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "storegw/monitor/status_page.h"
 
 namespace storegw::gateway {
@@ -72,6 +74,12 @@ void StatusHttp::SetApiCounters(std::function<devices::ApiCounters()> source) {
   api_counters_ = std::move(source);
 }
 
+void StatusHttp::SetDevices(std::function<v1::DeviceList()> source, size_t max_metric_devices) {
+  std::lock_guard lock(mu_);
+  devices_ = std::move(source);
+  max_metric_devices_ = max_metric_devices;
+}
+
 void StatusHttp::SetUplinkStatus(std::function<sync::UplinkStatus()> source) {
   std::lock_guard lock(mu_);
   uplink_status_ = std::move(source);
@@ -97,8 +105,10 @@ MetricsInput StatusHttp::CollectMetrics() {
   std::function<sync::UplinkStatus()> uplink;
   std::function<std::vector<std::pair<int, uint64_t>>()> extra;
   std::function<sync::DownstreamCounters()> downstream;
+  std::function<v1::DeviceList()> devices;
   {
     std::lock_guard lock(mu_);
+    devices = devices_;
     api = api_counters_;
     uplink = uplink_status_;
     downstream = downstream_counters_;
@@ -113,6 +123,11 @@ MetricsInput StatusHttp::CollectMetrics() {
   }
   if (uplink) in.uplink = uplink();
   if (downstream) in.downstream = downstream();
+  if (devices) {
+    in.devices = devices();
+    std::lock_guard lock(mu_);
+    in.max_metric_devices = max_metric_devices_;
+  }
   if (extra) {
     for (const auto& p : extra()) in.http_responses.push_back(p);
   }
@@ -137,7 +152,8 @@ bool StatusHttp::Authorized(const devices::HttpRequest& req, bool allow_query_to
 std::optional<devices::HttpResponse> StatusHttp::Handle(const devices::HttpRequest& req) {
   const std::string& p = req.path;
   const bool page = p == "/" || p == "/index.html";
-  if (!page && p != "/v1/status" && p != "/v1/status/history" && p != "/metrics") {
+  if (!page && p != "/v1/status" && p != "/v1/status/history" && p != "/v1/devices" &&
+      p != "/metrics") {
     return std::nullopt;
   }
   if (req.method != "GET" && req.method != "HEAD") return MethodNotAllowed(req.method, p);
@@ -157,6 +173,19 @@ std::optional<devices::HttpResponse> StatusHttp::Handle(const devices::HttpReque
     r.headers.emplace_back("Referrer-Policy", "no-referrer");
   } else if (p == "/v1/status") {
     r.body = reporter_.Json();
+  } else if (p == "/v1/devices") {
+    std::function<v1::DeviceList()> devices;
+    {
+      std::lock_guard lock(mu_);
+      devices = devices_;
+    }
+    const v1::DeviceList list = devices ? devices() : v1::DeviceList();
+    google::protobuf::util::JsonPrintOptions print;
+    print.always_print_primitive_fields = true;
+    print.preserve_proto_field_names = true;
+    if (!google::protobuf::util::MessageToJsonString(list, &r.body, print).ok()) {
+      return JsonError(500, "internal", "the device table could not be encoded");
+    }
   } else if (p == "/v1/status/history") {
     int64_t since = 0;
     for (const auto& [k, v] : req.query) {

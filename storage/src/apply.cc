@@ -338,4 +338,29 @@ Result<PriceResult> Journal::ApplyPriceUpdate(const v1::PriceUpdate& update) {
   return r.price_result;
 }
 
+// Device records: upserted in the group's transaction; no event, no seq.
+Status Journal::Impl::DoDevices(internal::Request& r) {
+  for (const auto& [id, blob] : *r.devices) {
+    sql::ResetGuard g(put_device);
+    put_device.Bind(1, id).BindBlob(2, blob.data(), blob.size());
+    if (int rc = put_device.Step(); rc != SQLITE_DONE) {
+      return wdb.Error(rc, "journal: save device " + id);
+    }
+  }
+  return {};
+}
+
+Status Journal::SaveDevices(const std::vector<std::pair<std::string, std::string>>& records) {
+  for (const auto& [id, blob] : records) {
+    if (id.size() > 128) {
+      return Status::InvalidArgument("device_id", "a device_id is at most 128 bytes");
+    }
+  }
+  if (records.empty()) return {};
+  Request r;
+  r.kind = Request::Kind::kDevices;
+  r.devices = &records;
+  return impl_->Submit(r);
+}
+
 }  // namespace storegw::storage

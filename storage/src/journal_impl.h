@@ -73,7 +73,8 @@ struct SnapshotRun {
 
 // One call waiting for the writer.
 struct Request {
-  enum class Kind { kAppend, kSnapshot, kPrice, kPrune } kind = Kind::kAppend;
+  enum class Kind { kAppend, kSnapshot, kPrice, kPrune, kDevices } kind = Kind::kAppend;
+  const std::vector<std::pair<std::string, std::string>>* devices = nullptr;  // kDevices
   std::vector<v1::Event>* events = nullptr;
   SnapshotRun* run = nullptr;  // kSnapshot: lines [begin, end) of run->snap
   int begin = 0, end = 0;
@@ -89,7 +90,7 @@ struct Request {
 // A read-only connection with its statements, owned by one thread at a time.
 struct Reader {
   sql::Db db;
-  sql::Stmt stock, prefix, range, alerts, price_at, price_next;
+  sql::Stmt stock, prefix, range, alerts, price_at, price_next, devices;
 };
 
 }  // namespace internal
@@ -114,6 +115,7 @@ struct Journal::Impl {
 
   // ---- writer-thread state (and Open/Close, before/after the thread runs)
   sql::Db wdb;
+  sql::Stmt put_device;
   sql::Stmt ins_event, find_event, get_stock, put_stock, ins_alert, clear_alert, set_meta,
       cum_before, scan_deltas, prune_scan, prune_delete, prune_alerts, q_page_count, q_freelist,
       q_page_size, q_first, find_price, ins_price;
@@ -222,6 +224,7 @@ struct Journal::Impl {
   Status CheckStockAlerts(const std::string& sku, StockState& st, uint64_t seq, int64_t now);
   Status DoAppend(Request& r, int64_t now);
   Status DoPrice(Request& r, int64_t now);
+  Status DoDevices(Request& r);
 
   // ---- snapshots (snapshot.cc)
   Status DoSnapshot(Request& r, int64_t now);

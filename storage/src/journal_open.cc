@@ -335,6 +335,9 @@ Status Journal::Impl::Prepare() {
        "INSERT INTO events(seq, event_id, recorded_at, cum_bytes, count_delta, body) "
        "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(event_id) DO NOTHING"},
       {&find_event, "SELECT seq, body FROM events WHERE event_id = ?"},
+      {&put_device,
+       "INSERT INTO devices(device_id, status) VALUES(?, ?) ON CONFLICT(device_id) DO UPDATE "
+       "SET status = excluded.status"},
       {&get_stock,
        "SELECT on_hand, base_qty, as_of_seq, hq_version, oversold, updated_seq, low_stock "
        "FROM stock WHERE sku = ?"},

@@ -57,6 +57,11 @@ Result<std::unique_ptr<Reader>> Journal::Impl::AcquireReader() {
       !s.ok()) {
     return s;
   }
+  if (Status s = r->devices.Prepare(r->db.get(),
+                                    "SELECT device_id, status FROM devices ORDER BY device_id");
+      !s.ok()) {
+    return s;
+  }
   if (Status s = r->price_next.Prepare(
           r->db.get(),
           "SELECT seq, price, currency, effective_from FROM prices WHERE sku = ? AND "
@@ -182,6 +187,24 @@ Result<std::vector<v1::StatusAlert>> Journal::OpenAlerts(size_t limit) {
       out.push_back(std::move(a));
     }
     if (rc != SQLITE_DONE) st = (*r)->db.Error(rc, "journal: read alerts");
+  }
+  impl_->ReleaseReader(std::move(*r));
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Journal::LoadDevices() {
+  auto r = impl_->AcquireReader();
+  if (!r.ok()) return r.status();
+  std::vector<std::pair<std::string, std::string>> out;
+  Status st;
+  {
+    sql::ResetGuard g((*r)->devices);
+    int rc;
+    while ((rc = (*r)->devices.Step()) == SQLITE_ROW) {
+      out.emplace_back(std::string((*r)->devices.Text(0)), std::string((*r)->devices.Blob(1)));
+    }
+    if (rc != SQLITE_DONE) st = (*r)->db.Error(rc, "journal: read devices");
   }
   impl_->ReleaseReader(std::move(*r));
   if (!st.ok()) return st;

@@ -66,6 +66,15 @@ constexpr const char* kMigrations[] = {
     -- 1 while a LOW_STOCK alert of the sku is open.
     ALTER TABLE stock ADD COLUMN low_stock INTEGER NOT NULL DEFAULT 0;
     )sql",
+    // 2 -> 3: what the device API knows of each device (counters, last
+    // error), so that it survives restarts. Not store history: never sent
+    // upstream.
+    R"sql(
+    CREATE TABLE devices(
+      device_id TEXT PRIMARY KEY,
+      status    BLOB NOT NULL          -- serialized storegw.v1.DeviceStatus
+    ) WITHOUT ROWID;
+    )sql",
 };
 
 static_assert(std::size(kMigrations) == kSchemaVersion);

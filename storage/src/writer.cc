@@ -107,6 +107,8 @@ void Journal::Impl::ProcessGroup(std::vector<Request*>& group) {
       st = DoSnapshot(*r, now);
     } else if (r->kind == Request::Kind::kPrice) {
       st = DoPrice(*r, now);
+    } else if (r->kind == Request::Kind::kDevices) {
+      st = DoDevices(*r);
     }
     live.push_back(r);
   }

@@ -73,6 +73,13 @@ key_file = "/etc/storegw/client.key"
 [log]
 level = "debug"
 
+[devices]
+silent_after = "15m"
+opening_hours = "22:00-06:00"
+
+[metrics]
+max_devices = 7
+
 [alerts]
 count_mismatch_threshold = 5
 low_stock_default = 3
@@ -172,6 +179,9 @@ TEST_CASE("gateway config: every key is parsed") {
   CHECK(c.alerts.low_stock_file == "/etc/storegw/low-stock.txt");
   CHECK(c.status.listen == "127.0.0.1:9100");
   CHECK(c.status.token == "status-token-0123456789");
+  CHECK(c.devices.silent_after == 15min);
+  CHECK(c.devices.opening_hours == "22:00-06:00");
+  CHECK(c.metrics.max_devices == 7);
 
   // The test above covers the whole key table: every key differs from its
   // default here, so a key added to the table without a test shows up.
@@ -252,6 +262,9 @@ TEST_CASE("gateway config: each bad value names the key, the file and the line")
       {"[http]\nthreads = 0", "http.threads", "between 1 and 1024"},
       {"[http]\nthreads = 1.5", "http.threads", "expected an integer, got a floating-point"},
       {"[http]\nthreads = true", "http.threads", "got a boolean"},
+      {"[devices]\nopening_hours = \"7-22\"", "devices.opening_hours", "\"7-22\": \"7\" is not HH:MM"},
+      {"[devices]\nsilent_after = \"5s\"", "devices.silent_after", "between 10s and 7d"},
+      {"[metrics]\nmax_devices = 1001", "metrics.max_devices", "between 0 and 1000"},
       {"[journal]\nmax_bytes = 65535", "journal.max_bytes", "between 65536 and"},
       {"[journal]\nretention = \"7\"", "journal.retention", "with a unit"},
       {"[journal]\nretention = 7", "journal.retention", "got the integer 7"},

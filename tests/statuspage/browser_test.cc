@@ -66,6 +66,11 @@ TEST_CASE("statuspage browser: headless Chromium shows the backlog and the link 
   REQUIRE_MESSAGE(PostReceipts(d->port, "a", 6000, 1000, &why), why);
   REQUIRE(HttpPost(d->port, "/v1/events", SaleJson("s-1", "SKU-00731", 4)).status == 200);
   REQUIRE(HttpPost(d->port, "/v1/events", SaleJson("s-2", "SKU-01288", 1)).status == 200);
+  // A refused request for the device table (nothing journaled).
+  REQUIRE(HttpPost(d->port, "/v1/events",
+                   R"({"event_id":"ms-1","device_id":"scale-03","occurred_at":1795790000000,)"
+                   R"("count":{"sku":"SKU-1","qty":1}})")
+              .status == 400);
   // A second history point (the daemon records one per 5 s): wait for it.
   REQUIRE(WaitFor(
       [&] {
@@ -97,12 +102,22 @@ TEST_CASE("statuspage browser: headless Chromium shows the backlog and the link 
     CHECK(html.find("SKU-00731") != std::string::npos);  // the alert table
     CHECK(html.find("SKU-01288") != std::string::npos);
     CHECK(html.find("<path") != std::string::npos);  // the chart was drawn
+    // The device table: scale-03 (refusals) before till-01.
+    CHECK(html.find("id=\"device-table\"") != std::string::npos);
+    const size_t scale = html.find("data-device=\"scale-03\"");
+    const size_t till = html.find("data-device=\"till-01\"");
+    REQUIRE(scale != std::string::npos);
+    REQUIRE(till != std::string::npos);
+    CHECK(scale < till);
+    CHECK(html.find("looks like milliseconds") != std::string::npos);  // its last error
+    CHECK(TextOf(html, "device-count") == "2");
+    CHECK(html.find("1970-01-01 00:00") == std::string::npos);  // no "last error" for till-01
   }
 
   // Screenshots for people: desktop and phone width.
   const std::filesystem::path out_dir = std::filesystem::path(STOREGW_BINARY_DIR) / "statuspage";
   std::filesystem::create_directories(out_dir);
-  for (auto [name, size] : {std::pair<const char*, const char*>{"status_page.png", "1280,1000"},
+  for (auto [name, size] : {std::pair<const char*, const char*>{"status_page.png", "1280,1250"},
                             {"status_page_phone.png", "412,1150"}}) {
     const std::filesystem::path png = out_dir / name;
     std::filesystem::remove(png);

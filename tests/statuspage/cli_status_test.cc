@@ -117,11 +117,41 @@ TEST_CASE(
   CHECK_MESSAGE(listed.exit.code == 0, Show(listed));
   CHECK(listed.out.find("SKU-GONE") != std::string::npos);
 
+  // The devices: till-01 sent everything, one refused request named no device.
+  REQUIRE(HttpPost(d->port, "/v1/events", "{").status == 400);
+  RunResult devs = Storegw({"devices", "--url", d->url()});
+  CHECK_MESSAGE(devs.exit.code == 0, Show(devs));  // none silent (10 min default)
+  CHECK(devs.out.find("2 devices, 0 silent (no request for 10m while open, always open)") == 0);
+  CHECK(HasRow(devs.out, {"till-01", "ok"}));
+  CHECK(HasRow(devs.out, {"(unidentified)", "ERRORS"}));
+  CHECK(devs.out.find("malformed JSON at byte 1") != std::string::npos);
+  RunResult devs_json = Storegw({"devices", "--url", d->url(), "--json"});
+  CHECK_MESSAGE(devs_json.exit.code == 0, Show(devs_json));
+  auto list = FromJson<v1::DeviceList>(devs_json.out);
+  REQUIRE(list);
+  REQUIRE(list->devices_size() == 2);
+  CHECK(list->devices(0).device_id() == "");  // refusals first
+  CHECK(list->devices(1).device_id() == "till-01");
+  CHECK(list->devices(1).events_accepted() == 1236 - 1);  // all but the alert
+
   d->proc.Signal(SIGTERM);
   REQUIRE(d->proc.WaitExit(30s));
   // The daemon is gone: down.
   RunResult gone = Storegw({"status", "--url", d->url(), "--timeout", "2s"});
   CHECK_MESSAGE(gone.exit.code == 2, Show(gone));
+  RunResult devs_gone = Storegw({"devices", "--url", d->url(), "--timeout", "2s"});
+  CHECK_MESSAGE(devs_gone.exit.code == 2, Show(devs_gone));
+
+  // The table outlives the restart (saved in the journal on the way down).
+  auto again = StartDaemon(tmp / "data", tmp / "logs", "degraded-again", &why, 0,
+                           {"--config", (tmp / "storegw.toml").string()});
+  REQUIRE_MESSAGE(again, why);
+  RunResult after = Storegw({"devices", "--url", again->url(), "--json"});
+  auto kept = FromJson<v1::DeviceList>(after.out);
+  REQUIRE_MESSAGE(kept, Show(after));
+  CHECK(kept->devices_size() == 2);
+  again->proc.Signal(SIGTERM);
+  REQUIRE(again->proc.WaitExit(30s));
 }
 
 TEST_CASE(

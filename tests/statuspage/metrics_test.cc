@@ -261,3 +261,47 @@ TEST_CASE("metrics: downstream counters by kind, outcome and refusal reason") {
   CHECK(empty->Value("storegw_downstream_accepted_total") == 0);
   CHECK(empty->Has("storegw_downstream_refused_total", L{{"reason", "undecodable"}}));
 }
+
+TEST_CASE("metrics: per-device families, the busiest max_metric_devices by name, the rest as other") {
+  gateway::MetricsInput in;
+  v1::DeviceList list;
+  const struct {
+    const char* id;
+    uint64_t requests, accepted;
+    bool silent;
+  } devs[] = {{"till-01", 50, 900, false}, {"till-02", 40, 700, true}, {"hh-1", 3, 5, false},
+              {"hh-2", 2, 4, true}, {"", 7, 0, false}};
+  for (const auto& d : devs) {
+    v1::DeviceStatus* s = list.add_devices();
+    s->set_device_id(d.id);
+    s->set_requests(d.requests);
+    s->set_events_accepted(d.accepted);
+    s->set_last_seen_at(1'795'790'000'000'000);
+    s->set_silent(d.silent);
+    if (d.silent) list.set_silent(list.silent() + 1);
+  }
+  v1::RejectCount* r = list.mutable_devices(0)->add_rejected();
+  r->set_reason("conflict");
+  r->set_count(2);
+  in.devices = list;
+  in.max_metric_devices = 2;
+  const std::string text = gateway::RenderMetrics(in);
+  std::string error;
+  auto doc = ParsePrometheus(text, &error);
+  REQUIRE_MESSAGE(doc, error << "\n" << text);
+  CHECK_MESSAGE(test::CheckStoregwConventions(*doc) == "", text);
+  CHECK(doc->Value("storegw_devices") == 5);
+  CHECK(doc->Value("storegw_devices_silent") == 2);
+  CHECK(doc->Value("storegw_device_requests_total", {{"device", "till-01"}}) == 50);
+  CHECK(doc->Value("storegw_device_events_accepted_total", {{"device", "till-02"}}) == 700);
+  // hh-1, hh-2 and the unidentified requests are summed.
+  CHECK(doc->Value("storegw_device_requests_total", {{"device", "other"}}) == 12);
+  CHECK(doc->Value("storegw_device_events_accepted_total", {{"device", "other"}}) == 9);
+  CHECK(doc->Value("storegw_device_silent", {{"device", "till-02"}}) == 1);
+  CHECK(doc->Value("storegw_device_silent", {{"device", "other"}}) == 1);
+  CHECK(doc->Value("storegw_device_rejected_total", {{"device", "till-01"}, {"reason", "conflict"}}) ==
+        2);
+  CHECK(doc->Value("storegw_device_last_seen_timestamp_seconds", {{"device", "till-01"}}) ==
+        1795790000);
+  CHECK(text.find("device=\"hh-1\"") == std::string::npos);
+}

@@ -711,9 +711,9 @@ TEST_CASE("open: a damaged events page is found in the background and moved asid
   const uint64_t old_epoch = MakeJournal(dir.path(), 200);
   std::string bytes = FileBytes(dir / "journal.db");
   REQUIRE(bytes.size() > 20 * 4096);
-  // Page 10 (a b-tree page of the events table) becomes noise; the header
+  // Page 16 (a b-tree page of the events table) becomes noise; the header
   // and the small tables stay valid, so only the integrity check can tell.
-  bytes.replace(9 * 4096, 4096, Garbage(4096, 5));
+  bytes.replace(15 * 4096, 4096, Garbage(4096, 5));
   WriteFile(dir / "journal.db", bytes);
 
   {

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "storegw/devices/device_registry.h"
 #include "storegw/http/listen.h"
 #include "storegw/status.h"
 #include "storegw/storage/journal.h"
@@ -62,6 +63,11 @@ struct ApiOptions {
   // commit was durable, or failed) and whether it succeeded. Runs on the
   // request's worker thread: must be quick and thread-safe.
   std::function<void(std::chrono::nanoseconds elapsed, bool ok)> on_append_done;
+  // Per-device accounting (device_registry.h): silent_after, opening hours,
+  // how many devices are tracked by name. Saved in the journal every
+  // devices_save_interval and on Stop().
+  DeviceRegistryOptions devices;
+  std::chrono::milliseconds devices_save_interval{5000};
 };
 
 // Listen addresses are parsed by the shared HTTP layer (storegw/http/listen.h).
@@ -126,6 +132,8 @@ class DeviceApi {
   virtual void Stop() = 0;
   virtual void SetReady(bool ready) = 0;
   virtual ApiCounters counters() const = 0;
+  // Every device that sent POST /v1/events, worst first (device_registry.h).
+  virtual v1::DeviceList Devices() const = 0;
 };
 
 }  // namespace storegw::devices

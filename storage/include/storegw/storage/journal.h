@@ -264,6 +264,14 @@ class Journal {
   // after at_us, if any. Reader pool.
   Result<PriceRow> PriceAt(const std::string& sku, int64_t at_us);
 
+  // Per-device records of the device API (an opaque blob per device_id,
+  // devices::DeviceApi's serialized DeviceStatus): SaveDevices upserts them
+  // through the writer, in the next group commit (nothing is journaled as an
+  // event: they are bookkeeping, not store history); LoadDevices reads them
+  // all (reader pool). A device_id is 0..128 bytes.
+  Status SaveDevices(const std::vector<std::pair<std::string, std::string>>& records);
+  Result<std::vector<std::pair<std::string, std::string>>> LoadDevices();
+
   // Marks every seq <= `seq` delivered. Never moves the watermark back and
   // never past last_seq. Cheap: folded into the next commit; persisted within
   // maintenance_interval. Losing the newest update in a crash only causes a

@@ -109,6 +109,21 @@ struct Config {
     std::string token;
   } status;
 
+  struct Devices {
+    // A device with no request for this long while the store is open is
+    // flagged silent (status page, /v1/devices, storegw devices, /metrics).
+    Millis silent_after{600'000};
+    // When the store is open, local time: "07:00-22:00" ("22:00-06:00"
+    // across midnight). Empty: always.
+    std::string opening_hours;
+  } devices;
+
+  struct Metrics {
+    // Devices with their own `device` label in /metrics (the busiest by
+    // requests); the rest are summed under device="other". 0..1000.
+    int max_devices = 50;
+  } metrics;
+
   struct Alerts {
     // COUNT_MISMATCH when a cycle count differs from on_hand before it by
     // more than this many base units; -1: never.

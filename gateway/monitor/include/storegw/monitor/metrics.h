@@ -54,6 +54,11 @@ struct MetricsInput {
   std::optional<sync::UplinkStatus> uplink;  // nullopt: no uplink configured
   // nullopt: no downlink (uplink not MQTT); the families then show zeros.
   std::optional<sync::DownstreamCounters> downstream;
+  // The device table (nullopt: no device API yet); the first
+  // max_metric_devices devices by requests get their own `device` label,
+  // the rest are summed under device="other".
+  std::optional<v1::DeviceList> devices;
+  size_t max_metric_devices = 50;
   LatencyHistogram::Snapshot commit_latency;
   // HTTP responses by status code, over every listener of the daemon.
   std::vector<std::pair<int, uint64_t>> http_responses;

@@ -5,6 +5,8 @@
 //   GET /v1/status           storegw.v1.GatewayStatus as proto3 JSON
 //   GET /v1/status/history   the last hour of backlog and rates, for the
 //                            page's chart (?since=UNIX_MS for newer points)
+//   GET /v1/devices          storegw.v1.DeviceList as proto3 JSON: every
+//                            device of the device API, worst first
 //   GET /metrics             Prometheus text format 0.0.4 (metrics.h)
 //
 // They are mounted on the device API (http.listen) through its
@@ -63,6 +65,10 @@ class StatusHttp {
 
   // Sources of the /metrics numbers that live elsewhere.
   void SetApiCounters(std::function<devices::ApiCounters()> source);
+  // The device table (DeviceApi::Devices) for /v1/devices and /metrics;
+  // at most `max_metric_devices` devices get their own `device` label in
+  // /metrics, the rest are summed under device="other".
+  void SetDevices(std::function<v1::DeviceList()> source, size_t max_metric_devices);
   void SetUplinkStatus(std::function<sync::UplinkStatus()> source);
   void SetDownstreamCounters(std::function<sync::DownstreamCounters()> source);
   // Responses by HTTP code of another listener (status.listen), added to
@@ -90,6 +96,8 @@ class StatusHttp {
 
   std::mutex mu_;  // guards the sources below
   std::function<devices::ApiCounters()> api_counters_;
+  std::function<v1::DeviceList()> devices_;
+  size_t max_metric_devices_ = 50;
   std::function<sync::UplinkStatus()> uplink_status_;
   std::function<sync::DownstreamCounters()> downstream_counters_;
   std::function<std::vector<std::pair<int, uint64_t>>()> extra_responses_;
