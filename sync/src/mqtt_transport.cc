@@ -66,7 +66,6 @@
 
 #include "compress.h"
 #include "net_probe.h"
-#include "paho_keeper.h"
 #include "storegw/v1/storegw.pb.h"
 
 namespace storegw::sync {
@@ -396,7 +395,6 @@ class MqttTransport final : public Transport {
   }
 
   Status TryConnect(int version, const ConnectRequest& req, bool* fallback) {
-    KeepPahoRunning();  // before the old client goes: Paho's threads stay up
     cli_.reset();
     {
       std::lock_guard lk(shared_->mu);

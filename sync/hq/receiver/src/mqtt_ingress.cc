@@ -11,7 +11,6 @@
 
 #include "backoff.h"
 #include "compress.h"
-#include "paho_keeper.h"
 #include "mqtt_transport.h"  // ParseBrokerUrl: the gateway's URL rules
 #include "net_probe.h"
 #include "storegw/hq/decode.h"
@@ -268,7 +267,6 @@ Status MqttIngress::Connect() {
     // Before every attempt: a file replaced or expired since is named.
     if (Status s = CheckMqttTlsFiles(o_); !s.ok()) return s;
   }
-  sync::KeepPahoRunning();  // Paho's threads stay up across reconnects
   try {
     mqtt::create_options create(MQTTVERSION_5);
     cli_ = std::make_unique<mqtt::async_client>(paho_uri_, o_.client_id, create, nullptr);
