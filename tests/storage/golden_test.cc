@@ -14,6 +14,7 @@ namespace {
 using namespace testing;  // NOLINT
 
 const fs::path kGoldenDir = fs::path(STOREGW_TEST_SOURCE_DIR) / "storage" / "golden";
+constexpr uint64_t kGoldenV2Epoch = 6893333018122542640ull;  // golden/README.md
 
 TEST_CASE("golden: a schema v1 journal opens with its events, ledger, identity and watermark") {
   TempDir dir;
@@ -148,6 +149,55 @@ TEST_CASE("golden: a schema v1 journal opens with its events, ledger, identity a
   CHECK(v->full_replay);
   CHECK(v->last_seq == 10);
   CHECK(v->watermark == 3);
+}
+
+TEST_CASE("golden: a schema v2 journal written by the storegw daemon opens and migrates to 3") {
+  TempDir dir;
+  const fs::path golden = kGoldenDir / "journal-v2.db";
+  REQUIRE(fs::exists(golden));
+  fs::copy_file(golden, dir / "journal.db");
+  REQUIRE(SqlInt(dir / "journal.db", "PRAGMA user_version") == 2);
+  REQUIRE(SqlInt(dir / "journal.db",
+                 "SELECT count(*) FROM sqlite_master WHERE name = 'devices'") == 0);
+
+  auto o = Options(dir.path());
+  o.store_id = "store-golden2";
+  o.gateway_id = "gw-golden2";
+  auto j = MustOpen(o);
+  const OpenReport report = j->open_report();
+  CHECK_FALSE(report.created);
+  CHECK(report.corrupt_moved_to.empty());
+  CHECK(report.migrated_from == 2);
+  CHECK(j->epoch() == kGoldenV2Epoch);
+  auto all = ReadAll(*j);
+  REQUIRE(all.size() == 4);
+  const char* ids[] = {"g2-receipt-1", "g2-sale-1", "g2-count-1", nullptr};
+  for (size_t i = 0; i < all.size(); ++i) {
+    CAPTURE(i);
+    CHECK(all[i].seq() == i + 1);
+    if (ids[i]) {
+      CHECK(all[i].event().event_id() == ids[i]);
+    } else {
+      CHECK(all[i].event().alert().kind() == v1::Alert::COUNT_MISMATCH);
+    }
+  }
+  CHECK(OnHand(*j, "milk-1l") == 22);
+  CHECK(OnHand(*j, "bread-white") == 5);
+  // The device table is there, empty, and works.
+  auto devs = j->LoadDevices();
+  REQUIRE(devs.ok());
+  CHECK(devs->empty());
+  REQUIRE(j->SaveDevices({{"till-1", "x"}}).ok());
+  // A retry of a journaled event is still a duplicate with its seq.
+  auto dup = MustAppend(*j, {all[1].event()});
+  CHECK(dup[0].duplicate);
+  CHECK(dup[0].seq == 2);
+  j.reset();
+  CHECK(SqlInt(dir / "journal.db", "PRAGMA user_version") == 3);
+  CHECK(SqlInt(dir / "journal.db", "SELECT count(*) FROM devices") == 1);
+  auto v = VerifyJournal(dir.path());
+  REQUIRE_MESSAGE(v.ok(), v.status().ToString());
+  CHECK(v->last_seq == 4);
 }
 
 }  // namespace
