@@ -77,8 +77,6 @@ std::string CodeForHttpStatus(int status) {
       return "method_not_allowed";
     case 413:
       return "payload_too_large";
-    case 409:
-      return "event_id_conflict";
     case 415:
       return "unsupported_media_type";
     case 503:
@@ -614,9 +612,7 @@ void DeviceApiImpl::PostEventsOf(const httplib::Request& req, httplib::Response&
     device = events[0].device_id().substr(0, 128);
   }
 
-  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+  const int64_t now_us = registry_.options().now_us();  // the device API's one clock
   for (size_t i = 0; i < events.size(); ++i) {
     if (Status s = storage::ValidateDeviceEvent(events[i]); !s.ok()) {
       ErrorFromStatus(res, s.WithFieldPrefix(EventPath(single, i)), /*single=*/false);
@@ -799,9 +795,7 @@ void DeviceApiImpl::GetPrice(const httplib::Request& req, httplib::Response& res
   if (!AuthenticatedSku(req, res, &sku)) return;
   // The price in force now, from the journal: answered offline too, and a
   // change HQ scheduled comes into force at its time without a restart.
-  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+  const int64_t now_us = registry_.options().now_us();  // the device API's one clock
   auto row = journal_.PriceAt(sku, now_us);
   if (!row.ok()) {
     if (row.status().code() == StatusCode::kNotFound) {

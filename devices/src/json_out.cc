@@ -98,10 +98,8 @@ std::string ErrorJson(std::string_view code, std::string_view message, std::stri
 
 std::string ConflictJson(std::string_view message, std::string_view field,
                          std::string_view event_id, uint64_t seq) {
-  std::string out = "{\"error\":{\"code\":\"event_id_conflict\",\"message\":";
-  out += JsonString(message);
-  out += ",\"field\":";
-  out += JsonString(field);
+  std::string out = ErrorJson("event_id_conflict", message, field);
+  out.resize(out.size() - 2);  // reopen the error object: "...}}"
   out += ",\"event_id\":";
   out += JsonString(event_id);
   out += ",\"seq\":\"";  // 64-bit numbers are strings, as in every answer

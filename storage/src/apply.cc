@@ -189,7 +189,7 @@ Status Journal::Impl::DoAppend(internal::Request& r, int64_t now) {
   // already. A retry is the same event; the same event_id with another
   // body is a conflict, and then nothing of the request is journaled.
   std::vector<std::string> bodies(n);
-  std::vector<uint64_t> journaled_seq(n, 0);
+  std::vector<uint64_t> seqs(n, 0);  // the journaled seq of each event, once known
   std::unordered_map<std::string_view, size_t> first_in_request;  // event_id -> index
   bool conflict = false;
   for (size_t i = 0; i < n; ++i) {
@@ -201,7 +201,7 @@ Status Journal::Impl::DoAppend(internal::Request& r, int64_t now) {
       const size_t first = it->second;
       if (bodies[first] != bodies[i]) {
         res.conflict = true;
-        res.seq = journaled_seq[first];
+        res.seq = seqs[first];
         conflict = true;
       }
       continue;
@@ -209,10 +209,10 @@ Status Journal::Impl::DoAppend(internal::Request& r, int64_t now) {
     auto found = FindEvent(e.event_id());
     if (!found.ok()) return found.status();
     if (!found->has_value()) continue;
-    journaled_seq[i] = (*found)->first;
+    seqs[i] = (*found)->first;
     if ((*found)->second != bodies[i]) {
       res.conflict = true;
-      res.seq = journaled_seq[i];
+      res.seq = seqs[i];
       conflict = true;
     }
   }
@@ -223,7 +223,6 @@ Status Journal::Impl::DoAppend(internal::Request& r, int64_t now) {
     return {};
   }
 
-  std::vector<uint64_t> seqs(n, 0);
   for (size_t i = 0; i < n; ++i) {
     const v1::Event& e = events[i];
     AppendResult& res = r.results[i];
@@ -232,8 +231,8 @@ Status Journal::Impl::DoAppend(internal::Request& r, int64_t now) {
       res.duplicate = true;
       continue;
     }
-    if (journaled_seq[i] != 0) {
-      res.seq = seqs[i] = journaled_seq[i];
+    if (seqs[i] != 0) {
+      res.seq = seqs[i];
       res.duplicate = true;
       continue;
     }
