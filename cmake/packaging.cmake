@@ -207,6 +207,12 @@ install(FILES ${_pkg_out}/storegw.service DESTINATION lib/systemd/system COMPONE
 install(FILES ${_pkg_src}/storegw.sysusers DESTINATION lib/sysusers.d
   RENAME storegw.conf COMPONENT storegw)
 install(FILES ${_pkg_out}/storegw.1.gz DESTINATION share/man/man1 COMPONENT storegw)
+# Ops files for the store's monitoring (docs/ops.md): Prometheus alerting
+# rules and a Grafana dashboard, loaded from there or copied and adapted.
+install(FILES ${_pkg_src}/ops/storegw-alerts.yml DESTINATION share/storegw/prometheus
+  COMPONENT storegw)
+install(FILES ${_pkg_src}/ops/storegw-dashboard.json DESTINATION share/storegw/grafana
+  COMPONENT storegw)
 install(FILES ${_pkg_src}/copyright DESTINATION share/doc/storegw COMPONENT storegw)
 install(FILES ${_pkg_out}/changelog.Debian.gz DESTINATION share/doc/storegw
   COMPONENT storegw-deb)

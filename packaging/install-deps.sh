@@ -26,6 +26,10 @@ PKGS=(
   # storegw-hq's store (sync/hq/pg: libpq) and the private PostgreSQL 15
   # servers its tests start (tests/common/postgres.h: initdb, postgres, psql).
   postgresql-15 libpq-dev
+  # promtool (/usr/bin/promtool), for the tests of the shipped alerting rules
+  # and dashboard (packaging/ops/, tests/packaging/ops_test.py). Debian has it
+  # only in the server's package; the server it would start is stopped below.
+  prometheus
 )
 
 # PostgreSQL refuses to run as root, and CI runs as root: tests run as root
@@ -64,5 +68,17 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # own brokers on free ports, so the system one is left as the admin set it.
 # Likewise the postgresql package's own cluster (port 5432, when the
 # package's scripts created one): the tests start their own servers.
+# The prometheus package is here for promtool only: when this run installed
+# it, its server (enabled by the package, on :9090) is stopped and disabled.
+# A prometheus installed before is left as the admin set it.
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+  echo "install-deps: stopping and disabling the prometheus service (only promtool is needed)"
+  if [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/prometheus ]; then
+    $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
+fi
 ensure_pgtest_user
 echo "install-deps: done"

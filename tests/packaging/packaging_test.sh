@@ -204,10 +204,13 @@ mode_deb() {
 /usr/share/doc/storegw/changelog.Debian.gz
 /usr/share/doc/storegw/copyright
 /usr/share/lintian/overrides/storegw
-/usr/share/man/man1/storegw.1.gz" "$files"
+/usr/share/man/man1/storegw.1.gz
+/usr/share/storegw/grafana/storegw-dashboard.json
+/usr/share/storegw/prometheus/storegw-alerts.yml" "$files"
   local owners
   owners=$(dpkg-deb -c "$DEB" | awk '{print $2}' | sort -u)
   same_lines "every file root/root" "root/root" "$owners"
+  ops_files_checks "$tmp/root" deb
 
   echo "== control files"
   dpkg-deb -e "$DEB" "$tmp/control"
@@ -249,6 +252,19 @@ mode_deb() {
     hq_deb_checks
   fi
   finish
+}
+
+# ops_files_checks ROOT KIND: the ops files (packaging/ops/, see docs/ops.md) in
+# the unpacked package ROOT are the ones of the source tree, mode 0644.
+ops_files_checks() {
+  local root=$1 kind=$2 f
+  echo "== ops files in the $kind"
+  for f in prometheus/storegw-alerts.yml:storegw-alerts.yml \
+    grafana/storegw-dashboard.json:storegw-dashboard.json; do
+    local installed=$root/usr/share/storegw/${f%%:*} source=$STOREGW_SOURCE_DIR/packaging/ops/${f#*:}
+    check "$kind: /usr/share/storegw/${f%%:*} is packaging/ops/${f#*:}" cmp -s "$installed" "$source"
+    check "$kind: /usr/share/storegw/${f%%:*} is mode 644" test "$(stat -c %a "$installed" 2>/dev/null)" = 644
+  done
 }
 
 # lintian_checks DEB: no error, no warning (--pedantic; information is shown).
@@ -416,7 +432,17 @@ mode_rpm() {
 /usr/lib/sysusers.d/storegw.conf
 /usr/share/doc/storegw
 /usr/share/doc/storegw/copyright
-/usr/share/man/man1/storegw.1.gz" "$(grep -v '^/usr/lib/\.build-id' <<<"$files")"
+/usr/share/man/man1/storegw.1.gz
+/usr/share/storegw
+/usr/share/storegw/grafana
+/usr/share/storegw/grafana/storegw-dashboard.json
+/usr/share/storegw/prometheus
+/usr/share/storegw/prometheus/storegw-alerts.yml" "$(grep -v '^/usr/lib/\.build-id' <<<"$files")"
+  local rpmroot
+  rpmroot=$(mktemp -d)
+  (cd "$rpmroot" && rpm2cpio "$RPM" | cpio -idm --quiet './usr/share/storegw/*')
+  ops_files_checks "$rpmroot" rpm
+  rm -rf "$rpmroot"
 
   echo "== rpm -qpc"
   local conf
@@ -707,6 +733,8 @@ mode_install() {
   fi
   check "effective config has data_dir = \"/var/lib/storegw\"" grep -q 'data_dir = "/var/lib/storegw"' "$tmp/check.out"
   check "man page installed" test -s /usr/share/man/man1/storegw.1.gz
+  check "ops files installed (/usr/share/storegw/prometheus, /usr/share/storegw/grafana)" \
+    test -s /usr/share/storegw/prometheus/storegw-alerts.yml -a -s /usr/share/storegw/grafana/storegw-dashboard.json
   local pw
   pw=$(getent passwd storegw || true)
   check "system user storegw exists ($pw)" test -n "$pw"
@@ -756,6 +784,7 @@ mode_install() {
   check "package state: deinstall ok config-files" test "$(pkg_state)" = "deinstall ok config-files"
   check "/usr/bin/storegw removed" test ! -e /usr/bin/storegw
   check "unit removed" test ! -e "$unit"
+  check "ops files removed (/usr/share/storegw)" test ! -e /usr/share/storegw
   check "$DATA/journal.db kept" test -f "$DATA/journal.db"
   check "config kept with the local edit" grep -q '^# local edit kept by upgrades' /etc/storegw/storegw.toml
   check "prerm said events are undelivered" grep -q "undelivered events" "$tmp/dpkg -r.log"
