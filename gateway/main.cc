@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "storegw/cli/cli.h"
 #include "version.h"
@@ -24,7 +26,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // --help and --version are "errors" with exit code 0.
     if (e.get_exit_code() == 0) return app.exit(e);
-    app.exit(e);
+    if (!ReportUnknownCommand(app, std::vector<std::string>(argv + 1, argv + argc), stderr)) {
+      app.exit(e);
+    }
     return kExitUsage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "storegw: internal error: %s\n", e.what());

@@ -51,6 +51,26 @@ TEST_CASE("gateway cli: unknown subcommands and flags are usage errors (exit 2)"
     CHECK(r.exit.code == 2);
     CHECK(!r.err.empty());
   }
+  // An unknown command is named, and the commands there are follow.
+  RunResult unknown = Run(StoregwArgs({"frobnicate"}));
+  CHECK(unknown.exit.code == 2);
+  CHECK(unknown.out.empty());
+  CHECK_MESSAGE(unknown.err.rfind("storegw: unknown command 'frobnicate'\n", 0) == 0, unknown.err);
+  for (const char* sub : {"run", "config", "journal", "simulate", "status", "alerts", "devices",
+                          "stock", "version"}) {
+    CHECK_MESSAGE(unknown.err.find(std::string("\n  ") + sub + " ") != std::string::npos, sub);
+  }
+  CHECK(unknown.err.find("A subcommand is required") == std::string::npos);
+  RunResult nested = Run(StoregwArgs({"journal", "rewrite"}));
+  CHECK(nested.exit.code == 2);
+  CHECK_MESSAGE(nested.err.rfind("storegw journal: unknown command 'rewrite'\n", 0) == 0,
+                nested.err);
+  CHECK(nested.err.find("\n  verify ") != std::string::npos);
+  CHECK(nested.err.find("\n  export ") != std::string::npos);
+  // A misplaced argument of a command that takes none is CLI11's to say.
+  RunResult extra = Run(StoregwArgs({"run", "extra-arg"}));
+  CHECK(extra.err.find("unknown command") == std::string::npos);
+
   RunResult help = Run(StoregwArgs({"--help"}));
   CHECK(help.exit.ok());
   for (const char* sub : {"run", "config", "journal", "simulate", "version"}) {

@@ -3,6 +3,10 @@
 // process exit code in *exit_code.
 #pragma once
 
+#include <cstdio>
+#include <string>
+#include <vector>
+
 #include <CLI/CLI.hpp>
 
 namespace storegw::gateway {
@@ -20,5 +24,14 @@ void AddSimulateCommand(CLI::App& app, int* exit_code);
 // `status`, `alerts`, `stock` (cli_status.cc): exit 0 healthy, 1 degraded,
 // 2 down; see that file for the rules.
 void AddStatusCommands(CLI::App& app, int* exit_code);
+
+// After a failed parse: when `args` (argv without the program) name a
+// command that does not exist where one is required ("storegw frobnicate",
+// "storegw journal rewrite"), prints "storegw: unknown command 'frobnicate'"
+// and the commands there are to `out`, and returns true (exit kExitUsage).
+// False when the mistake is something else (a flag, a positional): CLI11's
+// own message says it better.
+bool ReportUnknownCommand(const CLI::App& app, const std::vector<std::string>& args,
+                          std::FILE* out);
 
 }  // namespace storegw::gateway
