@@ -223,7 +223,7 @@ int RunDaemon(const RunFlags& flags) {
   // 1. Config.
   auto config = EffectiveConfig(flags);
   if (!config.ok()) return StartFailure(config.status().message());
-  InitLogging(config->log.level);
+  InitLogging(config->log.level, config->log.format);
   spdlog::info("storegw {} starting (config: {})", kVersion,
                flags.config_path.empty() ? "embedded defaults" : flags.config_path);
 

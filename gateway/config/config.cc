@@ -184,6 +184,10 @@ const std::vector<KeySpec>& Keys() {
        .kind = Kind::kEnum,
        .field = FIELD(log.level),
        .choices = {"trace", "debug", "info", "warn", "error", "critical", "off"}},
+      {.name = "log.format",
+       .kind = Kind::kEnum,
+       .field = FIELD(log.format),
+       .choices = {"text", "json"}},
 
       {.name = "status.listen", .kind = Kind::kOptAddr, .field = FIELD(status.listen)},
       {.name = "status.token", .kind = Kind::kToken, .field = FIELD(status.token), .secret = true},

@@ -72,6 +72,7 @@ key_file = "/etc/storegw/client.key"
 
 [log]
 level = "debug"
+format = "json"
 
 [devices]
 silent_after = "15m"
@@ -131,6 +132,7 @@ TEST_CASE("gateway config: an empty file gives the embedded defaults (docs/desig
   CHECK(c.uplink.client_id.empty());
   CHECK(c.uplink.tls.ca_file.empty());
   CHECK(c.log.level == "info");
+  CHECK(c.log.format == "text");
   CHECK(ConfigToToml(c) == ConfigToToml(Config{}));
   // Empty sections and comments change nothing.
   auto r2 = ParseConfig("# nothing\n[gateway]\n[uplink.tls]\n", kFile);
@@ -168,6 +170,7 @@ TEST_CASE("gateway config: every key is parsed") {
   CHECK(c.uplink.tls.cert_file == "/etc/storegw/client.pem");
   CHECK(c.uplink.tls.key_file == "/etc/storegw/client.key");
   CHECK(c.log.level == "debug");
+  CHECK(c.log.format == "json");
   CHECK(c.uplink.ack_timeout == 20s);
   CHECK(c.uplink.connect_timeout == 7s);
   CHECK(c.uplink.compression == "none");
@@ -289,6 +292,7 @@ TEST_CASE("gateway config: each bad value names the key, the file and the line")
       {"[uplink.tls]\nkey_file = [\"a\"]", "uplink.tls.key_file", "got an array"},
       {"[log]\nlevel = \"verbose\"", "log.level", "\"trace\", \"debug\", \"info\""},
       {"[log]\nlevel = \"INFO\"", "log.level", "got \"INFO\""},
+      {"[log]\nformat = \"xml\"", "log.format", "must be \"text\" or \"json\", got \"xml\""},
   };
   for (const Case& c : cases) {
     INFO("config:\n" << c.toml);

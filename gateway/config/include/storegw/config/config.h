@@ -92,6 +92,10 @@ struct Config {
 
   struct Log {
     std::string level = "info";  // trace, debug, info, warn, error, critical, off
+    // Lines on stderr: "text" ("2026-01-31 12:00:00.123 info message") or
+    // "json" (one object per line: time, level, logger, message; for
+    // journald, Loki, Fluent Bit). storegw/cli/logging.h has the details.
+    std::string format = "text";
   } log;
 
   struct StatusPage {

@@ -1,0 +1,117 @@
+// Black-box tests of what an operator meets around `storegw run`, through
+// the real binary: [log] format = "json" (every line parsed strictly).
+#include <doctest/doctest.h>
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <algorithm>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+using namespace storegw::test;
+namespace v1 = storegw::v1;
+
+namespace {
+
+std::vector<std::string> OpsLines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+std::string OpsString(const rapidjson::Value& obj, const char* key) {
+  auto it = obj.FindMember(key);
+  if (it == obj.MemberEnd() || !it->value.IsString()) return "<not a string>";
+  return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+// Stops a daemon with SIGTERM; it must exit 0.
+void OpsStop(Daemon& d) {
+  d.proc.Signal(SIGTERM);
+  auto e = d.proc.WaitExit(30s);
+  REQUIRE_MESSAGE(e, "still running 30 s after SIGTERM");
+  CHECK_MESSAGE(e->ok(), Describe(*e) << "; stderr:\n" << d.proc.Stderr());
+}
+
+}  // namespace
+
+TEST_CASE("operate: [log] format = \"json\" writes one valid JSON object per line") {
+  TempDir dir;
+  // A config file whose name has a quote, a newline, a control character
+  // and a byte that is not UTF-8: the daemon logs its name at start.
+  const std::string name = std::string("we\"ird\n\x01\xff") + ".toml";
+  const auto cfg = dir / name;
+  WriteFile(cfg, "[log]\nformat = \"json\"\n[uplink]\nurl = \"tcp://127.0.0.1:" +
+                     std::to_string(FreePort()) +
+                     "\"\nbackoff_initial = \"100ms\"\nbackoff_max = \"1s\"\n");
+  std::string why;
+  auto d = StartDaemon(dir / "data", dir / "logs", "json", &why, 0, {"--config", cfg.string()});
+  REQUIRE_MESSAGE(d, why);
+  // A refused request: its warning quotes the error body.
+  CHECK(HttpPost(d->port, "/v1/events", R"({"event_id":"x\"y","device_id":"till\n\u0001"})")
+            .status == 400);
+  // The uplink finds no broker: warnings with the reason.
+  CHECK(WaitFor([&] { return d->proc.Stderr().find("\"level\":\"warning\"") != std::string::npos; },
+                15s));
+  OpsStop(*d);
+
+  const std::string err = d->proc.Stderr();
+  const std::vector<std::string> lines = OpsLines(err);
+  REQUIRE(lines.size() >= 4);
+  const std::regex time_re(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}([+-]\d\d:\d\d|Z))");
+  const std::set<std::string> levels = {"trace", "debug",    "info",
+                                        "warning", "error", "critical"};
+  std::vector<std::string> messages;
+  std::set<std::string> seen_levels;
+  for (const std::string& line : lines) {
+    INFO("line: " << line);
+    rapidjson::Document doc;
+    // Strict: RFC 8259 and valid UTF-8, nothing after the object.
+    doc.Parse<rapidjson::kParseValidateEncodingFlag>(line.data(), line.size());
+    REQUIRE_MESSAGE(!doc.HasParseError(), rapidjson::GetParseError_En(doc.GetParseError())
+                                              << " at byte " << doc.GetErrorOffset());
+    REQUIRE(doc.IsObject());
+    // The fields of the text form, and only those.
+    std::set<std::string> keys;
+    for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) keys.insert(it->name.GetString());
+    CHECK(keys == std::set<std::string>{"time", "level", "logger", "message"});
+    CHECK(std::regex_match(OpsString(doc, "time"), time_re));
+    CHECK(levels.count(OpsString(doc, "level")) == 1);
+    CHECK(OpsString(doc, "logger") == "storegw");
+    CHECK(!OpsString(doc, "message").empty());
+    seen_levels.insert(OpsString(doc, "level"));
+    messages.push_back(OpsString(doc, "message"));
+  }
+  // The message survives: quote, newline and control character as they
+  // were, the byte that is not UTF-8 as U+FFFD.
+  const std::string shown =
+      (dir / (std::string("we\"ird\n\x01") + "\xEF\xBF\xBD" + ".toml")).string();
+  const std::string starting =
+      std::string("storegw ") + STOREGW_PROJECT_VERSION + " starting (config: " + shown + ")";
+  CHECK_MESSAGE(std::count(messages.begin(), messages.end(), starting) == 1, err);
+  CHECK(seen_levels.count("info") == 1);
+  CHECK(seen_levels.count("warning") == 1);
+  bool refused = false, stopped = false;
+  for (const auto& m : messages) {
+    refused |= m.rfind("device API: refused POST /v1/events", 0) == 0;
+    stopped |= m.rfind("stopped in ", 0) == 0;
+  }
+  CHECK_MESSAGE(refused, err);
+  CHECK_MESSAGE(stopped, err);
+
+  // An unknown format names the key and the values it takes.
+  WriteFile(dir / "bad.toml", "[log]\nformat = \"xml\"\n");
+  RunResult bad = Run(StoregwArgs({"config", "check", "--config", (dir / "bad.toml").string()}));
+  CHECK(bad.exit.code == 1);
+  CHECK_MESSAGE(bad.err.find((dir / "bad.toml").string() +
+                             ":2: log.format: must be \"text\" or \"json\", got \"xml\"") !=
+                    std::string::npos,
+                bad.err);
+}
