@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <google/protobuf/util/json_util.h>
 
@@ -45,10 +46,26 @@ Result<std::filesystem::path> DataDir(const JournalFlags& f, const char* what) {
   return dir;
 }
 
+// The reason of a failed `journal <command>`, said once: storage's
+// messages may already start with "journal verify: " or "journal: " and
+// name the file, so neither is repeated ("journal verify: FAILED: PATH:
+// integrity_check: ..."). `file` is empty when there is no file to name.
+std::string Reason(std::string_view command, const std::string& file, std::string message) {
+  for (std::string prefix : {std::string(command) + ": ", std::string("journal: ")}) {
+    if (message.rfind(prefix, 0) == 0) {
+      message.erase(0, prefix.size());
+      break;
+    }
+  }
+  if (file.empty() || message.find(file) != std::string::npos) return message;
+  return file + ": " + message;
+}
+
 int Export(const JournalFlags& f) {
   auto dir = DataDir(f, "journal export");
   if (!dir.ok()) {
-    std::fprintf(stderr, "journal export: %s\n", dir.status().message().c_str());
+    std::fprintf(stderr, "journal export: %s\n",
+                 Reason("journal export", "", dir.status().message()).c_str());
     return kExitFailure;
   }
   std::ofstream file;
@@ -90,7 +107,8 @@ int Export(const JournalFlags& f) {
   out->flush();
   if (s.ok() && !*out) s = Status::IoError("writing the output failed (disk full?)");
   if (!s.ok()) {
-    std::fprintf(stderr, "journal export: %s\n", s.message().c_str());
+    std::fprintf(stderr, "journal export: %s\n",
+                 Reason("journal export", "", s.message()).c_str());
     return kExitFailure;
   }
   std::fprintf(stderr, "journal export: %llu events (seq %llu..%llu) from %s to %s\n",
@@ -103,7 +121,8 @@ int Export(const JournalFlags& f) {
 int Verify(const JournalFlags& f) {
   auto dir = DataDir(f, "journal verify");
   if (!dir.ok()) {
-    std::fprintf(stderr, "journal verify: FAILED: %s\n", dir.status().message().c_str());
+    std::fprintf(stderr, "journal verify: FAILED: %s\n",
+                 Reason("journal verify", "", dir.status().message()).c_str());
     return kExitFailure;
   }
   TtyProgress progress("journal verify");
@@ -111,8 +130,9 @@ int Verify(const JournalFlags& f) {
       *dir, [&progress](uint64_t done, uint64_t total) { progress.Update(done, total); });
   progress.Finish();
   if (!r.ok()) {
-    std::fprintf(stderr, "journal verify: FAILED: %s: %s\n", (*dir / "journal.db").c_str(),
-                 r.status().message().c_str());
+    std::fprintf(stderr, "journal verify: FAILED: %s\n",
+                 Reason("journal verify", (*dir / "journal.db").string(), r.status().message())
+                     .c_str());
     return kExitFailure;
   }
   std::printf(

@@ -1,9 +1,11 @@
 // Black-box tests of what an operator meets around `storegw run`, through
-// the real binary: [log] format = "json" (every line parsed strictly).
+// the real binary: [log] format = "json" (every line parsed strictly), and
+// the reason of a failed `journal verify` said once.
 #include <doctest/doctest.h>
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <regex>
@@ -26,10 +28,27 @@ std::vector<std::string> OpsLines(const std::string& text) {
   return out;
 }
 
+size_t OpsCount(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 std::string OpsString(const rapidjson::Value& obj, const char* key) {
   auto it = obj.FindMember(key);
   if (it == obj.MemberEnd() || !it->value.IsString()) return "<not a string>";
   return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+void OpsSql(const std::filesystem::path& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(db_path.c_str(), &db) == SQLITE_OK);
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  const std::string why = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(db);
+  REQUIRE_MESSAGE(rc == SQLITE_OK, sql << ": " << why);
 }
 
 // Stops a daemon with SIGTERM; it must exit 0.
@@ -114,4 +133,48 @@ TEST_CASE("operate: [log] format = \"json\" writes one valid JSON object per lin
                              ":2: log.format: must be \"text\" or \"json\", got \"xml\"") !=
                     std::string::npos,
                 bad.err);
+}
+
+TEST_CASE("operate: journal verify says the reason of a damaged journal once") {
+  TempDir dir;
+  const auto data = dir / "data";
+  std::string why;
+  auto d = StartDaemon(data, dir / "logs", "verify", &why);
+  REQUIRE_MESSAGE(d, why);
+  for (int i = 0; i < 3; ++i) {
+    const std::string id = "rcv-" + std::to_string(i);
+    REQUIRE(HttpPost(d->port, "/v1/events", ReceiptJson(id, "till-01", "SKU-V", 5)).status == 200);
+  }
+  OpsStop(*d);
+  const std::string db = (data / "journal.db").string();
+  RunResult ok = Run(StoregwArgs({"journal", "verify", "--data-dir", data.string()}));
+  REQUIRE_MESSAGE(ok.exit.ok(), ok.err);
+
+  // The ledger no longer matches the events.
+  OpsSql(data / "journal.db", "UPDATE stock SET on_hand = on_hand + 1 WHERE sku = 'SKU-V'");
+  RunResult r = Run(StoregwArgs({"journal", "verify", "--data-dir", data.string()}));
+  CHECK(r.exit.code == 1);
+  CHECK(r.out.empty());
+  INFO("stderr: " << r.err);
+  CHECK(r.err.rfind("journal verify: FAILED: " + db + ": ", 0) == 0);
+  CHECK(OpsCount(r.err, "journal verify") == 1);
+  CHECK(OpsCount(r.err, db) == 1);
+  CHECK(OpsCount(r.err, "\n") == 1);
+
+  // Not a database at all: the path once as well.
+  WriteFile(data / "journal.db", std::string(8192, 'x'));
+  std::filesystem::remove(data / "journal.db-wal");
+  r = Run(StoregwArgs({"journal", "verify", "--data-dir", data.string()}));
+  CHECK(r.exit.code == 1);
+  CHECK(r.err.rfind("journal verify: FAILED: ", 0) == 0);
+  CHECK(OpsCount(r.err, "journal verify") == 1);
+  CHECK(OpsCount(r.err, db) == 1);
+
+  // No journal: export and verify say it once too.
+  r = Run(StoregwArgs({"journal", "export", "--data-dir", (dir / "none").string()}));
+  CHECK(r.exit.code == 1);
+  CHECK(r.err == "journal export: no journal at " + (dir / "none" / "journal.db").string() + "\n");
+  r = Run(StoregwArgs({"journal", "verify", "--data-dir", (dir / "none").string()}));
+  CHECK(r.err ==
+        "journal verify: FAILED: no journal at " + (dir / "none" / "journal.db").string() + "\n");
 }
