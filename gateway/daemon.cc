@@ -324,8 +324,10 @@ int RunDaemon(const RunFlags& flags) {
   }
   status_http.Sample();
 
-  // 5. Ready: /readyz answers 200 from now on, and systemd hears it.
+  // 5. Ready: /readyz answers 200 from now on (on both listeners), and
+  // systemd hears it.
   (*api)->SetReady(true);
+  if (status_server) status_server->SetReady(true);
   std::string base = BaseUrl(config->http.listen, (*api)->port());
   std::string status_base =
       status_server ? BaseUrl(config->status.listen, status_server->port()) : base;
@@ -406,6 +408,7 @@ int RunDaemon(const RunFlags& flags) {
   spdlog::info("{}: stopping; refusing new events, finishing requests in flight",
                sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*api)->BeginShutdown();
+  if (status_server) status_server->BeginShutdown();
   (*api)->Stop();
   if (status_server) status_server->Stop();
   if (uplink) {

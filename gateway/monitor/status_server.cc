@@ -1,5 +1,7 @@
 #include "storegw/monitor/status_server.h"
 
+#include <atomic>
+
 #include <httplib.h>
 
 #include "storegw/config/config.h"
@@ -27,6 +29,8 @@ class StatusServerImpl final : public StatusServer {
 
   Status Listen(const http::ListenAddress& addr);
   uint16_t port() const override { return server_.port(); }
+  void SetReady(bool ready) override { ready_.store(ready); }
+  void BeginShutdown() override { shutting_down_.store(true); }
   void Stop() override { server_.Stop(); }
   std::vector<std::pair<int, uint64_t>> ResponsesByCode() const override {
     return server_.ResponsesByCode();
@@ -35,9 +39,28 @@ class StatusServerImpl final : public StatusServer {
  private:
   void Serve(const httplib::Request& req, httplib::Response& res);
 
+  void Readyz(httplib::Response& res) const;
+
   StatusHttp& routes_;
   http::Server server_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> shutting_down_{false};
 };
+
+// As the device API answers it (devices/src/device_api.cc).
+void StatusServerImpl::Readyz(httplib::Response& res) const {
+  if (shutting_down_.load() || !ready_.load()) {
+    res.status = 503;
+    res.set_content(shutting_down_.load()
+                        ? "{\"error\":{\"code\":\"unavailable\",\"message\":\"shutting "
+                          "down\",\"field\":\"\"}}"
+                        : "{\"error\":{\"code\":\"unavailable\",\"message\":\"not ready yet "
+                          "(starting up)\",\"field\":\"\"}}",
+                    "application/json");
+    return;
+  }
+  res.set_content("{\"status\":\"ready\"}", "application/json");
+}
 
 void StatusServerImpl::Serve(const httplib::Request& req, httplib::Response& res) {
   devices::HttpRequest r;
@@ -63,6 +86,7 @@ Status StatusServerImpl::Listen(const http::ListenAddress& addr) {
   svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });
+  svr.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) { Readyz(res); });
   const auto serve = [this](const httplib::Request& req, httplib::Response& res) {
     Serve(req, res);
   };

@@ -1,6 +1,7 @@
 // Black-box tests of what an operator meets around `storegw run`, through
-// the real binary: [log] format = "json" (every line parsed strictly), and
-// the reason of a failed `journal verify` said once.
+// the real binary: [log] format = "json" (every line parsed strictly), the
+// reason of a failed `journal verify` said once, and /readyz and /healthz on
+// the status.listen listener.
 #include <doctest/doctest.h>
 
 #include <rapidjson/document.h>
@@ -177,4 +178,35 @@ TEST_CASE("operate: journal verify says the reason of a damaged journal once") {
   r = Run(StoregwArgs({"journal", "verify", "--data-dir", (dir / "none").string()}));
   CHECK(r.err ==
         "journal verify: FAILED: no journal at " + (dir / "none" / "journal.db").string() + "\n");
+}
+
+TEST_CASE("operate: the status.listen listener answers /readyz and /healthz, without the token") {
+  TempDir dir;
+  const std::string token = "ops-token-0123456789abcdef";
+  for (int attempt = 0;; ++attempt) {
+    const uint16_t sport = FreePort();
+    WriteFile(dir / "storegw.toml", "[uplink]\ntransport = \"none\"\n[status]\nlisten = \"127.0.0.1:" +
+                                        std::to_string(sport) + "\"\ntoken = \"" + token + "\"\n");
+    std::string why;
+    auto d = StartDaemon(dir / "data", dir / "logs", "readyz-" + std::to_string(attempt), &why, 0,
+                         {"--config", (dir / "storegw.toml").string()});
+    if (!d && why.find("in use") != std::string::npos && attempt < 5) {
+      continue;  // the free port was taken meanwhile
+    }
+    REQUIRE_MESSAGE(d, why);
+    HttpResult ready = HttpGet(sport, "/readyz");
+    CHECK(ready.status == 200);
+    CHECK(ready.body == "{\"status\":\"ready\"}");
+    HttpResult health = HttpGet(sport, "/healthz");
+    CHECK(health.status == 200);
+    CHECK(health.body == "{\"status\":\"ok\"}");
+    // The same answers as the device API's listener.
+    CHECK(HttpGet(d->port, "/readyz").body == ready.body);
+    CHECK(HttpGet(d->port, "/healthz").body == health.body);
+    // The status routes there still want the token.
+    CHECK(HttpGet(sport, "/v1/status").status == 401);
+    OpsStop(*d);
+    CHECK(HttpGet(sport, "/readyz", 1s).status == -1);  // gone with the daemon
+    break;
+  }
 }

@@ -1,6 +1,8 @@
 // A listener of its own for the status routes (status.listen): the status
 // page, /v1/status, /v1/status/history and /metrics from StatusHttp, plus
-// /healthz. Used when the operator wants monitoring on another address or
+// /healthz and /readyz, which answer as on the device API's listener (no
+// token; /readyz 503 until SetReady(true) and again from BeginShutdown()),
+// so a probe can use either address. Used when the operator wants monitoring on another address or
 // port than the device API (e.g. Prometheus on the store LAN, devices on
 // loopback).
 //
@@ -26,6 +28,10 @@ class StatusServer {
   static Result<std::unique_ptr<StatusServer>> Start(const std::string& listen, StatusHttp& routes);
   virtual ~StatusServer() = default;
   virtual uint16_t port() const = 0;
+  // /readyz answers 200 {"status":"ready"} once ready, 503 before (starting
+  // up) and after BeginShutdown() (shutting down). Any thread.
+  virtual void SetReady(bool ready) = 0;
+  virtual void BeginShutdown() = 0;
   // Stops listening; returns when no handler runs any more. Idempotent.
   virtual void Stop() = 0;
   // Answers so far by HTTP status code, ascending.
