@@ -1,11 +1,15 @@
 #include "daemon.h"
 
+#include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -45,6 +49,51 @@ int StartFailure(const std::string& reason, std::string_view module = {}) {
   std::replace(line.begin(), line.end(), '\n', ' ');
   std::fprintf(stderr, "storegw: cannot start: %s\n", line.c_str());
   return kExitFailure;
+}
+
+// Before anything is created on disk: can `listen` be bound? `name` is the
+// server as its own start-up error names it ("device API",
+// "status.listen"), and the message is the same, so a port in use fails
+// the start before the journal (and its directory) exists. The servers
+// bind for real later; this check only moves the common failure earlier
+// (a port taken in between still fails the start, then with a journal).
+// Bound like http::Server binds: SO_REUSEADDR, the first address of the
+// host that works. Port 0 (any free port) always passes.
+Status CheckCanListen(const std::string& name, const std::string& listen) {
+  auto addr = http::ParseListenAddress(listen);
+  if (!addr.ok() || addr->port == 0) return Status::Ok();  // the server says it
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(addr->port);
+  std::string reason;
+  if (int rc = getaddrinfo(addr->host.c_str(), port.c_str(), &hints, &res); rc != 0) {
+    reason = std::string("cannot resolve host: ") + gai_strerror(rc);
+  } else {
+    reason = "no address to bind";
+    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+      const int fd = ::socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+      if (fd < 0) {
+        reason = std::strerror(errno);
+        continue;
+      }
+      int yes = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+      const bool ok = ::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, 1) == 0;
+      if (!ok) reason = std::strerror(errno);
+      ::close(fd);
+      if (ok) {
+        reason.clear();
+        break;
+      }
+    }
+    freeaddrinfo(res);
+  }
+  if (reason.empty()) return Status::Ok();
+  return Status::Unavailable(name + ": cannot listen on " + addr->ToString() + ": " + reason +
+                             " (is another storegw or service using it?)");
 }
 
 sigset_t StopSignals() {
@@ -227,7 +276,25 @@ int RunDaemon(const RunFlags& flags) {
   spdlog::info("storegw {} starting (config: {})", kVersion,
                flags.config_path.empty() ? "embedded defaults" : flags.config_path);
 
-  // 2. Journal.
+  // 2. What could still fail the start without a journal: the listen
+  // addresses and the device tokens file, checked before the journal (and
+  // its directory) is created, so that a failed start leaves the data dir
+  // as it found it.
+  if (Status s = CheckCanListen("device API", config->http.listen); !s.ok()) {
+    return StartFailure(s.message());
+  }
+  if (!config->status.listen.empty()) {
+    if (Status s = CheckCanListen("status.listen", config->status.listen); !s.ok()) {
+      return StartFailure(s.message());
+    }
+  }
+  if (!config->http.device_tokens_file.empty()) {
+    if (auto n = devices::CheckDeviceTokensFile(config->http.device_tokens_file); !n.ok()) {
+      return StartFailure(n.status().message(), "device API");
+    }
+  }
+
+  // 3. Journal.
   storage::JournalOptions journal_options = JournalOptionsFrom(*config);
   if (!config->alerts.low_stock_file.empty()) {
     auto thresholds = LoadLowStockFile(config->alerts.low_stock_file);
@@ -240,7 +307,7 @@ int RunDaemon(const RunFlags& flags) {
   if (!journal.ok()) return StartFailure(journal.status().message(), "journal");
   LogOpenReport(**journal);
 
-  // 3. Uplink: replays the journal to HQ in the background (it connects,
+  // 4. Uplink: replays the journal to HQ in the background (it connects,
   // retries and reports on its own; a broker that is not there is not a
   // start-up failure: the store keeps selling and the journal buffers).
   StatusReporter status(**journal, *config);
@@ -289,7 +356,7 @@ int RunDaemon(const RunFlags& flags) {
                  config->uplink.transport);
   }
 
-  // 4. Device API, with the gateway's own routes (status page, /v1/status,
+  // 5. Device API, with the gateway's own routes (status page, /v1/status,
   // /metrics: status_http.h), unless they have a listener of their own
   // (status.listen).
   status.Sample();
@@ -324,7 +391,7 @@ int RunDaemon(const RunFlags& flags) {
   }
   status_http.Sample();
 
-  // 5. Ready: /readyz answers 200 from now on (on both listeners), and
+  // 6. Ready: /readyz answers 200 from now on (on both listeners), and
   // systemd hears it.
   (*api)->SetReady(true);
   if (status_server) status_server->SetReady(true);
@@ -346,7 +413,7 @@ int RunDaemon(const RunFlags& flags) {
   std::fflush(stdout);
   spdlog::info("ready: device API on {}", base);
 
-  // 6. Run: feed the watchdog at half its interval, sample the status.
+  // 7. Run: feed the watchdog at half its interval, sample the status.
   std::chrono::milliseconds tick{1000};
   std::optional<std::chrono::microseconds> watchdog = WatchdogInterval();
   if (watchdog) {
@@ -401,7 +468,7 @@ int RunDaemon(const RunFlags& flags) {
     }
   });
 
-  // 7. Stop in reverse order.
+  // 8. Stop in reverse order.
   auto t0 = Clock::now();
   ArmSecondSignal();
   NotifyStopping();

@@ -1,7 +1,8 @@
 // Black-box tests of what an operator meets around `storegw run`, through
 // the real binary: [log] format = "json" (every line parsed strictly), the
-// reason of a failed `journal verify` said once, and /readyz and /healthz on
-// the status.listen listener.
+// reason of a failed `journal verify` said once, /readyz and /healthz on the
+// status.listen listener, and a start that fails on a port in use (or a bad
+// tokens file) creating nothing in the data dir.
 #include <doctest/doctest.h>
 
 #include <rapidjson/document.h>
@@ -22,11 +23,47 @@ namespace v1 = storegw::v1;
 
 namespace {
 
+// A listening socket on 127.0.0.1, on a port the kernel picks; closed when
+// the object goes, whatever the test did.
+class OpsBusyPort {
+ public:
+  OpsBusyPort() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd_ < 0) throw std::runtime_error("socket failed");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd_, 1) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      close(fd_);
+      throw std::runtime_error("cannot hold a port on 127.0.0.1");
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~OpsBusyPort() { close(fd_); }
+  OpsBusyPort(const OpsBusyPort&) = delete;
+  OpsBusyPort& operator=(const OpsBusyPort&) = delete;
+  uint16_t port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
 std::vector<std::string> OpsLines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) out.push_back(line);
   return out;
+}
+
+// The last line of `text` without its newline.
+std::string OpsLastLine(std::string text) {
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  const size_t nl = text.rfind('\n');
+  return nl == std::string::npos ? text : text.substr(nl + 1);
 }
 
 size_t OpsCount(const std::string& text, const std::string& what) {
@@ -209,4 +246,53 @@ TEST_CASE("operate: the status.listen listener answers /readyz and /healthz, wit
     CHECK(HttpGet(sport, "/readyz", 1s).status == -1);  // gone with the daemon
     break;
   }
+}
+
+TEST_CASE("operate: a start that fails on a port in use creates no journal") {
+  TempDir dir;
+  OpsBusyPort busy;
+  const auto fails = [&](const std::vector<std::string>& args, const std::string& says) {
+    RunResult r = Run(StoregwArgs(args), 20s);
+    REQUIRE(!r.timed_out);
+    CHECK(r.exit.code == 1);
+    const std::string last = OpsLastLine(r.err);
+    CHECK_MESSAGE(last.rfind("storegw: cannot start: " + says, 0) == 0, r.err);
+    return r;
+  };
+  const std::string in_use = "cannot listen on " + busy.address() + ": Address already in use";
+
+  // A data dir that does not exist yet: still not there.
+  const auto fresh = dir / "fresh";
+  RunResult r = fails({"run", "--data-dir", fresh.string(), "--listen", busy.address()},
+                      "device API: " + in_use);
+  CHECK_MESSAGE(!std::filesystem::exists(fresh), r.err);
+  // An empty one: still empty.
+  const auto empty = dir / "empty";
+  std::filesystem::create_directories(empty);
+  fails({"run", "--data-dir", empty.string(), "--listen", busy.address()}, "device API: " + in_use);
+  CHECK(std::filesystem::is_empty(empty));
+
+  // The status listener's port in use: the same, naming status.listen.
+  WriteFile(dir / "status.toml", "[uplink]\ntransport = \"none\"\n[status]\nlisten = \"" +
+                                     busy.address() + "\"\n");
+  fails({"run", "--config", (dir / "status.toml").string(), "--data-dir", fresh.string(),
+         "--listen", "127.0.0.1:0"},
+        "status.listen: " + in_use);
+  CHECK(!std::filesystem::exists(fresh));
+
+  // A tokens file the device API cannot read: found before the journal too.
+  WriteFile(dir / "tokens", "till-01\n");
+  WriteFile(dir / "tokens.toml", "[uplink]\ntransport = \"none\"\n[http]\ndevice_tokens_file = \"" +
+                                     (dir / "tokens").string() + "\"\n");
+  fails({"run", "--config", (dir / "tokens.toml").string(), "--data-dir", fresh.string(),
+         "--listen", "127.0.0.1:0"},
+        "device API: ");
+  CHECK(!std::filesystem::exists(fresh));
+
+  // Once the port is free, the same command starts and creates the journal.
+  std::string why;
+  auto d = StartDaemon(fresh, dir / "logs", "after", &why);
+  REQUIRE_MESSAGE(d, why);
+  CHECK(std::filesystem::exists(fresh / "journal.db"));
+  OpsStop(*d);
 }
