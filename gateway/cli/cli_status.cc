@@ -12,7 +12,8 @@
 // "cannot tell", which is what they are.
 //
 // Where: --url, else the address from --config (status.listen, or
-// http.listen), else http://127.0.0.1:8080. Tokens come from the
+// http.listen; stock: http.listen, the device API), else
+// http://127.0.0.1:8080. Tokens come from the
 // environment so they never show in `ps`: STOREGW_STATUS_TOKEN (else
 // status.token from --config) for status and alerts, STOREGW_DEVICE_TOKEN
 // for stock (with device tokens configured, stock needs a device's token).
@@ -27,6 +28,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <google/protobuf/struct.pb.h>
@@ -96,7 +98,10 @@ std::string UrlFromListen(const std::string& listen) {
   return "http://" + host + ":" + std::to_string(hp->port);
 }
 
-// Works out URL and token; an error is a message for stderr.
+// Works out URL and token; an error is a message for stderr. With
+// `status_token` (the status routes) --config gives status.listen (else
+// http.listen) and status.token; without it (stock: the device API) it
+// gives http.listen only, and the token comes from `token_env` alone.
 Result<Target> ResolveTarget(const CommonFlags& f, const char* token_env, bool status_token) {
   std::string url = f.url;
   std::string config_token;
@@ -104,7 +109,8 @@ Result<Target> ResolveTarget(const CommonFlags& f, const char* token_env, bool s
     auto cfg = LoadConfigFile(f.config);
     if (!cfg.ok()) return cfg.status();
     if (url.empty()) {
-      url = UrlFromListen(cfg->status.listen.empty() ? cfg->http.listen : cfg->status.listen);
+      url = UrlFromListen(!status_token || cfg->status.listen.empty() ? cfg->http.listen
+                                                                      : cfg->status.listen);
     }
     config_token = cfg->status.token;
   }
@@ -438,8 +444,8 @@ int RunStock(const StockFlags& f) {
   const auto timeout = TimeoutOf(f);
   auto down = [&](const Reply& r, const std::string& what) {
     if (r.status < 0) {
-      std::printf("DOWN: no answer from %s%s: %s\n", target->base.c_str(), target->prefix.c_str(),
-                  r.error.c_str());
+      std::fprintf(stderr, "stock: the gateway at %s%s is not answering: %s\n",
+                   target->base.c_str(), target->prefix.c_str(), r.error.c_str());
     } else if (r.status == 401 || r.status == 403) {
       std::fprintf(stderr,
                    "stock: %s: HTTP %d: %s (set STOREGW_DEVICE_TOKEN to a device's token)\n",
@@ -450,7 +456,13 @@ int RunStock(const StockFlags& f) {
     }
     return kExitDown;
   };
-  std::printf("%-24s  %10s  %10s  %10s\n", "SKU", "ON HAND", "BASE", "AS OF SEQ");
+  // The table's header comes with its first row: a gateway that does not
+  // answer gets only the error.
+  bool header_done = false;
+  auto header = [&header_done] {
+    if (std::exchange(header_done, true)) return;
+    std::printf("%-24s  %10s  %10s  %10s\n", "SKU", "ON HAND", "BASE", "AS OF SEQ");
+  };
   int code = kExitHealthy;
   if (f.prefix_given) {
     std::string path =
@@ -468,12 +480,14 @@ int RunStock(const StockFlags& f) {
                    target->base.c_str());
       return kExitDown;
     }
+    header();
     for (const auto& v : rows->list_value().values()) StockRowOut(v.struct_value());
     if (rows->list_value().values_size() == 0) code = kExitDegraded;
   }
   for (const std::string& sku : f.skus) {
     Reply r = Get(*target, "/v1/stock/" + PercentEncode(sku), timeout);
     if (r.status == 404) {
+      header();
       std::printf("%-24s  %10s\n", sku.c_str(), "unknown");
       code = std::max(code, kExitDegraded);
       continue;
@@ -485,6 +499,7 @@ int RunStock(const StockFlags& f) {
                    target->base.c_str(), sku.c_str());
       return kExitDown;
     }
+    header();
     StockRowOut(*row);
   }
   std::fflush(stdout);
@@ -573,12 +588,13 @@ CLI::Validator DurationFlag() {
       "DURATION");
 }
 
-void AddCommon(CLI::App* cmd, CommonFlags& f) {
+constexpr const char* kStatusConfigHelp =
+    "Take the address (status.listen or http.listen) and status.token from this config file";
+
+void AddCommon(CLI::App* cmd, CommonFlags& f, const char* config_help = kStatusConfigHelp) {
   cmd->add_option("--url", f.url,
                   "The gateway, e.g. http://127.0.0.1:8080 (default: from --config, else that)");
-  cmd->add_option("--config,-c", f.config,
-                  "Take the address (status.listen or http.listen) and status.token from this "
-                  "config file");
+  cmd->add_option("--config,-c", f.config, config_help);
   cmd->add_option("--timeout", f.timeout, "How long to wait for an answer")
       ->check(DurationFlag())
       ->capture_default_str();
@@ -627,7 +643,10 @@ void AddStatusCommands(CLI::App& app, int* exit_code) {
       app.add_subcommand("stock",
                          "Show stock on hand of SKUs; exit 0 all known, 1 an unknown SKU, 2 down "
                          "(token: STOREGW_DEVICE_TOKEN)");
-  AddCommon(stock, *kf);
+  AddCommon(stock, *kf,
+            "Take the device API's address (http.listen) from this config file; the token "
+            "comes from STOREGW_DEVICE_TOKEN only (a device's token, with device tokens "
+            "configured)");
   stock->add_option("sku", kf->skus, "SKUs to look up");
   auto* prefix = stock->add_option("--prefix", kf->prefix, "List SKUs starting with this");
   stock->add_option("--limit", kf->limit, "At most this many rows with --prefix")

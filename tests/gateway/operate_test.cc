@@ -1,8 +1,9 @@
 // Black-box tests of what an operator meets around `storegw run`, through
 // the real binary: [log] format = "json" (every line parsed strictly), the
 // reason of a failed `journal verify` said once, /readyz and /healthz on the
-// status.listen listener, and a start that fails on a port in use (or a bad
-// tokens file) creating nothing in the data dir.
+// status.listen listener, a start that fails on a port in use (or a bad
+// tokens file) creating nothing in the data dir, and `storegw stock` against
+// a daemon that is not there.
 #include <doctest/doctest.h>
 
 #include <rapidjson/document.h>
@@ -295,4 +296,41 @@ TEST_CASE("operate: a start that fails on a port in use creates no journal") {
   REQUIRE_MESSAGE(d, why);
   CHECK(std::filesystem::exists(fresh / "journal.db"));
   OpsStop(*d);
+}
+
+TEST_CASE("operate: storegw stock against a daemon that does not answer prints only the error") {
+  const std::string url = "http://127.0.0.1:" + std::to_string(FreePort());
+  for (const std::vector<std::string>& how :
+       {std::vector<std::string>{"SKU-1", "SKU-2"}, std::vector<std::string>{"--prefix", "SKU-"}}) {
+    std::vector<std::string> args = {"stock", "--url", url, "--timeout", "2s"};
+    args.insert(args.end(), how.begin(), how.end());
+    RunResult r = Run(StoregwArgs(args), 30s);
+    INFO("stdout: " << r.out << "\nstderr: " << r.err);
+    CHECK(r.exit.code == 2);
+    CHECK(r.out.empty());  // no table header
+    CHECK(r.err.rfind("stock: the gateway at " + url + " is not answering: ", 0) == 0);
+    CHECK(OpsCount(r.err, "\n") == 1);
+  }
+
+  // --config gives the device API's address (http.listen), never the status
+  // listener's, which has no /v1/stock.
+  TempDir dir;
+  const uint16_t api = FreePort(), status = FreePort();
+  WriteFile(dir / "storegw.toml", "[http]\nlisten = \"127.0.0.1:" + std::to_string(api) +
+                                      "\"\n[status]\nlisten = \"127.0.0.1:" +
+                                      std::to_string(status) + "\"\n");
+  RunResult r = Run(StoregwArgs({"stock", "SKU-1", "--config", (dir / "storegw.toml").string(),
+                                 "--timeout", "2s"}),
+                    30s);
+  CHECK(r.exit.code == 2);
+  CHECK_MESSAGE(r.err.find("http://127.0.0.1:" + std::to_string(api) + " is not answering") !=
+                    std::string::npos,
+                r.err);
+
+  // The help names the token stock really uses, and not the status token.
+  RunResult help = Run(StoregwArgs({"stock", "--help"}));
+  CHECK(help.exit.ok());
+  CHECK(help.out.find("STOREGW_DEVICE_TOKEN") != std::string::npos);
+  CHECK(help.out.find("status.token") == std::string::npos);
+  CHECK(help.out.find("STOREGW_STATUS_TOKEN") == std::string::npos);
 }
