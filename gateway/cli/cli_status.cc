@@ -343,7 +343,14 @@ int RunStatus(const StatusFlags& f) {
   Row("Reconnects", FormatCount(s->reconnects()));
   Row("Last seq",
       FormatCount(s->last_seq()) + " (delivered up to " + FormatCount(s->watermark()) + ")");
-  Row("Last error", s->last_error().empty() ? "none" : s->last_error());
+  // With its time: an old error beside HEALTHY is history, not news.
+  std::string last_error = s->last_error().empty() ? "none" : s->last_error();
+  if (!s->last_error().empty() && s->last_error_at() > 0) {
+    const int64_t ago_us = std::max<int64_t>(0, s->updated_at() - s->last_error_at());
+    last_error += " (at " + FormatLocalTime(s->last_error_at()) + ", " +
+                  FormatAge(static_cast<uint64_t>(ago_us / 1000000)) + " ago)";
+  }
+  Row("Last error", last_error);
   if (s->alerts_size() == 0) {
     Row("Alerts", "none open");
   } else {

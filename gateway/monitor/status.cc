@@ -90,6 +90,7 @@ v1::GatewayStatus StatusReporter::Build() {
     for (auto& a : *alerts) *s.add_alerts() = std::move(a);
   } else {
     s.set_last_error("status: reading alerts failed: " + alerts.status().message());
+    s.set_last_error_at(now);
   }
   s.set_online(true);
   s.set_updated_at(now);

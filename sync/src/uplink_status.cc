@@ -53,6 +53,7 @@ void Uplink::Impl::FillStatus(v1::GatewayStatus* gs) const {
   UplinkStatus s = status();
   gs->set_link(s.link);
   gs->set_last_error(s.last_error);
+  gs->set_last_error_at(s.last_error.empty() ? 0 : s.last_error_at_us);
   gs->set_reconnects(s.reconnects);
   gs->set_send_rate(s.send_rate);
 }

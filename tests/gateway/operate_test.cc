@@ -2,8 +2,9 @@
 // the real binary: [log] format = "json" (every line parsed strictly), the
 // reason of a failed `journal verify` said once, /readyz and /healthz on the
 // status.listen listener, a start that fails on a port in use (or a bad
-// tokens file) creating nothing in the data dir, and `storegw stock` against
-// a daemon that is not there.
+// tokens file) creating nothing in the data dir, `storegw stock` against a
+// daemon that is not there, and the time of the last error in /v1/status and
+// `storegw status`.
 #include <doctest/doctest.h>
 
 #include <rapidjson/document.h>
@@ -333,4 +334,38 @@ TEST_CASE("operate: storegw stock against a daemon that does not answer prints o
   CHECK(help.out.find("STOREGW_DEVICE_TOKEN") != std::string::npos);
   CHECK(help.out.find("status.token") == std::string::npos);
   CHECK(help.out.find("STOREGW_STATUS_TOKEN") == std::string::npos);
+}
+
+TEST_CASE("operate: the last error carries its time in /v1/status and storegw status") {
+  TempDir dir;
+  // An MQTT uplink to a port where nothing listens: connecting fails.
+  WriteFile(dir / "storegw.toml", "[uplink]\nurl = \"tcp://127.0.0.1:" +
+                                      std::to_string(FreePort()) +
+                                      "\"\nbackoff_initial = \"100ms\"\nbackoff_max = \"1s\"\n");
+  const int64_t before_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+  std::string why;
+  auto d = StartDaemon(dir / "data", dir / "logs", "lasterror", &why, 0,
+                       {"--config", (dir / "storegw.toml").string()});
+  REQUIRE_MESSAGE(d, why);
+  std::optional<v1::GatewayStatus> st;
+  REQUIRE(WaitFor(
+      [&] {
+        HttpResult r = HttpGet(d->port, "/v1/status");
+        st = r.status == 200 ? FromJson<v1::GatewayStatus>(r.body) : std::nullopt;
+        return st && !st->last_error().empty();
+      },
+      15s));
+  CHECK(st->last_error_at() >= before_us);
+  CHECK(st->last_error_at() <= st->updated_at());
+  // Printed as JSON with the field's name, as every other field.
+  CHECK(HttpGet(d->port, "/v1/status").body.find("\"last_error_at\":\"") != std::string::npos);
+
+  RunResult s = Run(StoregwArgs({"status", "--url", d->url()}), 30s);
+  INFO("stdout: " << s.out);
+  CHECK(s.exit.code == 1);  // the link is down
+  const std::regex row(R"(\n  Last error +.+ \(at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d, [^)]+ ago\)\n)");
+  CHECK(std::regex_search(s.out, row));
+  OpsStop(*d);
 }

@@ -2,8 +2,9 @@
 // installed by packaging/install-deps.sh) loads GET / from a real daemon
 // that has a backlog and whose link is down, runs the page's script, and
 // the rendered DOM must show the backlog number (formatted for people) and
-// the link state in words. Screenshots (desktop and phone width) are left
-// in the build tree as test artefacts; their paths are printed.
+// the link state in words, and the last error with its time. Screenshots
+// (desktop and phone width) are left in the build tree as test artefacts;
+// their paths are printed.
 #include <doctest/doctest.h>
 
 #include <regex>
@@ -99,6 +100,9 @@ TEST_CASE("statuspage browser: headless Chromium shows the backlog and the link 
     CHECK(TextOf(html, "ident") == "store store-0042 · gateway gw-01");
     CHECK(TextOf(html, "backlog-bytes").find(" waiting") != std::string::npos);
     CHECK(TextOf(html, "last-error").find("127.0.0.1") != std::string::npos);
+    // ... with when it happened and how long before the document.
+    CHECK(std::regex_match(TextOf(html, "last-error-at"),
+                           std::regex(R"( \(at (\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d, .+ ago\))")));
     CHECK(html.find("SKU-00731") != std::string::npos);  // the alert table
     CHECK(html.find("SKU-01288") != std::string::npos);
     CHECK(html.find("<path") != std::string::npos);  // the chart was drawn

@@ -234,8 +234,8 @@ class Uplink {
   void Stop();
 
   UplinkStatus status() const;
-  // Writes the uplink's fields (link, last_error, reconnects, send_rate)
-  // into a status document.
+  // Writes the uplink's fields (link, last_error and last_error_at,
+  // reconnects, send_rate) into a status document.
   void FillStatus(v1::GatewayStatus* status) const;
 
  private:
