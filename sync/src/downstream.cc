@@ -43,12 +43,6 @@ std::string ReasonForField(const std::string& field) {
   return "invalid_" + leaf;
 }
 
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 bool Transient(const Status& s) {
   return s.code() == StatusCode::kResourceExhausted || s.code() == StatusCode::kIoError;
 }
@@ -225,9 +219,9 @@ class Downstream::Impl {
             kind, payload.size(), why_rejected,
             Status::FailedPrecondition(
                 "snapshot hq_version " + std::to_string(snap.hq_version()) + " for store " +
-                snap.store_id() + " epoch " + Hex(snap.epoch()) + " rejected (" + r->reason +
-                "); this journal is store " + journal_->store_id() + " epoch " +
-                Hex(journal_->epoch()) + "; a SNAPSHOT_REJECTED alert was journaled"));
+                snap.store_id() + " epoch " + std::to_string(snap.epoch()) + " rejected (" +
+                r->reason + "); this journal is store " + journal_->store_id() + " epoch " +
+                std::to_string(journal_->epoch()) + "; a SNAPSHOT_REJECTED alert was journaled"));
       case storage::SnapshotResult::Outcome::kStale: {
         std::lock_guard lk(mu_);
         ++c_.snapshots_stale;

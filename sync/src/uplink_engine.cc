@@ -326,8 +326,8 @@ Status Uplink::Impl::Handle(Ev& ev, Backoff& backoff) {
       if (ev.epoch != journal_->epoch() ||
           (!ev.gateway_id.empty() && ev.gateway_id != opt_.gateway_id)) {
         spdlog::warn(
-            "uplink: ignoring HqAck for epoch {:016x} gateway '{}' (this journal is "
-            "epoch {:016x}, gateway '{}')",
+            "uplink: ignoring HqAck for epoch {} gateway '{}' (this journal is "
+            "epoch {}, gateway '{}')",
             ev.epoch, ev.gateway_id, journal_->epoch(), opt_.gateway_id);
         return {};
       }

@@ -307,6 +307,12 @@ TEST_CASE(
   const std::string err = d->proc.Stderr();
   CHECK(err.find("refused a stock message (12 bytes): undecodable") != std::string::npos);
   CHECK(err.find("other_epoch") != std::string::npos);
+  // Epochs in decimal, as everywhere (the status, the export, HQ).
+  CHECK_MESSAGE(err.find("store-0001 epoch " + std::to_string(epoch ^ 0x77) + " rejected") !=
+                    std::string::npos,
+                err);
+  CHECK(err.find("this journal is store store-0001 epoch " + std::to_string(epoch) + ";") !=
+        std::string::npos);
   CHECK(err.find("invalid_currency") != std::string::npos);
   CHECK(d->proc.Running());
 }
