@@ -33,6 +33,7 @@ Result<StockState*> Journal::Impl::Stock(const std::string& sku) {
     st.oversold = get_stock.Int(4) != 0;
     st.updated_seq = static_cast<uint64_t>(get_stock.Int(5));
     st.low = get_stock.Int(6) != 0;
+    st.tracked = get_stock.Int(7) != 0;
   } else if (rc != SQLITE_DONE) {
     return wdb.Error(rc, "journal: read stock of " + sku);
   }
@@ -50,7 +51,8 @@ Status Journal::Impl::FlushStock() {
         .Bind(5, static_cast<int64_t>(st.hq_version))
         .Bind(6, int64_t{st.oversold ? 1 : 0})
         .Bind(7, static_cast<int64_t>(st.updated_seq))
-        .Bind(8, int64_t{st.low ? 1 : 0});
+        .Bind(8, int64_t{st.low ? 1 : 0})
+        .Bind(9, int64_t{st.tracked ? 1 : 0});
     int rc = put_stock.Step();
     if (rc != SQLITE_DONE) return wdb.Error(rc, "journal: write stock of " + sku);
     st.dirty = false;
@@ -272,15 +274,19 @@ Status Journal::Impl::DoAppend(internal::Request& r, int64_t now) {
                              }
                            });
     if (!err.ok()) return err;
-    // A cycle count far from the ledger: alert right after the count.
+    // A cycle count far from the ledger: alert right after the count. The
+    // first count of an untracked sku is its baseline, not a mismatch.
     if (count_delta) {
       const auto& c = e.count();
-      AlertDecision d =
-          internal::CountMismatchRule(c.sku(), c.qty(), *count_delta, seq, thresholds);
+      AlertDecision d = internal::CountMismatchRule(*count_st, c.sku(), c.qty(), *count_delta,
+                                                    seq, thresholds);
       if (d.action == AlertAction::kRaise) {
         auto a = RaiseAlert(d.kind, c.sku(), d.on_hand, std::move(d.message), seq, now);
         if (!a.ok()) return a.status();
       }
+      internal::MarkTracked(*count_st);
+    } else if (e.body_case() == v1::Event::kReceipt) {
+      for (auto& [sku, st] : touched) internal::MarkTracked(*st);
     }
     for (auto& [sku, st] : touched) {
       if (Status s = CheckStockAlerts(sku, *st, seq, now); !s.ok()) return s;
@@ -322,6 +328,91 @@ Status Journal::Impl::DoPrice(internal::Request& r, int64_t now) {
   r.price_result.seq = *seq;
   r.price_result.duplicate = false;
   return {};
+}
+
+// An acknowledgement: journaled as an alert_ack event and recorded on the
+// alert row. Refusals (no such alert, cleared) are the request's status.
+Status Journal::Impl::DoAck(internal::Request& r, int64_t now) {
+  sql::ResetGuard g(find_alert);
+  find_alert.Bind(1, static_cast<int64_t>(r.ack_seq));
+  int rc = find_alert.Step();
+  if (rc == SQLITE_DONE) {
+    r.status = Status::NotFound("alert " + std::to_string(r.ack_seq) +
+                                " does not exist (or was cleared and pruned)");
+    return {};
+  }
+  if (rc != SQLITE_ROW) return wdb.Error(rc, "journal: read alert");
+  v1::StatusAlert& a = r.ack.alert;
+  a.set_seq(r.ack_seq);
+  a.set_kind(static_cast<v1::Alert::Kind>(find_alert.Int(0)));
+  a.set_sku(std::string(find_alert.Text(1)));
+  if (!find_alert.IsNull(3)) {
+    a.set_acked_seq(static_cast<uint64_t>(find_alert.Int(3)));
+    a.set_acked_by(std::string(find_alert.Text(4)));
+    a.set_acked_at(find_alert.Int(5));
+    a.set_ack_note(std::string(find_alert.Text(6)));
+    r.ack.already = true;
+    return {};
+  }
+  if (!find_alert.IsNull(2)) {
+    r.status = Status::FailedPrecondition(
+        "alert " + std::to_string(r.ack_seq) + " was cleared at seq " +
+        std::to_string(find_alert.Int(2)) + ": there is nothing left to acknowledge");
+    return {};
+  }
+  v1::Event e;
+  auto* ack = e.mutable_alert_ack();
+  ack->set_alert_seq(r.ack_seq);
+  ack->set_kind(a.kind());
+  ack->set_sku(a.sku());
+  ack->set_acked_by(r.ack_by);
+  ack->set_note(r.ack_note);
+  auto seq = InsertGatewayEvent(std::move(e), now);
+  if (!seq.ok()) return seq.status();
+  sql::ResetGuard g2(ack_alert);
+  ack_alert.Bind(1, static_cast<int64_t>(*seq))
+      .Bind(2, r.ack_by)
+      .Bind(3, now)
+      .Bind(4, r.ack_note)
+      .Bind(5, static_cast<int64_t>(r.ack_seq));
+  if (int rc2 = ack_alert.Step(); rc2 != SQLITE_DONE) {
+    return wdb.Error(rc2, "journal: acknowledge alert");
+  }
+  a.set_acked_seq(*seq);
+  a.set_acked_by(r.ack_by);
+  a.set_acked_at(now);
+  a.set_ack_note(r.ack_note);
+  return {};
+}
+
+Result<AckResult> Journal::AcknowledgeAlert(uint64_t alert_seq, const std::string& by,
+                                            const std::string& note) {
+  if (alert_seq == 0) return Status::InvalidArgument("seq", "an alert's seq is at least 1");
+  if (by.empty() || by.size() > 64) {
+    return Status::InvalidArgument("by", "who acknowledges: 1 to 64 characters, got " +
+                                             std::to_string(by.size()));
+  }
+  for (unsigned char c : by) {
+    if (c < 0x20 || c == 0x7f) {
+      return Status::InvalidArgument("by", "must not hold control characters");
+    }
+  }
+  if (note.size() > 256) {
+    return Status::InvalidArgument("note", "is at most 256 bytes, got " +
+                                               std::to_string(note.size()));
+  }
+  for (unsigned char c : note) {
+    if (c < 0x20 || c == 0x7f) {
+      return Status::InvalidArgument("note", "must not hold control characters");
+    }
+  }
+  Request r;
+  r.kind = Request::Kind::kAck;
+  r.ack_seq = alert_seq;
+  r.ack_by = by;
+  r.ack_note = note;
+  if (Status s = impl_->Submit(r); !s.ok()) return s;
+  return r.ack;
 }
 
 Result<PriceResult> Journal::ApplyPriceUpdate(const v1::PriceUpdate& update) {

@@ -73,7 +73,7 @@ struct SnapshotRun {
 
 // One call waiting for the writer.
 struct Request {
-  enum class Kind { kAppend, kSnapshot, kPrice, kPrune, kDevices } kind = Kind::kAppend;
+  enum class Kind { kAppend, kSnapshot, kPrice, kPrune, kDevices, kAck } kind = Kind::kAppend;
   const std::vector<std::pair<std::string, std::string>>* devices = nullptr;  // kDevices
   std::vector<v1::Event>* events = nullptr;
   SnapshotRun* run = nullptr;  // kSnapshot: lines [begin, end) of run->snap
@@ -83,6 +83,9 @@ struct Request {
   std::vector<AppendResult> results;
   SnapshotResult snap;
   PriceResult price_result;
+  uint64_t ack_seq = 0;  // kAck: the alert; by, note in ack_by, ack_note
+  std::string ack_by, ack_note;
+  AckResult ack;
   uint64_t pruned = 0;
   std::promise<void> done;
 };
@@ -90,7 +93,7 @@ struct Request {
 // A read-only connection with its statements, owned by one thread at a time.
 struct Reader {
   sql::Db db;
-  sql::Stmt stock, prefix, range, alerts, price_at, price_next, devices;
+  sql::Stmt stock, prefix, range, alerts, alert_counts, skus, price_at, price_next, devices;
 };
 
 }  // namespace internal
@@ -116,6 +119,7 @@ struct Journal::Impl {
   // ---- writer-thread state (and Open/Close, before/after the thread runs)
   sql::Db wdb;
   sql::Stmt put_device;
+  sql::Stmt find_alert, ack_alert;
   sql::Stmt ins_event, find_event, get_stock, put_stock, ins_alert, clear_alert, set_meta,
       cum_before, scan_deltas, prune_scan, prune_delete, prune_alerts, q_page_count, q_freelist,
       q_page_size, q_first, find_price, ins_price;
@@ -225,6 +229,7 @@ struct Journal::Impl {
   Status DoAppend(Request& r, int64_t now);
   Status DoPrice(Request& r, int64_t now);
   Status DoDevices(Request& r);
+  Status DoAck(Request& r, int64_t now);
 
   // ---- snapshots (snapshot.cc)
   Status DoSnapshot(Request& r, int64_t now);

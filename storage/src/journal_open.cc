@@ -339,15 +339,15 @@ Status Journal::Impl::Prepare() {
        "INSERT INTO devices(device_id, status) VALUES(?, ?) ON CONFLICT(device_id) DO UPDATE "
        "SET status = excluded.status"},
       {&get_stock,
-       "SELECT on_hand, base_qty, as_of_seq, hq_version, oversold, updated_seq, low_stock "
-       "FROM stock WHERE sku = ?"},
+       "SELECT on_hand, base_qty, as_of_seq, hq_version, oversold, updated_seq, low_stock, "
+       "tracked FROM stock WHERE sku = ?"},
       {&put_stock,
        "INSERT INTO stock(sku, on_hand, base_qty, as_of_seq, hq_version, oversold, updated_seq, "
-       "low_stock) VALUES(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sku) DO UPDATE SET "
+       "low_stock, tracked) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sku) DO UPDATE SET "
        "on_hand = excluded.on_hand, base_qty = excluded.base_qty, "
        "as_of_seq = excluded.as_of_seq, hq_version = excluded.hq_version, "
        "oversold = excluded.oversold, updated_seq = excluded.updated_seq, "
-       "low_stock = excluded.low_stock"},
+       "low_stock = excluded.low_stock, tracked = excluded.tracked"},
       {&find_price,
        "SELECT seq FROM prices WHERE sku = ? AND effective_from = ? AND price = ? AND "
        "currency = ? ORDER BY seq LIMIT 1"},
@@ -358,6 +358,11 @@ Status Journal::Impl::Prepare() {
        "?)"},
       {&clear_alert,
        "UPDATE alerts SET cleared_seq = ? WHERE sku = ? AND kind = ? AND cleared_seq IS NULL"},
+      {&find_alert,
+       "SELECT kind, sku, cleared_seq, acked_seq, acked_by, acked_at, ack_note FROM alerts "
+       "WHERE seq = ?"},
+      {&ack_alert,
+       "UPDATE alerts SET acked_seq = ?, acked_by = ?, acked_at = ?, ack_note = ? WHERE seq = ?"},
       {&set_meta,
        "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET "
        "value = excluded.value"},

@@ -26,6 +26,7 @@ void RebaseOnSnapshot(StockState& st, int64_t qty, uint64_t as_of_seq, uint64_t 
   st.on_hand = qty + deltas_after;
   st.updated_seq = seq;
   st.dirty = true;
+  st.tracked = true;
 }
 
 bool FoldPruned(StockState& st, uint64_t seq, int64_t delta, bool folded_earlier) {
@@ -39,7 +40,7 @@ bool FoldPruned(StockState& st, uint64_t seq, int64_t delta, bool folded_earlier
 AlertDecision OversellRule(const StockState& st, const std::string& sku, uint64_t seq) {
   AlertDecision d;
   d.kind = v1::Alert::OVERSELL;
-  if (st.on_hand < 0 && !st.oversold) {
+  if (st.on_hand < 0 && !st.oversold && st.tracked) {
     d.action = AlertAction::kRaise;
     d.on_hand = st.on_hand;
     d.message = "on_hand of " + sku + " went below zero (" + std::to_string(st.on_hand) +
@@ -65,7 +66,7 @@ AlertDecision LowStockRule(const StockState& st, const std::string& sku, uint64_
   d.kind = v1::Alert::LOW_STOCK;
   const int64_t threshold = LowStockThreshold(t, sku);
   const bool below = threshold >= 0 && st.on_hand < threshold;
-  if (below && !st.low) {
+  if (below && !st.low && st.tracked) {
     d.action = AlertAction::kRaise;
     d.on_hand = st.on_hand;
     d.message = "on_hand of " + sku + " fell to " + std::to_string(st.on_hand) +
@@ -77,10 +78,11 @@ AlertDecision LowStockRule(const StockState& st, const std::string& sku, uint64_
   return d;
 }
 
-AlertDecision CountMismatchRule(const std::string& sku, int64_t counted, int64_t delta,
-                                uint64_t seq, const AlertThresholds& t) {
+AlertDecision CountMismatchRule(const StockState& st, const std::string& sku, int64_t counted,
+                                int64_t delta, uint64_t seq, const AlertThresholds& t) {
   AlertDecision d;
   d.kind = v1::Alert::COUNT_MISMATCH;
+  if (!st.tracked) return d;  // the first count is the baseline
   const int64_t diff = delta < 0 ? -delta : delta;
   if (t.count_mismatch < 0 || diff <= t.count_mismatch) return d;
   d.action = AlertAction::kRaise;

@@ -19,6 +19,11 @@
 //     threshold (per-sku map first, else the default; < 0: off).
 //     COUNT_MISMATCH is raised when a count differs from the ledger by more
 //     than its threshold (< 0: off) and is never cleared.
+//   * A sku is untracked until it has a baseline: a snapshot line, a count
+//     or a receipt. Its on_hand still moves with every delta, but an
+//     untracked sku raises no OVERSELL or LOW_STOCK, and its first count
+//     sets the baseline without COUNT_MISMATCH: a sku the gateway never
+//     saw stock of starts at 0, and selling it is not an oversell.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +45,7 @@ struct StockState {
   bool oversold = false;  // an OVERSELL alert is open
   bool low = false;       // a LOW_STOCK alert is open
   uint64_t updated_seq = 0;
+  bool tracked = false;   // has a baseline (snapshot line, count or receipt)
 };
 
 // The alert thresholds of JournalOptions.
@@ -101,9 +107,18 @@ AlertDecision LowStockRule(const StockState& st, const std::string& sku, uint64_
                            const AlertThresholds& t);
 
 // The count-mismatch rule for a count of `counted` at `seq` whose delta to
-// the ledger was `delta`.
-AlertDecision CountMismatchRule(const std::string& sku, int64_t counted, int64_t delta,
-                                uint64_t seq, const AlertThresholds& t);
+// the ledger was `delta` (`st`: the sku before the count is marked tracked).
+AlertDecision CountMismatchRule(const StockState& st, const std::string& sku, int64_t counted,
+                                int64_t delta, uint64_t seq, const AlertThresholds& t);
+
+// The sku has a baseline from now on (a count, a receipt; a snapshot line
+// marks it in RebaseOnSnapshot).
+inline void MarkTracked(StockState& st) {
+  if (!st.tracked) {
+    st.tracked = true;
+    st.dirty = true;
+  }
+}
 
 // Records an oversell or low-stock decision in the state (the flag that
 // keeps an open alert from being raised twice). kNone changes nothing.

@@ -26,13 +26,13 @@ Result<std::unique_ptr<Reader>> Journal::Impl::AcquireReader() {
   if (Status s = r->db.Exec("PRAGMA busy_timeout=10000"); !s.ok()) return s;
   if (Status s = r->stock.Prepare(
           r->db.get(),
-          "SELECT sku, on_hand, base_qty, as_of_seq, hq_version FROM stock WHERE sku = ?");
+          "SELECT sku, on_hand, base_qty, as_of_seq, hq_version, tracked FROM stock WHERE sku = ?");
       !s.ok()) {
     return s;
   }
   if (Status s = r->prefix.Prepare(r->db.get(),
-                                   "SELECT sku, on_hand, base_qty, as_of_seq, hq_version FROM "
-                                   "stock WHERE sku >= ? ORDER BY sku LIMIT ?");
+                                   "SELECT sku, on_hand, base_qty, as_of_seq, hq_version, "
+                                   "tracked FROM stock WHERE sku >= ? ORDER BY sku LIMIT ?");
       !s.ok()) {
     return s;
   }
@@ -44,9 +44,21 @@ Result<std::unique_ptr<Reader>> Journal::Impl::AcquireReader() {
   }
   if (Status s = r->alerts.Prepare(
           r->db.get(),
-          "SELECT seq, kind, sku, on_hand, message, raised_at FROM alerts WHERE "
-          "cleared_seq IS NULL AND (kind IN (1, 4) OR raised_at >= ?) ORDER BY seq DESC "
-          "LIMIT ?");
+          "SELECT seq, kind, sku, on_hand, message, raised_at, acked_seq, acked_by, acked_at, "
+          "ack_note FROM alerts WHERE cleared_seq IS NULL AND (kind IN (1, 4) OR raised_at >= ?) "
+          "ORDER BY seq DESC LIMIT ?");
+      !s.ok()) {
+    return s;
+  }
+  if (Status s = r->alert_counts.Prepare(
+          r->db.get(),
+          "SELECT kind, count(*), count(acked_seq) FROM alerts WHERE cleared_seq IS NULL AND "
+          "(kind IN (1, 4) OR raised_at >= ?) GROUP BY kind");
+      !s.ok()) {
+    return s;
+  }
+  if (Status s = r->skus.Prepare(
+          r->db.get(), "SELECT count(*), coalesce(sum(tracked = 0), 0) FROM stock");
       !s.ok()) {
     return s;
   }
@@ -85,6 +97,7 @@ StockRow RowFrom(const sql::Stmt& s) {
   row.base_qty = s.Int(2);
   row.as_of_seq = static_cast<uint64_t>(s.Int(3));
   row.hq_version = static_cast<uint64_t>(s.Int(4));
+  row.tracked = s.Int(5) != 0;
   return row;
 }
 }  // namespace
@@ -107,18 +120,24 @@ Result<StockRow> Journal::Stock(const std::string& sku) {
   return out;
 }
 
-Result<std::vector<StockRow>> Journal::StockByPrefix(const std::string& prefix, size_t limit) {
+Result<std::vector<StockRow>> Journal::StockByPrefix(const std::string& prefix, size_t limit,
+                                                     const std::string& after) {
   auto r = impl_->AcquireReader();
   if (!r.ok()) return r.status();
   std::vector<StockRow> rows;
   Status st;
   {
+    // From the greater of prefix and after; the row equal to `after` (the
+    // last of the previous page) is skipped, so one more is read.
+    const bool from_after = after > prefix;
     sql::ResetGuard g((*r)->prefix);
-    (*r)->prefix.Bind(1, prefix).Bind(2, static_cast<int64_t>(limit));
-    int rc;
-    while ((rc = (*r)->prefix.Step()) == SQLITE_ROW) {
+    (*r)->prefix.Bind(1, from_after ? after : prefix)
+        .Bind(2, static_cast<int64_t>(limit) + (from_after ? 1 : 0));
+    int rc = SQLITE_DONE;
+    while (rows.size() < limit && (rc = (*r)->prefix.Step()) == SQLITE_ROW) {
       StockRow row = RowFrom((*r)->prefix);
       if (row.sku.compare(0, prefix.size(), prefix) != 0) break;
+      if (from_after && row.sku == after) continue;
       rows.push_back(std::move(row));
     }
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) st = (*r)->db.Error(rc, "journal: read stock");
@@ -184,10 +203,58 @@ Result<std::vector<v1::StatusAlert>> Journal::OpenAlerts(size_t limit) {
       a.set_on_hand((*r)->alerts.Int(3));
       a.set_message(std::string((*r)->alerts.Text(4)));
       a.set_raised_at((*r)->alerts.Int(5));
+      if (!(*r)->alerts.IsNull(6)) {
+        a.set_acked_seq(static_cast<uint64_t>((*r)->alerts.Int(6)));
+        a.set_acked_by(std::string((*r)->alerts.Text(7)));
+        a.set_acked_at((*r)->alerts.Int(8));
+        a.set_ack_note(std::string((*r)->alerts.Text(9)));
+      }
       out.push_back(std::move(a));
     }
     if (rc != SQLITE_DONE) st = (*r)->db.Error(rc, "journal: read alerts");
   }
+  impl_->ReleaseReader(std::move(*r));
+  if (!st.ok()) return st;
+  return out;
+}
+
+Result<AlertSummary> Journal::Alerts() {
+  auto r = impl_->AcquireReader();
+  if (!r.ok()) return r.status();
+  AlertSummary out;
+  const auto* kinds = v1::Alert::Kind_descriptor();
+  for (int i = 0; i < kinds->value_count(); ++i) {
+    if (kinds->value(i)->number() == v1::Alert::KIND_UNSPECIFIED) continue;
+    out.counts.emplace_back().set_kind(static_cast<v1::Alert::Kind>(kinds->value(i)->number()));
+  }
+  Status st = (*r)->db.Exec("BEGIN");  // both counts from one snapshot
+  if (st.ok()) {
+    const int64_t since = impl_->Now() - int64_t{24} * 3600 * 1000000;  // as OpenAlerts
+    sql::ResetGuard g((*r)->alert_counts);
+    (*r)->alert_counts.Bind(1, since);
+    int rc;
+    while ((rc = (*r)->alert_counts.Step()) == SQLITE_ROW) {
+      const int64_t kind = (*r)->alert_counts.Int(0);
+      const auto open = static_cast<uint64_t>((*r)->alert_counts.Int(1));
+      out.open_total += open;
+      for (auto& c : out.counts) {
+        if (c.kind() != kind) continue;
+        c.set_open(open);
+        c.set_acknowledged(static_cast<uint64_t>((*r)->alert_counts.Int(2)));
+      }
+    }
+    if (rc != SQLITE_DONE) st = (*r)->db.Error(rc, "journal: count alerts");
+  }
+  if (st.ok()) {
+    sql::ResetGuard g((*r)->skus);
+    if (int rc = (*r)->skus.Step(); rc == SQLITE_ROW) {
+      out.skus_total = static_cast<uint64_t>((*r)->skus.Int(0));
+      out.skus_untracked = static_cast<uint64_t>((*r)->skus.Int(1));
+    } else {
+      st = (*r)->db.Error(rc, "journal: count skus");
+    }
+  }
+  (void)(*r)->db.Exec("COMMIT");
   impl_->ReleaseReader(std::move(*r));
   if (!st.ok()) return st;
   return out;

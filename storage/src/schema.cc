@@ -75,6 +75,19 @@ constexpr const char* kMigrations[] = {
       status    BLOB NOT NULL          -- serialized storegw.v1.DeviceStatus
     ) WITHOUT ROWID;
     )sql",
+    // 3 -> 4: untracked skus and acknowledged alerts.
+    R"sql(
+    -- 0 until the sku has a baseline (a snapshot line, a count or a
+    -- receipt): an untracked sku raises no stock alert. Skus of an older
+    -- journal alerted before, so they stay tracked.
+    ALTER TABLE stock ADD COLUMN tracked INTEGER NOT NULL DEFAULT 1;
+    -- The acknowledgement (also the journaled alert_ack event acked_seq,
+    -- kept here as that event may be pruned after delivery).
+    ALTER TABLE alerts ADD COLUMN acked_seq INTEGER;
+    ALTER TABLE alerts ADD COLUMN acked_by TEXT;
+    ALTER TABLE alerts ADD COLUMN acked_at INTEGER;
+    ALTER TABLE alerts ADD COLUMN ack_note TEXT;
+    )sql",
 };
 
 static_assert(std::size(kMigrations) == kSchemaVersion);

@@ -152,6 +152,10 @@ Status ValidateDeviceEvent(const v1::Event& e) {
       return Status::InvalidArgument("stock_snapshot", "is written only by the gateway itself");
     case v1::Event::kPriceUpdate:
       return Status::InvalidArgument("price_update", "is written only by the gateway itself");
+    case v1::Event::kAlertAck:
+      return Status::InvalidArgument("alert_ack",
+                                     "is written only by the gateway itself (acknowledge an "
+                                     "alert with POST /v1/alerts/{seq}/ack)");
   }
   return Status::InvalidArgument("body", "is of an unknown type");
 }

@@ -109,6 +109,8 @@ void Journal::Impl::ProcessGroup(std::vector<Request*>& group) {
       st = DoPrice(*r, now);
     } else if (r->kind == Request::Kind::kDevices) {
       st = DoDevices(*r);
+    } else if (r->kind == Request::Kind::kAck) {
+      st = DoAck(*r, now);
     }
     live.push_back(r);
   }

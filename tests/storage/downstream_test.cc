@@ -257,10 +257,25 @@ TEST_CASE("count mismatch: an alert right after a count that differs by more tha
     f.clock.Advance(std::chrono::hours(25));
     CHECK(f.Open(v1::Alert::COUNT_MISMATCH).empty());
   }
-  SUBCASE("a count of a sku never seen compares with 0") {
+  SUBCASE("the first count of a sku never seen is its baseline, not a mismatch") {
     const uint64_t k = f.Append1(Count("k1", "new", 4));
-    CHECK(f.last() == k + 1);
-    CHECK(f.At(k + 1).event().alert().kind() == v1::Alert::COUNT_MISMATCH);
+    CHECK(f.last() == k);
+    CHECK(f.Open(v1::Alert::COUNT_MISMATCH).empty());
+    auto row = f.j->Stock("new");
+    REQUIRE(row.ok());
+    CHECK(row->tracked);
+    CHECK(row->on_hand == 4);
+    // The next count is compared with it.
+    const uint64_t k2 = f.Append1(Count("k2", "new", 10));
+    CHECK(f.last() == k2 + 1);
+    CHECK(f.At(k2 + 1).event().alert().kind() == v1::Alert::COUNT_MISMATCH);
+  }
+  SUBCASE("a count of a sku only sold so far is its baseline too") {
+    f.Append1(Sale("s-new", {{"sold-only", 3}}));
+    const uint64_t k = f.Append1(Count("k1", "sold-only", 20));
+    CHECK(f.last() == k);
+    CHECK(f.Open(v1::Alert::COUNT_MISMATCH).empty());
+    CHECK(OnHand(*f.j, "sold-only") == 20);
   }
   SUBCASE("in a batch, the alert sits right after its count") {
     auto r = MustAppend(*f.j, {Count("k1", "a", 0), Sale("s1", {{"a", 1}})});

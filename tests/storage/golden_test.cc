@@ -151,7 +151,7 @@ TEST_CASE("golden: a schema v1 journal opens with its events, ledger, identity a
   CHECK(v->watermark == 3);
 }
 
-TEST_CASE("golden: a schema v2 journal written by the storegw daemon opens and migrates to 3") {
+TEST_CASE("golden: a schema v2 journal written by the storegw daemon opens and migrates to 4") {
   TempDir dir;
   const fs::path golden = kGoldenDir / "journal-v2.db";
   REQUIRE(fs::exists(golden));
@@ -183,6 +183,18 @@ TEST_CASE("golden: a schema v2 journal written by the storegw daemon opens and m
   }
   CHECK(OnHand(*j, "milk-1l") == 22);
   CHECK(OnHand(*j, "bread-white") == 5);
+  // Skus of an older journal alerted before: they stay tracked.
+  auto milk = j->Stock("milk-1l");
+  REQUIRE(milk.ok());
+  CHECK(milk->tracked);
+  auto sum = j->Alerts();
+  REQUIRE(sum.ok());
+  CHECK(sum->skus_untracked == 0);
+  CHECK(sum->skus_total == 2);
+  // Its alert can be acknowledged (the new columns are there).
+  auto ack = j->AcknowledgeAlert(4, "golden", "");
+  REQUIRE_MESSAGE(ack.ok(), ack.status().ToString());
+  CHECK(ack->alert.acked_seq() == 5);
   // The device table is there, empty, and works.
   auto devs = j->LoadDevices();
   REQUIRE(devs.ok());
@@ -193,11 +205,11 @@ TEST_CASE("golden: a schema v2 journal written by the storegw daemon opens and m
   CHECK(dup[0].duplicate);
   CHECK(dup[0].seq == 2);
   j.reset();
-  CHECK(SqlInt(dir / "journal.db", "PRAGMA user_version") == 3);
+  CHECK(SqlInt(dir / "journal.db", "PRAGMA user_version") == 4);
   CHECK(SqlInt(dir / "journal.db", "SELECT count(*) FROM devices") == 1);
   auto v = VerifyJournal(dir.path());
   REQUIRE_MESSAGE(v.ok(), v.status().ToString());
-  CHECK(v->last_seq == 4);
+  CHECK(v->last_seq == 5);
 }
 
 }  // namespace

@@ -63,6 +63,7 @@ class Model {
     uint64_t version = 0;
     bool oversold = false;
     bool low = false;
+    bool tracked = false;  // has a baseline: a snapshot line, a count or a receipt
     std::vector<std::pair<uint64_t, int64_t>> deltas;  // (seq, delta), seq ascending
     int64_t on_hand = 0;                               // cached; see Recompute()
   };
@@ -101,10 +102,15 @@ class Model {
       s.on_hand += d;
       if (std::find(touched.begin(), touched.end(), sku) == touched.end()) touched.push_back(sku);
     }
-    if (e.has_count() && std::abs(deltas[0].second) > kMismatchThreshold) {
+    // The first count of an untracked sku is its baseline, not a mismatch.
+    if (e.has_count() && skus[e.count().sku()].tracked &&
+        std::abs(deltas[0].second) > kMismatchThreshold) {
       ++last;
       pending.push_back(
           {Expect::Kind::kCountMismatch, {}, {}, e.count().sku(), e.count().qty(), seq});
+    }
+    if (e.has_count() || e.has_receipt()) {
+      for (const auto& sku : touched) skus[sku].tracked = true;
     }
     for (const auto& sku : touched) StockAlerts(sku, seq);
     return seq;
@@ -143,6 +149,7 @@ class Model {
           continue;
         }
         s.known = true;
+        s.tracked = true;
         s.base = l.qty();
         s.as_of = snap.as_of_seq();
         s.version = snap.hq_version();
@@ -178,10 +185,10 @@ class Model {
 
   // Oversell: raised once when on_hand goes below zero, again only after
   // it was back at or above zero. Low stock: the same under the sku's
-  // threshold. Oversell first.
+  // threshold. Oversell first. An untracked sku raises neither.
   void StockAlerts(const std::string& sku, uint64_t cause) {
     Sku& s = skus[sku];
-    if (s.on_hand < 0 && !s.oversold) {
+    if (s.on_hand < 0 && !s.oversold && s.tracked) {
       s.oversold = true;
       ++last;
       pending.push_back({Expect::Kind::kOversell, {}, {}, sku, s.on_hand, cause});
@@ -191,7 +198,7 @@ class Model {
     auto it = kLowThresholds.find(sku);
     const int64_t threshold = it != kLowThresholds.end() ? it->second : kLowDefault;
     const bool below = threshold >= 0 && s.on_hand < threshold;
-    if (below && !s.low) {
+    if (below && !s.low && s.tracked) {
       s.low = true;
       ++last;
       pending.push_back({Expect::Kind::kLowStock, {}, {}, sku, s.on_hand, cause});

@@ -16,10 +16,11 @@ using internal::AlertDecision;
 using internal::AlertThresholds;
 using internal::StockState;
 
-StockState RulesState(int64_t on_hand) {
+StockState RulesState(int64_t on_hand, bool tracked = true) {
   StockState st;
   st.exists = true;
   st.on_hand = on_hand;
+  st.tracked = tracked;
   return st;
 }
 
@@ -164,21 +165,22 @@ TEST_CASE("rules: low stock around the sku's threshold, per-sku map first") {
 
 TEST_CASE("rules: count mismatch is raised when the difference exceeds the threshold") {
   const AlertThresholds t = RulesThresholds(4, -1);
-  CHECK(internal::CountMismatchRule("tea", 10, 4, 7, t).action == AlertAction::kNone);
-  CHECK(internal::CountMismatchRule("tea", 10, -4, 7, t).action == AlertAction::kNone);
-  AlertDecision d = internal::CountMismatchRule("tea", 10, -5, 7, t);
+  const StockState tea = RulesState(0);
+  CHECK(internal::CountMismatchRule(tea, "tea", 10, 4, 7, t).action == AlertAction::kNone);
+  CHECK(internal::CountMismatchRule(tea, "tea", 10, -4, 7, t).action == AlertAction::kNone);
+  AlertDecision d = internal::CountMismatchRule(tea, "tea", 10, -5, 7, t);
   REQUIRE(d.action == AlertAction::kRaise);
   CHECK(d.kind == v1::Alert::COUNT_MISMATCH);
   CHECK(d.on_hand == 10);  // the counted quantity
   CHECK(d.message.find("found 10") != std::string::npos);
   CHECK(d.message.find("the ledger held 15") != std::string::npos);
-  CHECK(internal::CountMismatchRule("tea", 10, 5, 7, t).action == AlertAction::kRaise);
+  CHECK(internal::CountMismatchRule(tea, "tea", 10, 5, 7, t).action == AlertAction::kRaise);
   // Threshold 0: any difference; a negative threshold: never.
-  CHECK(internal::CountMismatchRule("tea", 1, 1, 7, RulesThresholds(0, -1)).action ==
+  CHECK(internal::CountMismatchRule(tea, "tea", 1, 1, 7, RulesThresholds(0, -1)).action ==
         AlertAction::kRaise);
-  CHECK(internal::CountMismatchRule("tea", 1, 0, 7, RulesThresholds(0, -1)).action ==
+  CHECK(internal::CountMismatchRule(tea, "tea", 1, 0, 7, RulesThresholds(0, -1)).action ==
         AlertAction::kNone);
-  CHECK(internal::CountMismatchRule("tea", 1, 1000, 7, RulesThresholds(-1, -1)).action ==
+  CHECK(internal::CountMismatchRule(tea, "tea", 1, 1000, 7, RulesThresholds(-1, -1)).action ==
         AlertAction::kNone);
   // Count mismatch keeps no flag in the stock state.
   StockState st = RulesState(1);
@@ -198,6 +200,33 @@ TEST_CASE("rules: the thresholds come from the journal options") {
   CHECK(t.low_stock_default == 7);
   CHECK(internal::LowStockThreshold(t, "x") == 1);
   CHECK(internal::LowStockThreshold(t, "y") == 7);
+}
+
+TEST_CASE("rules: an untracked sku raises no stock alert until it has a baseline") {
+  const AlertThresholds t = RulesThresholds(0, 5);
+  StockState st = RulesState(-3, /*tracked=*/false);
+  // Sold before any snapshot, count or receipt: no oversell, no low stock.
+  CHECK(internal::OversellRule(st, "pear", 2).action == AlertAction::kNone);
+  CHECK(internal::LowStockRule(st, "pear", 2, t).action == AlertAction::kNone);
+  // Its first count is the baseline, whatever the difference.
+  CHECK(internal::CountMismatchRule(st, "pear", 40, 43, 3, t).action == AlertAction::kNone);
+  CHECK_FALSE(st.dirty);
+  internal::MarkTracked(st);
+  CHECK(st.tracked);
+  CHECK(st.dirty);
+  // Tracked: the same state alerts, and the next count is compared.
+  CHECK(internal::OversellRule(st, "pear", 4).action == AlertAction::kRaise);
+  CHECK(internal::LowStockRule(st, "pear", 4, t).action == AlertAction::kRaise);
+  CHECK(internal::CountMismatchRule(st, "pear", 40, 43, 5, t).action == AlertAction::kRaise);
+  // A snapshot line is a baseline too.
+  StockState snap = RulesState(0, /*tracked=*/false);
+  internal::RebaseOnSnapshot(snap, 7, 1, 1, 0, 6);
+  CHECK(snap.tracked);
+  // An alert open on a sku that is untracked (cannot happen from the rules,
+  // only from an edited file) still clears.
+  StockState odd = RulesState(3, /*tracked=*/false);
+  odd.oversold = true;
+  CHECK(internal::OversellRule(odd, "pear", 7).action == AlertAction::kClear);
 }
 
 }  // namespace

@@ -307,6 +307,11 @@ struct LedgerFixture {
     return r[0].seq;
   }
   uint64_t last() { return j->Stats().last_seq; }
+  StockRow Stock(const std::string& sku) {
+    auto r = j->Stock(sku);
+    REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+    return *r;
+  }
   v1::JournaledEvent At(uint64_t seq) {
     auto r = j->ReadEvents(seq, 1, 1 << 24);
     REQUIRE(r.ok());

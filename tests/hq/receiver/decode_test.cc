@@ -156,6 +156,11 @@ TEST_CASE("decode: invalid_event") {
   b.mutable_events(4)->mutable_event()->mutable_alert()->set_sku("A");
   CheckRefused(DecodeBatch(b.SerializeAsString(), PayloadEncoding::kIdentity),
                RefuseReason::kInvalidEvent, "alert: is written only by the gateway itself");
+  // Nor acknowledgements.
+  b = Good();
+  b.mutable_events(4)->mutable_event()->mutable_alert_ack()->set_acked_by("Ana");
+  CheckRefused(DecodeBatch(b.SerializeAsString(), PayloadEncoding::kIdentity),
+               RefuseReason::kInvalidEvent, "alert_ack: is written only by the gateway itself");
 }
 
 TEST_CASE("decode: events the gateway wrote itself are accepted") {
@@ -170,6 +175,11 @@ TEST_CASE("decode: events the gateway wrote itself are accepted") {
   p->set_event_id("gw:gw-01:14");
   p->set_device_id("gw-01");
   p->mutable_price_update()->set_sku("sku-1");
+  v1::Event* k = b.mutable_events(2)->mutable_event();
+  k->set_event_id("gw:gw-01:13");
+  k->set_device_id("gw-01");
+  k->mutable_alert_ack()->set_alert_seq(12);
+  k->mutable_alert_ack()->set_acked_by("Ana");
   Decoded d = DecodeBatch(b.SerializeAsString(), PayloadEncoding::kIdentity);
   CHECK_MESSAGE(d.ok(), d.detail);
   // A sale under a gw: id is still a device event, and refused.

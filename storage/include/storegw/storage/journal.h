@@ -150,6 +150,23 @@ struct StockRow {
   int64_t base_qty = 0;      // from the newest snapshot (or fold at pruning)
   uint64_t as_of_seq = 0;    // base_qty is correct as of this seq
   uint64_t hq_version = 0;
+  // false until the sku has a baseline (a snapshot line, a count or a
+  // receipt); an untracked sku raises no stock alert.
+  bool tracked = true;
+};
+
+// The open alerts by kind (true counts) and the ledger's skus.
+struct AlertSummary {
+  std::vector<v1::AlertCount> counts;  // one per kind, in kind order
+  uint64_t open_total = 0;
+  uint64_t skus_total = 0;
+  uint64_t skus_untracked = 0;
+};
+
+// Outcome of AcknowledgeAlert().
+struct AckResult {
+  v1::StatusAlert alert;     // the alert with its acknowledgement
+  bool already = false;      // it was acknowledged before; nothing changed
 };
 
 struct JournalStats {
@@ -284,7 +301,10 @@ class Journal {
 
   // Read side (reader pool, never blocks the writer).
   Result<StockRow> Stock(const std::string& sku);  // kNotFound if never seen
-  Result<std::vector<StockRow>> StockByPrefix(const std::string& prefix, size_t limit);
+  // Skus starting with `prefix` and greater than `after` ("" for the
+  // first page), in sku order, at most `limit`.
+  Result<std::vector<StockRow>> StockByPrefix(const std::string& prefix, size_t limit,
+                                              const std::string& after = {});
   // Events with seq >= from_seq in seq order, at most max_events and about
   // max_bytes of stored event bytes (at least one event if any).
   Result<std::vector<v1::JournaledEvent>> ReadEvents(uint64_t from_seq, size_t max_events,
@@ -292,6 +312,16 @@ class Journal {
   // Open alerts, newest first: OVERSELL and LOW_STOCK until cleared, the
   // other kinds (COUNT_MISMATCH, SNAPSHOT_REJECTED) for a day after raised_at.
   Result<std::vector<v1::StatusAlert>> OpenAlerts(size_t limit);
+  // The true counts behind OpenAlerts (same rule), and the tracked skus.
+  Result<AlertSummary> Alerts();
+
+  // Acknowledges alert `alert_seq` by `by` (1..64 printable characters),
+  // with an optional note (at most 256 bytes): journals an alert_ack event
+  // and records it on the alert. kNotFound: no such alert;
+  // kFailedPrecondition: it is cleared already. Acknowledging an
+  // acknowledged alert changes nothing and returns the first one (already).
+  Result<AckResult> AcknowledgeAlert(uint64_t alert_seq, const std::string& by,
+                                     const std::string& note);
 
   // Blocks until last_seq > `seq`, the timeout passes or the journal
   // closes; returns last_seq. Lets the uplink send live events right

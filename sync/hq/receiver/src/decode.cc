@@ -42,7 +42,7 @@ Decoded Refuse(RefuseReason r, std::string detail) {
 
 bool GatewayOnlyBody(const v1::Event& e) {
   return e.body_case() == v1::Event::kAlert || e.body_case() == v1::Event::kStockSnapshot ||
-         e.body_case() == v1::Event::kPriceUpdate;
+         e.body_case() == v1::Event::kPriceUpdate || e.body_case() == v1::Event::kAlertAck;
 }
 
 // An event the gateway journaled itself: a gateway-only body under an id
