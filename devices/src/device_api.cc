@@ -36,7 +36,7 @@
 
 #include "auth.h"
 #include "ingest_body.h"
-#include "json_out.h"
+#include "storegw/devices/json_out.h"
 #include "storegw/devices/device_api.h"
 #include "storegw/http/auth.h"
 #include "storegw/http/server.h"
@@ -708,7 +708,8 @@ void DeviceApiImpl::PostEventsOf(const httplib::Request& req, httplib::Response&
 std::string StockJson(const storage::StockRow& r) {
   return "{\"sku\":" + JsonString(r.sku) + ",\"on_hand\":" + JsonInt64(r.on_hand) +
          ",\"base_qty\":" + JsonInt64(r.base_qty) + ",\"as_of_seq\":" + JsonUint64(r.as_of_seq) +
-         ",\"hq_version\":" + JsonUint64(r.hq_version) + "}";
+         ",\"hq_version\":" + JsonUint64(r.hq_version) +
+         ",\"tracked\":" + (r.tracked ? "true" : "false") + "}";
 }
 
 bool DeviceApiImpl::AuthenticatedSku(const httplib::Request& req, httplib::Response& res,
@@ -739,14 +740,37 @@ void DeviceApiImpl::GetStockSku(const httplib::Request& req, httplib::Response& 
   res.set_content(StockJson(*row), kJson);
 }
 
+// GET /v1/stock?prefix=P&limit=N&after=SKU: one page of the ledger in sku
+// order; "next_after" is the cursor of the next page, absent on the last.
 void DeviceApiImpl::GetStockList(const httplib::Request& req, httplib::Response& res) {
   std::optional<std::string> device;
   if (!Authenticate(req, res, &device)) return;
+  const auto bad = [&](const std::string& message, const std::string& field) {
+    c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+    Error(res, 400, "invalid_argument", message, field);
+  };
+  for (const auto& [key, value] : req.params) {
+    if (key != "prefix" && key != "limit" && key != "after") {
+      bad("unknown query parameter \"" + (PrintableAscii(key) && key.size() <= 64 ? key : "?") +
+              "\": /v1/stock takes prefix, limit and after",
+          key.size() <= 64 && PrintableAscii(key) ? key : "");
+      return;
+    }
+    if (req.get_param_value_count(key) > 1) {
+      bad("query parameter " + key + " is given more than once", key);
+      return;
+    }
+  }
   const std::string prefix = req.get_param_value("prefix");
   if (prefix.size() > 64 || !PrintableAscii(prefix)) {
-    c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
-    Error(res, 400, "invalid_argument", "prefix must be at most 64 printable ASCII characters",
-          "prefix");
+    bad("prefix must be at most 64 printable ASCII characters", "prefix");
+    return;
+  }
+  const std::string after = req.get_param_value("after");
+  if (after.size() > 64 || !PrintableAscii(after)) {
+    bad("after must be a sku (at most 64 printable ASCII characters): the next_after of the "
+        "previous page",
+        "after");
     return;
   }
   size_t limit = kDefaultStockLimit;
@@ -756,24 +780,27 @@ void DeviceApiImpl::GetStockList(const httplib::Request& req, httplib::Response&
     auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
     if (ec != std::errc() || p != text.data() + text.size() || parsed < 1 ||
         parsed > kMaxStockLimit) {
-      c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
-      Error(res, 400, "invalid_argument",
-            "limit must be a number from 1 to " + std::to_string(kMaxStockLimit), "limit");
+      bad("limit must be a number from 1 to " + std::to_string(kMaxStockLimit), "limit");
       return;
     }
     limit = parsed;
   }
-  auto rows = journal_.StockByPrefix(prefix, limit);
+  // One row more than asked says whether there is a next page.
+  auto rows = journal_.StockByPrefix(prefix, limit + 1, after);
   if (!rows.ok()) {
     ErrorFromStatus(res, rows.status(), false);
     return;
   }
+  const bool more = rows->size() > limit;
+  if (more) rows->resize(limit);
   std::string out = "{\"stock\":[";
   for (size_t i = 0; i < rows->size(); ++i) {
     if (i) out += ',';
     out += StockJson((*rows)[i]);
   }
-  out += "]}";
+  out += "]";
+  if (more) out += ",\"next_after\":" + JsonString(rows->back().sku);
+  out += "}";
   res.set_content(out, kJson);
 }
 

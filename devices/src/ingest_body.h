@@ -10,6 +10,8 @@
 // always an IngestRequest (a batch).
 #pragma once
 
+#include "storegw/devices/json_out.h"
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,12 +43,7 @@ struct DecodedBody {
 // storage::ValidateDeviceEvent).
 Result<DecodedBody> DecodeIngestBody(BodyFormat format, const std::string& body);
 
-// kInvalidArgument unless `body` is one RFC 8259 JSON text: no byte order
-// mark, no comments, no single quotes, no trailing commas, valid UTF-8, no
-// key repeated within an object, nothing after the value. The message names
-// the problem and its byte offset. (protobuf's JSON parser accepts all of
-// these; DecodeIngestBody runs this check before it.)
-Status CheckStrictJson(std::string_view body);
+// CheckStrictJson (storegw/devices/json_out.h) runs before protobuf's parser.
 
 // The plausible window of occurred_at (microseconds since 1970-01-01 UTC):
 // from 2000-01-01 to one day ahead of the gateway's clock `now_us`.

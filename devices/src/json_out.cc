@@ -1,4 +1,4 @@
-#include "json_out.h"
+#include "storegw/devices/json_out.h"
 
 namespace storegw::devices {
 namespace {

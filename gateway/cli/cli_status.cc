@@ -5,6 +5,7 @@
 //   status  0 healthy, 1 degraded, 2 down (no answer, or no status document:
 //           wrong URL, a token is needed, not a storegw)
 //   alerts  0 no open alerts, 1 open alerts, 2 down
+//   alerts ack  0 acknowledged (now or before), 1 refused, 2 down
 //   stock   0 every sku known, 1 a sku the gateway never saw, 2 down
 //   devices 0 no device silent, 1 a device silent (devices.silent_after
 //           while open), 2 down
@@ -24,6 +25,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -247,23 +249,64 @@ std::string AlertKind(v1::Alert::Kind k) {
 }
 
 void PrintAlerts(const v1::GatewayStatus& s, const Style& st) {
-  std::printf("  %-19s  %-17s  %-16s  %8s  %s\n", "WHEN", "KIND", "SKU", "ON HAND", "MESSAGE");
+  std::printf("  %8s  %-19s  %-17s  %-16s  %8s  %s\n", "SEQ", "WHEN", "KIND", "SKU", "ON HAND",
+              "MESSAGE");
   for (const auto& a : s.alerts()) {
     std::string kind = AlertKind(a.kind());
     std::string when = a.raised_at() > 0 ? FormatLocalTime(a.raised_at()) : "-";
     std::string painted_kind =
-        a.kind() == v1::Alert::OVERSELL || a.kind() == v1::Alert::SNAPSHOT_REJECTED
+        a.acked_seq() != 0 ? st.Dim(kind)
+        : a.kind() == v1::Alert::OVERSELL || a.kind() == v1::Alert::SNAPSHOT_REJECTED
             ? st.Red(kind)
             : st.Yellow(kind);
     // Pad before painting so the escape codes do not upset the columns.
     std::string pad(kind.size() < 17 ? 17 - kind.size() : 0, ' ');
-    std::printf("  %-19s  %s%s  %-16s  %8s  %s\n", when.c_str(), painted_kind.c_str(), pad.c_str(),
+    std::string message = a.message();
+    if (a.acked_seq() != 0) {
+      message += " [acknowledged by " + a.acked_by() + " at " + FormatLocalTime(a.acked_at()) +
+                 (a.ack_note().empty() ? "" : ": " + a.ack_note()) + "]";
+    }
+    std::printf("  %8s  %-19s  %s%s  %-16s  %8s  %s\n", std::to_string(a.seq()).c_str(),
+                when.c_str(), painted_kind.c_str(), pad.c_str(),
                 a.sku().empty() ? "-" : a.sku().c_str(), FormatCount(a.on_hand()).c_str(),
-                a.message().c_str());
+                message.c_str());
   }
 }
 
+// "3 open", "959 open (the newest 50 below)", with how many are acknowledged.
+std::string AlertsLine(const v1::GatewayStatus& s) {
+  // A daemon older than the counts sends only the list.
+  const uint64_t total =
+      s.alert_counts_size() > 0 ? s.alerts_open_total() : static_cast<uint64_t>(s.alerts_size());
+  uint64_t acked = 0;
+  for (const auto& c : s.alert_counts()) acked += c.acknowledged();
+  std::string out = FormatCount(total) + " open";
+  if (acked > 0) out += ", " + FormatCount(acked) + " acknowledged";
+  if (total > static_cast<uint64_t>(s.alerts_size())) {
+    out += " (the newest " + std::to_string(s.alerts_size()) + " of " + FormatCount(total) +
+           " below)";
+  }
+  return out;
+}
+
+// "12 of 20,000 skus have no baseline yet ..." or "".
+std::string UntrackedLine(const v1::GatewayStatus& s) {
+  if (s.skus_untracked() == 0) return "";
+  return FormatCount(s.skus_untracked()) + " of " + FormatCount(s.skus_total()) +
+         " skus have no baseline yet (no snapshot, count or receipt): they raise no stock alert";
+}
+
 // ------------------------------------------------------------ status
+
+std::optional<google::protobuf::Struct> ParseObject(const std::string& body);
+int64_t IntField(const google::protobuf::Struct& s, const char* name);
+std::string StringField(const google::protobuf::Struct& s, const char* name);
+
+// "OVERSELL" (as the JSON names a kind) -> "oversell".
+std::string AlertKindName(const std::string& json_kind) {
+  v1::Alert::Kind k = v1::Alert::KIND_UNSPECIFIED;
+  return v1::Alert::Kind_Parse(json_kind, &k) ? AlertKind(k) : json_kind;
+}
 
 // The status document for `storegw status|alerts` (and where it came from,
 // in *target_out when not null): nullopt with *exit_code set (and the reason printed) when the target is misconfigured (usage) or
@@ -351,10 +394,11 @@ int RunStatus(const StatusFlags& f) {
                   FormatAge(static_cast<uint64_t>(ago_us / 1000000)) + " ago)";
   }
   Row("Last error", last_error);
+  if (!UntrackedLine(*s).empty()) Row("Untracked", UntrackedLine(*s));
   if (s->alerts_size() == 0) {
     Row("Alerts", "none open");
   } else {
-    Row("Alerts", std::to_string(s->alerts_size()) + " open");
+    Row("Alerts", AlertsLine(*s));
     PrintAlerts(*s, st);
   }
   std::fflush(stdout);
@@ -371,13 +415,80 @@ int RunAlerts(const CommonFlags& f) {
   if (s->alerts_size() == 0) {
     std::printf("no open alerts (store %s, gateway %s)\n", s->store_id().c_str(),
                 s->gateway_id().c_str());
+    if (!UntrackedLine(*s).empty()) std::printf("%s\n", UntrackedLine(*s).c_str());
     return kExitHealthy;
   }
-  std::printf("%d open alert%s (store %s, gateway %s)\n", s->alerts_size(),
-              s->alerts_size() == 1 ? "" : "s", s->store_id().c_str(), s->gateway_id().c_str());
+  std::printf("alerts: %s (store %s, gateway %s)\n", AlertsLine(*s).c_str(),
+              s->store_id().c_str(), s->gateway_id().c_str());
+  if (!UntrackedLine(*s).empty()) std::printf("%s\n", UntrackedLine(*s).c_str());
   PrintAlerts(*s, st);
+  std::printf("acknowledge one with: storegw alerts ack SEQ --by NAME\n");
   std::fflush(stdout);
   return kExitDegraded;
+}
+
+struct AckFlags : CommonFlags {
+  uint64_t seq = 0;
+  std::string by;
+  std::string note;
+};
+
+// POST /v1/alerts/{seq}/ack. Exit 0 acknowledged (now or before), 1 refused
+// (no such alert, cleared, a bad name), 2 down.
+int RunAck(const AckFlags& f) {
+  auto target = ResolveTarget(f, "STOREGW_STATUS_TOKEN", /*status_token=*/true);
+  if (!target.ok()) {
+    std::fprintf(stderr, "alerts ack: %s\n", target.status().message().c_str());
+    return kExitUsage;
+  }
+  v1::AckRequest req;
+  req.set_by(f.by);
+  req.set_note(f.note);
+  std::string body;
+  (void)google::protobuf::util::MessageToJsonString(req, &body);
+  const auto timeout = TimeoutOf(f);
+  httplib::Client cli(target->base);
+  cli.set_connection_timeout(timeout);
+  cli.set_read_timeout(timeout);
+  cli.set_write_timeout(timeout);
+  httplib::Headers headers = {{"Accept", "application/json"}};
+  if (!target->token.empty()) headers.emplace("Authorization", "Bearer " + target->token);
+  const std::string where = target->base + target->prefix;
+  auto res = cli.Post(target->prefix + "/v1/alerts/" + std::to_string(f.seq) + "/ack", headers,
+                      body, "application/json");
+  if (!res) {
+    std::printf("%s: no answer from %s: %s\n", StdoutStyle().Red("DOWN").c_str(), where.c_str(),
+                DescribeHttpError(res.error()).c_str());
+    return kExitDown;
+  }
+  if (res->status == 401) {
+    std::fprintf(stderr,
+                 "alerts ack: %s wants the status token: set STOREGW_STATUS_TOKEN, or pass "
+                 "--config with status.token\n",
+                 where.c_str());
+    return kExitDown;
+  }
+  if (res->status != 200) {
+    std::fprintf(stderr, "alerts ack: alert %s: %s (HTTP %d)\n", std::to_string(f.seq).c_str(),
+                 ErrorMessage(res->body).c_str(), res->status);
+    return res->status >= 500 ? kExitDown : kExitDegraded;
+  }
+  auto obj = ParseObject(res->body);
+  if (!obj || obj->fields().find("alert") == obj->fields().end()) {
+    std::fprintf(stderr, "alerts ack: %s did not answer an acknowledged alert\n", where.c_str());
+    return kExitDown;
+  }
+  const auto& alert = obj->fields().at("alert").struct_value();
+  const bool already = obj->fields().count("already_acknowledged") &&
+                       obj->fields().at("already_acknowledged").bool_value();
+  std::printf("alert %s (%s %s) %s by %s at %s (ack seq %s)\n", std::to_string(f.seq).c_str(),
+              AlertKindName(StringField(alert, "kind")).c_str(), StringField(alert, "sku").c_str(),
+              already ? "was already acknowledged" : "acknowledged",
+              StringField(alert, "acked_by").c_str(),
+              FormatLocalTime(IntField(alert, "acked_at")).c_str(),
+              std::to_string(IntField(alert, "acked_seq")).c_str());
+  std::fflush(stdout);
+  return kExitHealthy;
 }
 
 // ------------------------------------------------------------ stock
@@ -634,7 +745,22 @@ void AddStatusCommands(CLI::App& app, int* exit_code) {
       "alerts",
       "List open stock alerts; exit 0 none, 1 some, 2 down (token: STOREGW_STATUS_TOKEN)");
   AddCommon(alerts, *af);
-  alerts->callback([af, exit_code] { *exit_code = RunAlerts(*af); });
+  auto kf_ack = std::make_shared<AckFlags>();
+  auto* ack = alerts->add_subcommand(
+      "ack",
+      "Acknowledge an open alert (journaled, sent to HQ); exit 0 done, 1 refused, 2 down");
+  AddCommon(ack, *kf_ack);
+  ack->add_option("seq", kf_ack->seq, "The alert's SEQ (first column of `storegw alerts`)")
+      ->required()
+      ->check(CLI::Range(uint64_t{1}, std::numeric_limits<uint64_t>::max()));
+  ack->add_option("--by", kf_ack->by, "Who acknowledges (a name, up to 64 characters)")
+      ->required();
+  ack->add_option("--note", kf_ack->note, "Why, or what is being done (up to 256 bytes)");
+  ack->callback([kf_ack, exit_code] { *exit_code = RunAck(*kf_ack); });
+  alerts->callback([af, ack, exit_code] {
+    if (ack->parsed()) return;
+    *exit_code = RunAlerts(*af);
+  });
 
   auto df = std::make_shared<DevicesFlags>();
   auto* devices = app.add_subcommand(

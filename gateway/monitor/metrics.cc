@@ -14,6 +14,14 @@ namespace {
 
 using Writer = PromWriter;
 
+// "oversell" for OVERSELL: the label value of an alert kind.
+std::string KindLabel(v1::Alert::Kind kind) {
+  std::string label = v1::Alert::Kind_Name(kind);
+  std::transform(label.begin(), label.end(), label.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return label;
+}
+
 }  // namespace
 
 std::vector<double> LatencyHistogram::DefaultBounds() {
@@ -191,21 +199,41 @@ std::string RenderMetrics(const MetricsInput& in) {
   w.Sample("storegw_downstream_snapshot_apply_seconds", {},
            PromNumber(static_cast<double>(down.last_snapshot_apply.count()) / 1e6));
 
-  // Alerts, by kind (every kind listed, so a rule can test for > 0).
-  std::map<std::string, uint64_t> alerts;
+  // Alerts, by kind (every kind listed, so a rule can test for > 0): the
+  // true counts, not the page's newest 50.
+  // A status without the counts (they could not be read) falls back to
+  // the list it has.
+  std::map<v1::Alert::Kind, v1::AlertCount> counts;
   const auto* kinds = v1::Alert::Kind_descriptor();
   for (int i = 0; i < kinds->value_count(); ++i) {
-    if (kinds->value(i)->number() == v1::Alert::KIND_UNSPECIFIED) continue;
-    alerts[kinds->value(i)->name()] = 0;
+    const auto k = static_cast<v1::Alert::Kind>(kinds->value(i)->number());
+    if (k != v1::Alert::KIND_UNSPECIFIED) counts[k].set_kind(k);
   }
-  for (const auto& a : s.alerts()) ++alerts[v1::Alert::Kind_Name(a.kind())];
-  w.Family("storegw_alerts_open", "gauge", "Open stock alerts, by kind.");
-  for (const auto& [kind, n] : alerts) {
-    std::string label = kind;
-    std::transform(label.begin(), label.end(), label.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    w.Sample("storegw_alerts_open", {{"kind", label}}, n);
+  if (s.alert_counts_size() > 0) {
+    for (const auto& c : s.alert_counts()) counts[c.kind()] = c;
+  } else {
+    for (const auto& a : s.alerts()) {
+      auto& c = counts[a.kind()];
+      c.set_open(c.open() + 1);
+      if (a.acked_seq() != 0) c.set_acknowledged(c.acknowledged() + 1);
+    }
   }
+  w.Family("storegw_alerts_open", "gauge",
+           "Open stock alerts, by kind (acknowledged ones included).");
+  for (const auto& [kind, c] : counts) {
+    w.Sample("storegw_alerts_open", {{"kind", KindLabel(kind)}}, c.open());
+  }
+  w.Family("storegw_alerts_acknowledged", "gauge",
+           "Open stock alerts someone acknowledged, by kind.");
+  for (const auto& [kind, c] : counts) {
+    w.Sample("storegw_alerts_acknowledged", {{"kind", KindLabel(kind)}}, c.acknowledged());
+  }
+  w.Family("storegw_skus", "gauge", "Skus in the stock ledger.");
+  w.Sample("storegw_skus", {}, s.skus_total());
+  w.Family("storegw_skus_untracked", "gauge",
+           "Skus without a baseline yet (no snapshot, count or receipt): they raise no stock "
+           "alert.");
+  w.Sample("storegw_skus_untracked", {}, s.skus_untracked());
 
   // Devices: one label per device for the busiest max_metric_devices
   // (requests), the rest summed under device="other", so a store with

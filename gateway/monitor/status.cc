@@ -92,6 +92,14 @@ v1::GatewayStatus StatusReporter::Build() {
     s.set_last_error("status: reading alerts failed: " + alerts.status().message());
     s.set_last_error_at(now);
   }
+  if (auto sum = journal_.Alerts(); sum.ok()) {
+    for (auto& c : sum->counts) *s.add_alert_counts() = std::move(c);
+    s.set_alerts_open_total(sum->open_total);
+    s.set_skus_total(sum->skus_total);
+    s.set_skus_untracked(sum->skus_untracked);
+  } else {
+    s.set_last_error("status: counting alerts failed: " + sum.status().message());
+  }
   s.set_online(true);
   s.set_updated_at(now);
   s.set_ingest_rate(IngestRate());

@@ -8,6 +8,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "storegw/devices/json_out.h"
 #include "storegw/monitor/status_page.h"
 
 namespace storegw::gateway {
@@ -57,6 +58,30 @@ devices::HttpResponse Unauthorized(bool page) {
 
 void NoStore(devices::HttpResponse& r) {
   r.headers.emplace_back("Cache-Control", "no-store");
+}
+
+devices::HttpResponse JsonFail(int status, std::string_view code, std::string_view message,
+                               std::string_view field) {
+  devices::HttpResponse r;
+  r.status = status;
+  r.body = devices::ErrorJson(code, message, field);
+  NoStore(r);
+  return r;
+}
+
+// "/v1/alerts/123/ack" -> 123; nullopt for anything else.
+std::optional<uint64_t> AckPathSeq(const std::string& p) {
+  constexpr std::string_view kPrefix = "/v1/alerts/", kSuffix = "/ack";
+  if (p.size() <= kPrefix.size() + kSuffix.size() || p.rfind(kPrefix, 0) != 0 ||
+      p.compare(p.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+    return std::nullopt;
+  }
+  const char* b = p.data() + kPrefix.size();
+  const char* e = p.data() + p.size() - kSuffix.size();
+  uint64_t seq = 0;
+  auto [end, ec] = std::from_chars(b, e, seq);
+  if (ec != std::errc() || end != e) return std::nullopt;
+  return seq;
 }
 
 }  // namespace
@@ -149,8 +174,69 @@ bool StatusHttp::Authorized(const devices::HttpRequest& req, bool allow_query_to
   return false;
 }
 
+// POST /v1/alerts/{seq}/ack {"by": "...", "note": "..."}: journals the
+// acknowledgement (an alert_ack event) and answers the alert with it.
+devices::HttpResponse StatusHttp::Acknowledge(const devices::HttpRequest& req, uint64_t seq) {
+  if (Status s = devices::CheckStrictJson(req.body); !s.ok()) {
+    return JsonFail(400, "invalid_argument", "body: " + s.message(), "");
+  }
+  v1::AckRequest ack;
+  google::protobuf::util::JsonParseOptions parse;
+  parse.ignore_unknown_fields = false;
+  if (auto st = google::protobuf::util::JsonStringToMessage(req.body, &ack, parse); !st.ok()) {
+    return JsonFail(400, "invalid_argument",
+                    "body: " + std::string(st.message()) + " (expected {\"by\": NAME, \"note\": TEXT})",
+                    "");
+  }
+  auto r = journal_.AcknowledgeAlert(seq, ack.by(), ack.note());
+  if (!r.ok()) {
+    const Status& s = r.status();
+    switch (s.code()) {
+      case StatusCode::kInvalidArgument:
+        return JsonFail(400, "invalid_argument", s.message(), s.field());
+      case StatusCode::kNotFound:
+        return JsonFail(404, "not_found", s.message(), "seq");
+      case StatusCode::kFailedPrecondition:
+        return JsonFail(409, "alert_cleared", s.message(), "seq");
+      case StatusCode::kUnavailable:
+        return JsonFail(503, "unavailable", s.message(), "");
+      default:
+        return JsonFail(500, "internal", "acknowledging the alert failed: " + s.message(), "");
+    }
+  }
+  google::protobuf::util::JsonPrintOptions print;
+  print.always_print_primitive_fields = true;
+  print.preserve_proto_field_names = true;
+  std::string alert;
+  if (!google::protobuf::util::MessageToJsonString(r->alert, &alert, print).ok()) {
+    return JsonFail(500, "internal", "the alert could not be encoded", "");
+  }
+  devices::HttpResponse out;
+  NoStore(out);
+  out.body = "{\"alert\":" + alert +
+             ",\"already_acknowledged\":" + (r->already ? "true" : "false") + "}";
+  return out;
+}
+
 std::optional<devices::HttpResponse> StatusHttp::Handle(const devices::HttpRequest& req) {
   const std::string& p = req.path;
+  if (p.rfind("/v1/alerts/", 0) == 0) {
+    const std::optional<uint64_t> seq = AckPathSeq(p);
+    if (!seq) {
+      return JsonFail(404, "not_found",
+                      "no such endpoint: " + req.method + " " + p +
+                          " (acknowledge an alert with POST /v1/alerts/{seq}/ack)",
+                      "");
+    }
+    if (req.method != "POST") {
+      devices::HttpResponse r = JsonError(405, "method_not_allowed",
+                                          req.method + " is not allowed on " + p + ": use POST");
+      r.headers.emplace_back("Allow", "POST");
+      return r;
+    }
+    if (!Authorized(req, /*allow_query_token=*/false)) return Unauthorized(false);
+    return Acknowledge(req, *seq);
+  }
   const bool page = p == "/" || p == "/index.html";
   if (!page && p != "/v1/status" && p != "/v1/status/history" && p != "/v1/devices" &&
       p != "/metrics") {

@@ -68,6 +68,7 @@ void StatusServerImpl::Serve(const httplib::Request& req, httplib::Response& res
   r.path = req.path;
   for (const auto& [k, v] : req.params) r.query.emplace_back(k, v);
   r.authorization = req.get_header_value("Authorization");
+  r.body = req.body;  // POST /v1/alerts/{seq}/ack; at most kMaxStatusBody
   if (auto out = routes_.Handle(r)) {
     res.status = out->status;
     for (const auto& [k, v] : out->headers) res.set_header(k, v);
@@ -83,6 +84,9 @@ void StatusServerImpl::Serve(const httplib::Request& req, httplib::Response& res
 
 Status StatusServerImpl::Listen(const http::ListenAddress& addr) {
   httplib::Server& svr = server_.raw();
+  // The only body this listener reads is an acknowledgement.
+  constexpr size_t kMaxStatusBody = 4096;
+  svr.set_payload_max_length(kMaxStatusBody);
   svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });

@@ -7,7 +7,7 @@
 #include "auth.h"
 #include "devices_test_util.h"
 #include "ingest_body.h"
-#include "json_out.h"
+#include "storegw/devices/json_out.h"
 #include "storegw/devices/device_api.h"
 
 namespace storegw::devices {

@@ -249,3 +249,73 @@ TEST_CASE("CheckOccurredAt: the window's edges and the unit hints") {
 
 }  // namespace
 }  // namespace storegw::devices
+
+namespace storegw::devices {
+namespace {
+
+std::string PagingReceiptJson(const std::string& id, const std::string& sku) {
+  return R"({"event_id":")" + id +
+         R"(","device_id":"till-01","occurred_at":1700000000000000,"receipt":{"lines":[{"sku":")" +
+         sku + R"(","qty":2}]}})";
+}
+
+TEST_CASE("GET /v1/stock pages with after= and next_after - a bad query parameter is a 400") {
+  TestGateway gw;
+  auto c = gw.Client();
+  for (int i = 0; i < 7; ++i) {
+    const std::string sku = "PG-0" + std::to_string(i);
+    REQUIRE(c->Post("/v1/events", PagingReceiptJson("pg-" + std::to_string(i), sku), kJsonCt)
+                ->status == 200);
+  }
+  REQUIRE(c->Post("/v1/events", SaleJson("pg-sale", "till-01", LineJson("UNTRACKED-1", "1")),
+                  kJsonCt)
+              ->status == 200);
+  std::vector<std::string> seen;
+  std::string after;
+  int pages = 0;
+  for (; pages < 10; ++pages) {
+    auto r = c->Get("/v1/stock?prefix=PG-&limit=3" + (after.empty() ? "" : "&after=" + after));
+    REQUIRE(r);
+    REQUIRE_MESSAGE(r->status == 200, r->body);
+    const google::protobuf::Struct s = ParseObject(r->body);
+    const google::protobuf::Value* rows = Member(s, "stock");
+    REQUIRE(rows != nullptr);
+    for (const auto& v : rows->list_value().values()) {
+      seen.push_back(StringMember(v.struct_value(), "sku"));
+      CHECK(Member(v.struct_value(), "tracked")->bool_value());
+    }
+    const google::protobuf::Value* next = Member(s, "next_after");
+    if (!next) break;
+    CHECK(next->string_value() == seen.back());
+    after = next->string_value();
+  }
+  CHECK(pages == 2);  // 3 + 3 + 1
+  REQUIRE(seen.size() == 7);
+  for (int i = 0; i < 7; ++i) CHECK(seen[static_cast<size_t>(i)] == "PG-0" + std::to_string(i));
+  // An untracked sku says so.
+  auto u = c->Get("/v1/stock/UNTRACKED-1");
+  REQUIRE(u);
+  CHECK(u->body.find("\"tracked\":false") != std::string::npos);
+
+  const JournalState before = StateOf(gw.journal());
+  struct Bad {
+    const char* query;
+    const char* field;
+    const char* says;
+  };
+  for (const Bad& b : {Bad{"?prefx=PG-", "prefx", "unknown query parameter \\\"prefx\\\""},
+                       Bad{"?limit=0", "limit", "limit must be a number from 1 to 10000"},
+                       Bad{"?limit=3&limit=4", "limit", "given more than once"},
+                       Bad{"?after=%01", "after", "after must be a sku"}}) {
+    CAPTURE(b.query);
+    auto r = c->Get(std::string("/v1/stock") + b.query);
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    CHECK_MESSAGE(r->body.find(b.says) != std::string::npos, r->body);
+    CHECK(r->body.find(std::string("\"field\":\"") + b.field + "\"") != std::string::npos);
+  }
+  CHECK(StateOf(gw.journal()) == before);
+}
+
+}  // namespace
+}  // namespace storegw::devices

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "fuzz_common.h"
-#include "json_out.h"
+#include "storegw/devices/json_out.h"
 #include "storegw/status.h"
 
 namespace storegw::fuzz {

@@ -156,7 +156,14 @@ TEST_CASE("gateway daemon: serves the API and status, tools work while it runs, 
   CHECK(st->backlog_events() == 20);  // no uplink: nothing delivered
   CHECK(st->watermark() == 0);
 
-  // Selling what the store does not have raises an open oversell alert.
+  // Selling what the store does not have raises an open oversell alert
+  // (a count of 0 first gives the sku a baseline: an untracked sku would
+  // raise nothing).
+  HttpResult count = HttpPost(
+      d->port, "/v1/events",
+      R"({"event_id":"count-1","device_id":"till-01","occurred_at":1700000000000000,"count":{"sku":"SKU-NONE","qty":0}})");
+  REQUIRE_MESSAGE(count.status == 200, count.body);
+  acked["count-1"] = FromJson<v1::IngestResponse>(count.body)->results(0).seq();
   HttpResult sale = HttpPost(
       d->port, "/v1/events",
       R"({"event_id":"sale-1","device_id":"till-01","occurred_at":1700000000000000,"sale":{"lines":[{"sku":"SKU-NONE","qty":2,"unit_price":150,"currency":"EUR"}]}})");

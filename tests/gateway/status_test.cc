@@ -96,6 +96,11 @@ TEST_CASE("gateway status: open alerts are listed - a disabled uplink says so") 
   config.uplink.transport = "none";
   gateway::StatusReporter reporter(*journal, config);
 
+  v1::Event count;  // a baseline: an untracked sku raises no alert
+  count.set_event_id("k1");
+  count.set_device_id("till-01");
+  count.mutable_count()->set_sku("SKU-GONE");
+  count.mutable_count()->set_qty(0);
   v1::Event sale;
   sale.set_event_id("s1");
   sale.set_device_id("till-01");
@@ -104,11 +109,17 @@ TEST_CASE("gateway status: open alerts are listed - a disabled uplink says so") 
   line->set_qty(4);
   line->set_unit_price(100);
   line->set_currency("EUR");
-  REQUIRE(journal->Append({sale}).ok());
+  REQUIRE(journal->Append({count, sale}).ok());
 
   v1::GatewayStatus s = reporter.Build();
   CHECK(s.last_error().find("uplink.transport") != std::string::npos);
   REQUIRE(s.alerts_size() == 1);
+  CHECK(s.alerts_open_total() == 1);
+  REQUIRE(s.alert_counts_size() == 4);
+  CHECK(s.alert_counts(0).kind() == v1::Alert::OVERSELL);
+  CHECK(s.alert_counts(0).open() == 1);
+  CHECK(s.skus_total() == 1);
+  CHECK(s.skus_untracked() == 0);
   CHECK(s.alerts(0).kind() == v1::Alert::OVERSELL);
   CHECK(s.alerts(0).sku() == "SKU-GONE");
   CHECK(s.alerts(0).on_hand() == -4);

@@ -10,6 +10,7 @@
 #include <regex>
 #include <string>
 
+#include "cdp.h"
 #include "sp_util.h"
 
 using namespace storegw;
@@ -40,6 +41,13 @@ std::string TextOf(const std::string& dom, const std::string& id) {
   return std::regex_search(dom, m, re) ? m[1].str() : "";
 }
 
+// A count of `sku` (its baseline): a sale below it then raises OVERSELL.
+std::string BrowserCountJson(const std::string& event_id, const std::string& sku, int64_t qty) {
+  return R"({"event_id":")" + event_id +
+         R"(","device_id":"handheld-02","occurred_at":1700000000000000,"count":{"sku":")" + sku +
+         R"(","qty":)" + std::to_string(qty) + "}}";
+}
+
 bool IsPng(const std::filesystem::path& p) {
   std::string head = ReadFile(p).substr(0, 8);
   return head == std::string("\x89PNG\r\n\x1a\n", 8);
@@ -65,6 +73,9 @@ TEST_CASE("statuspage browser: headless Chromium shows the backlog and the link 
   // A backlog of 12,345 events (and growing for a while, so the chart has a
   // slope), plus two oversold skus for the alert table.
   REQUIRE_MESSAGE(PostReceipts(d->port, "a", 6000, 1000, &why), why);
+  // Counts give the two skus a baseline (an untracked sku raises no alert).
+  REQUIRE(HttpPost(d->port, "/v1/events", BrowserCountJson("k-1", "SKU-00731", 1)).status == 200);
+  REQUIRE(HttpPost(d->port, "/v1/events", BrowserCountJson("k-2", "SKU-01288", 0)).status == 200);
   REQUIRE(HttpPost(d->port, "/v1/events", SaleJson("s-1", "SKU-00731", 4)).status == 200);
   REQUIRE(HttpPost(d->port, "/v1/events", SaleJson("s-2", "SKU-01288", 1)).status == 200);
   // A refused request for the device table (nothing journaled).
@@ -79,8 +90,8 @@ TEST_CASE("statuspage browser: headless Chromium shows the backlog and the link 
         return h.find("],[") != std::string::npos;  // at least two points
       },
       20s, 100ms));
-  REQUIRE_MESSAGE(PostReceipts(d->port, "b", 6341, 1000, &why), why);
-  // 6000 + 2 sales + 2 alerts + 6341 = 12,345 events waiting.
+  REQUIRE_MESSAGE(PostReceipts(d->port, "b", 6339, 1000, &why), why);
+  // 6000 + 2 counts + 2 sales + 2 alerts + 6339 = 12,345 events waiting.
   auto s = GetStatus(d->port);
   REQUIRE(s);
   REQUIRE(s->backlog_events() == 12345);
@@ -114,7 +125,7 @@ TEST_CASE("statuspage browser: headless Chromium shows the backlog and the link 
     REQUIRE(till != std::string::npos);
     CHECK(scale < till);
     CHECK(html.find("looks like milliseconds") != std::string::npos);  // its last error
-    CHECK(TextOf(html, "device-count") == "2");
+    CHECK(TextOf(html, "device-count") == "3");
     CHECK(html.find("1970-01-01 00:00") == std::string::npos);  // no "last error" for till-01
   }
 
@@ -138,6 +149,101 @@ TEST_CASE("statuspage browser: headless Chromium shows the backlog and the link 
     std::printf("status page screenshot: %s\n", png.c_str());
   }
 
+  d->proc.Signal(SIGTERM);
+  auto e = d->proc.WaitExit(30s);
+  REQUIRE(e);
+  CHECK(e->ok());
+}
+
+
+TEST_CASE("statuspage browser: an alert acknowledged in headless Chromium is journaled") {
+  REQUIRE_MESSAGE(std::filesystem::exists(kChromium),
+                  "the browser test needs Debian's chromium: run packaging/install-deps.sh");
+  TempDir tmp;
+  WriteFile(tmp / "storegw.toml",
+            "[gateway]\nstore_id = \"store-0042\"\ngateway_id = \"gw-01\"\n"
+            "[uplink]\ntransport = \"none\"\n");
+  std::string why;
+  auto d = StartDaemon(tmp / "data", tmp / "logs", "browser-ack", &why, 0,
+                       {"--config", (tmp / "storegw.toml").string()});
+  REQUIRE_MESSAGE(d, why);
+  // Two tracked skus oversold (two alerts) and one untracked sku sold
+  // (no alert, counted as untracked).
+  REQUIRE(HttpPost(d->port, "/v1/events", BrowserCountJson("k-1", "SKU-00731", 1)).status == 200);
+  REQUIRE(HttpPost(d->port, "/v1/events", BrowserCountJson("k-2", "SKU-01288", 0)).status == 200);
+  REQUIRE(HttpPost(d->port, "/v1/events", SaleJson("s-1", "SKU-00731", 4)).status == 200);
+  REQUIRE(HttpPost(d->port, "/v1/events", SaleJson("s-2", "SKU-01288", 1)).status == 200);
+  REQUIRE(HttpPost(d->port, "/v1/events", SaleJson("s-3", "SKU-NEW", 2)).status == 200);
+  auto before = GetStatus(d->port);
+  REQUIRE(before);
+  REQUIRE(before->alerts_size() == 2);
+  CHECK(before->alerts_open_total() == 2);
+  CHECK(before->skus_untracked() == 1);
+  const uint64_t alert_seq = before->alerts(1).seq();  // the older: SKU-00731
+  REQUIRE(before->alerts(1).sku() == "SKU-00731");
+  const uint64_t last_before = before->last_seq();
+
+  TempDir profile;
+  CdpBrowser b;
+  // Without --virtual-time-budget: with it, headless Chromium closes the
+  // page once the budget is spent, and the test is not done with it yet.
+  std::vector<std::string> args = ChromiumArgs(profile, {"--window-size=1280,1100"});
+  std::erase_if(args, [](const std::string& a) { return a.rfind("--virtual-time-budget", 0) == 0; });
+  REQUIRE_MESSAGE(b.Start(args, (tmp / "chromium.log").string(), &why), why);
+  auto page = b.OpenPage(d->url() + "/", &why);
+  REQUIRE_MESSAGE(page, why);
+  auto eval = [&](const std::string& js) {
+    auto v = b.Eval(*page, js, &why);
+    REQUIRE_MESSAGE(v, why);
+    return *v;
+  };
+  auto wait_for = [&](const std::string& js) {
+    return WaitFor([&] { return eval(js) == "true"; }, 30s, 100ms);
+  };
+  const std::string row = "document.querySelector('tr.alert[data-seq=\"" +
+                          std::to_string(alert_seq) + "\"]')";
+  REQUIRE(wait_for(row + " !== null && " + row + ".querySelector('button.ack') !== null"));
+  CHECK(eval("document.getElementById('untracked').textContent").find(
+            "1 of 3 skus have no baseline yet") != std::string::npos);
+  CHECK(eval("document.getElementById('alerts-open').textContent") == "2");
+
+  // Without a name: refused on the page, nothing sent.
+  eval(row + ".querySelector('button.ack').click(), true");
+  CHECK(wait_for("document.getElementById('ack-error').textContent.indexOf('Type your name') >= 0"));
+  CHECK(GetStatus(d->port)->last_seq() == last_before);
+
+  // With a name: the alert is acknowledged, the row greyed with who.
+  eval("document.getElementById('ack-by').value = 'Ana Night', true");
+  eval(row + ".querySelector('button.ack').click(), true");
+  REQUIRE(wait_for(row + ".classList.contains('acked')"));
+  const std::string note = eval(row + ".querySelector('.acknote').textContent");
+  CHECK(note.find("acknowledged by Ana Night") != std::string::npos);
+  CHECK(eval("document.getElementById('alerts-sub').textContent") == "1 acknowledged");
+  // The other alert still has its button.
+  CHECK(eval("document.querySelectorAll('button.ack').length") == "1");
+
+  const std::filesystem::path out_dir = std::filesystem::path(STOREGW_BINARY_DIR) / "statuspage";
+  std::filesystem::create_directories(out_dir);
+  auto png = b.Screenshot(*page, &why);
+  REQUIRE_MESSAGE(png, why);
+  WriteFile(out_dir / "status_page_ack.png", *png);
+  CHECK(IsPng(out_dir / "status_page_ack.png"));
+  CHECK(png->size() > 10000);
+  std::printf("status page screenshot (acknowledged alert): %s\n",
+              (out_dir / "status_page_ack.png").c_str());
+
+  // Journaled: one alert_ack event with who, and the alert carries it.
+  auto after = GetStatus(d->port);
+  REQUIRE(after);
+  CHECK(after->last_seq() == last_before + 1);
+  bool found = false;
+  for (const auto& a : after->alerts()) {
+    if (a.seq() != alert_seq) continue;
+    found = true;
+    CHECK(a.acked_by() == "Ana Night");
+    CHECK(a.acked_seq() == last_before + 1);
+  }
+  CHECK(found);
   d->proc.Signal(SIGTERM);
   auto e = d->proc.WaitExit(30s);
   REQUIRE(e);

@@ -65,7 +65,12 @@ TEST_CASE(
   auto d = StartDaemon(tmp / "data", tmp / "logs", "degraded", &why, 0,
                        {"--config", (tmp / "storegw.toml").string()});
   REQUIRE_MESSAGE(d, why);
-  REQUIRE_MESSAGE(PostReceipts(d->port, "r", 1234, 500, &why), why);
+  REQUIRE_MESSAGE(PostReceipts(d->port, "r", 1233, 500, &why), why);
+  // A count of 0 gives SKU-GONE a baseline; the sale then oversells it.
+  REQUIRE(HttpPost(d->port, "/v1/events",
+                   R"({"event_id":"k-1","device_id":"till-01","occurred_at":1700000000000000,)"
+                   R"("count":{"sku":"SKU-GONE","qty":0}})")
+              .status == 200);
   REQUIRE(HttpPost(d->port, "/v1/events", SaleJson("s-1", "SKU-GONE", 2)).status == 200);
   // Let the oldest event age past one second.
   REQUIRE(WaitFor(
@@ -79,7 +84,7 @@ TEST_CASE(
   CHECK_MESSAGE(old.exit.code == 1, Show(old));
   CHECK(old.out.find("DEGRADED") != std::string::npos);
   CHECK(old.out.find("the oldest undelivered event is ") != std::string::npos);
-  CHECK(old.out.find("(limit 1 s); 1,236 events wait") != std::string::npos);  // + sale + alert
+  CHECK(old.out.find("(limit 1 s); 1,236 events wait") != std::string::npos);  // + count, sale, alert
   CHECK(HasRow(old.out, {"Backlog", "1,236", "events"}));
   CHECK(HasRow(old.out, {"Link", "down"}));
   CHECK(old.out.find("SKU-GONE") != std::string::npos);
@@ -101,14 +106,14 @@ TEST_CASE(
 
   RunResult alerts = Storegw({"alerts", "--url", d->url()});
   CHECK_MESSAGE(alerts.exit.code == 1, Show(alerts));
-  CHECK(alerts.out.find("1 open alert (") != std::string::npos);
+  CHECK(alerts.out.find("alerts: 1 open (store") != std::string::npos);
   CHECK(alerts.out.find("oversell") != std::string::npos);
   CHECK(alerts.out.find("SKU-GONE") != std::string::npos);
   CHECK(alerts.out.find(" -2 ") != std::string::npos);
 
   RunResult known = Storegw({"stock", "--url", d->url(), "SKU-1", "SKU-GONE"});
   CHECK_MESSAGE(known.exit.code == 0, Show(known));
-  CHECK(HasRow(known.out, {"SKU-1", "1,234"}));
+  CHECK(HasRow(known.out, {"SKU-1", "1,233"}));
   CHECK(HasRow(known.out, {"SKU-GONE", "-2"}));
   RunResult unknown = Storegw({"stock", "--url", d->url(), "SKU-1", "NO-SUCH"});
   CHECK_MESSAGE(unknown.exit.code == 1, Show(unknown));
@@ -133,6 +138,30 @@ TEST_CASE(
   CHECK(list->devices(0).device_id() == "");  // refusals first
   CHECK(list->devices(1).device_id() == "till-01");
   CHECK(list->devices(1).events_accepted() == 1236 - 1);  // all but the alert
+
+  // alerts ack: journaled once, the second time says so, refusals exit 1.
+  REQUIRE(doc->alerts_size() == 1);
+  const std::string seq = std::to_string(doc->alerts(0).seq());
+  RunResult ack = Storegw({"alerts", "ack", seq, "--by", "Ana", "--note", "recount at 6", "--url",
+                           d->url()});
+  CHECK_MESSAGE(ack.exit.code == 0, Show(ack));
+  CHECK(ack.out.find("alert " + seq + " (oversell SKU-GONE) acknowledged by Ana at ") == 0);
+  RunResult again_ack = Storegw({"alerts", "ack", seq, "--by", "Bo", "--url", d->url()});
+  CHECK_MESSAGE(again_ack.exit.code == 0, Show(again_ack));
+  CHECK(again_ack.out.find("was already acknowledged by Ana") != std::string::npos);
+  RunResult no_such = Storegw({"alerts", "ack", "99999", "--by", "Ana", "--url", d->url()});
+  CHECK_MESSAGE(no_such.exit.code == 1, Show(no_such));
+  CHECK(no_such.err.find("alert 99999 does not exist") != std::string::npos);
+  RunResult no_name = Storegw({"alerts", "ack", seq, "--url", d->url()});
+  CHECK_MESSAGE(no_name.exit.code == 2, Show(no_name));
+  CHECK(no_name.err.find("--by") != std::string::npos);
+  RunResult acked = Storegw({"alerts", "--url", d->url()});
+  CHECK_MESSAGE(acked.exit.code == 1, Show(acked));
+  CHECK(acked.out.find("alerts: 1 open, 1 acknowledged") == 0);
+  CHECK(acked.out.find("[acknowledged by Ana at ") != std::string::npos);
+  auto after_ack = GetStatus(d->port);
+  REQUIRE(after_ack);
+  CHECK(after_ack->last_seq() == doc->last_seq() + 1);  // one alert_ack event, once
 
   d->proc.Signal(SIGTERM);
   REQUIRE(d->proc.WaitExit(30s));

@@ -39,12 +39,13 @@ TEST_CASE("statuspage daemon: /metrics parses strictly and matches /v1/status an
   REQUIRE_MESSAGE(d, why);
 
   // Traffic: 120 new events in 3 requests, one request of 40 duplicates,
-  // one invalid request, a sale that oversells, an unknown path.
+  // one invalid request, a sale that oversells SKU-1 (tracked: it had
+  // receipts), an unknown path.
   REQUIRE_MESSAGE(PostReceipts(d->port, "r", 120, 40, &why), why);
   REQUIRE_MESSAGE(PostReceipts(d->port, "r", 40, 40, &why), why);  // all duplicates
   HttpResult bad = HttpPost(d->port, "/v1/events", R"({"event_id":"x","device_id":"till-01"})");
   REQUIRE(bad.status == 400);
-  HttpResult sale = HttpPost(d->port, "/v1/events", SaleJson("s-1", "SKU-GONE", 3));
+  HttpResult sale = HttpPost(d->port, "/v1/events", SaleJson("s-1", "SKU-1", 123));
   REQUIRE_MESSAGE(sale.status == 200, sale.body);
   REQUIRE(HttpGet(d->port, "/no-such-page").status == 404);
 
@@ -96,7 +97,10 @@ TEST_CASE("statuspage daemon: /metrics parses strictly and matches /v1/status an
   CHECK(doc.Value("storegw_link_state", {{"state", "down"}}) == 1);
   CHECK(doc.Value("storegw_uplink_reconnects_total") == static_cast<double>(status->reconnects()));
   REQUIRE(status->alerts_size() == 1);
-  CHECK(status->alerts(0).sku() == "SKU-GONE");
+  CHECK(status->alerts(0).sku() == "SKU-1");
+  CHECK(status->alerts_open_total() == 1);
+  CHECK(doc.Value("storegw_skus_untracked") == 0);
+  CHECK(doc.Value("storegw_skus") == 1);
   CHECK(doc.Value("storegw_alerts_open", {{"kind", "oversell"}}) == 1);
   CHECK(doc.Value("storegw_info", {{"version", status->version()},
                                    {"store_id", "store-77"},

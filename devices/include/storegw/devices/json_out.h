@@ -1,11 +1,13 @@
 // Writing the few JSON bodies that have no proto message (errors, stock,
-// health). Output only: every JSON the API reads goes through protobuf's
-// proto3 JSON parser.
+// health), and the strict check every JSON body the gateway reads passes
+// before protobuf's proto3 JSON parser.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "storegw/status.h"
 
 namespace storegw::devices {
 
@@ -40,5 +42,12 @@ std::string ErrorJson(std::string_view code, std::string_view message, std::stri
 // it is journaled as ("0" when the other body is in the same request).
 std::string ConflictJson(std::string_view message, std::string_view field,
                          std::string_view event_id, uint64_t seq);
+
+// kInvalidArgument unless `body` is one RFC 8259 JSON text: no byte order
+// mark, no comments, no single quotes, no trailing commas, valid UTF-8, no
+// key repeated within an object, nothing after the value. The message names
+// the problem and its byte offset. (protobuf's JSON parser accepts all of
+// these; every JSON body the gateway reads is checked with this first.)
+Status CheckStrictJson(std::string_view body);
 
 }  // namespace storegw::devices

@@ -1,4 +1,4 @@
-// The gateway's read-only HTTP routes for people and monitoring:
+// The gateway's HTTP routes for people and monitoring:
 //
 //   GET /                    the status page (one self-contained HTML file,
 //                            status_page.html, compiled into the binary)
@@ -8,13 +8,17 @@
 //   GET /v1/devices          storegw.v1.DeviceList as proto3 JSON: every
 //                            device of the device API, worst first
 //   GET /metrics             Prometheus text format 0.0.4 (metrics.h)
+//   POST /v1/alerts/{seq}/ack  acknowledges an open alert, body
+//                            {"by": NAME, "note": TEXT}: journaled as an
+//                            alert_ack event (the only route that writes)
 //
 // They are mounted on the device API (http.listen) through its
 // ExtraHandler, or on a listener of their own (status.listen, see
 // status_server.h). With status.token set, each needs
 // "Authorization: Bearer TOKEN"; the page also takes "?token=TOKEN" (a
 // browser cannot send a header when you type a URL) and its script then
-// sends the header and removes the token from the address bar. The token
+// sends the header and removes the token from the address bar (POST takes
+// the header only). The token
 // is compared in constant time and never appears in an answer or a log.
 //
 // Threads: Handle() runs on HTTP worker threads, Sample() on the daemon's
@@ -85,6 +89,7 @@ class StatusHttp {
 
  private:
   bool Authorized(const devices::HttpRequest& req, bool allow_query_token) const;
+  devices::HttpResponse Acknowledge(const devices::HttpRequest& req, uint64_t seq);
 
   StatusReporter& reporter_;
   storage::Journal& journal_;
