@@ -99,6 +99,7 @@ v1::GatewayStatus StatusReporter::Build() {
     s.set_skus_untracked(sum->skus_untracked);
   } else {
     s.set_last_error("status: counting alerts failed: " + sum.status().message());
+    s.set_last_error_at(now);
   }
   s.set_online(true);
   s.set_updated_at(now);
