@@ -498,6 +498,7 @@ struct StockFlags : CommonFlags {
   std::string prefix;
   bool prefix_given = false;
   int limit = 100;
+  std::string after;
 };
 
 std::string PercentEncode(const std::string& s) {
@@ -543,10 +544,13 @@ std::string StringField(const google::protobuf::Struct& s, const char* name) {
 }
 
 void StockRowOut(const google::protobuf::Struct& row) {
-  std::printf("%-24s  %10s  %10s  %10s\n", StringField(row, "sku").c_str(),
+  auto tracked = row.fields().find("tracked");
+  const bool untracked = tracked != row.fields().end() && !tracked->second.bool_value();
+  std::printf("%-24s  %10s  %10s  %10s%s\n", StringField(row, "sku").c_str(),
               FormatCount(IntField(row, "on_hand")).c_str(),
               FormatCount(IntField(row, "base_qty")).c_str(),
-              FormatCount(IntField(row, "as_of_seq")).c_str());
+              FormatCount(IntField(row, "as_of_seq")).c_str(),
+              untracked ? "  (untracked: no baseline yet)" : "");
 }
 
 int RunStock(const StockFlags& f) {
@@ -585,6 +589,7 @@ int RunStock(const StockFlags& f) {
   if (f.prefix_given) {
     std::string path =
         "/v1/stock?prefix=" + PercentEncode(f.prefix) + "&limit=" + std::to_string(f.limit);
+    if (!f.after.empty()) path += "&after=" + PercentEncode(f.after);
     Reply r = Get(*target, path, timeout);
     if (r.status != 200) return down(r, "prefix \"" + f.prefix + "\"");
     auto obj = ParseObject(r.body);
@@ -601,6 +606,10 @@ int RunStock(const StockFlags& f) {
     header();
     for (const auto& v : rows->list_value().values()) StockRowOut(v.struct_value());
     if (rows->list_value().values_size() == 0) code = kExitDegraded;
+    if (auto next = obj->fields().find("next_after"); next != obj->fields().end()) {
+      std::printf("more: storegw stock --prefix '%s' --limit %d --after '%s'\n",
+                  f.prefix.c_str(), f.limit, next->second.string_value().c_str());
+    }
   }
   for (const std::string& sku : f.skus) {
     Reply r = Get(*target, "/v1/stock/" + PercentEncode(sku), timeout);
@@ -785,6 +794,8 @@ void AddStatusCommands(CLI::App& app, int* exit_code) {
   stock->add_option("--limit", kf->limit, "At most this many rows with --prefix")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
+  stock->add_option("--after", kf->after,
+                    "With --prefix: start after this SKU (the next page; the list says which)");
   stock->callback([kf, prefix, exit_code] {
     kf->prefix_given = prefix->count() > 0;
     *exit_code = RunStock(*kf);

@@ -121,6 +121,17 @@ TEST_CASE(
   RunResult listed = Storegw({"stock", "--url", d->url(), "--prefix", "SKU-"});
   CHECK_MESSAGE(listed.exit.code == 0, Show(listed));
   CHECK(listed.out.find("SKU-GONE") != std::string::npos);
+  // Paging: one row, then the next after it.
+  RunResult page1 = Storegw({"stock", "--url", d->url(), "--prefix", "SKU-", "--limit", "1"});
+  CHECK_MESSAGE(page1.exit.code == 0, Show(page1));
+  CHECK(HasRow(page1.out, {"SKU-1", "1,233"}));
+  CHECK(page1.out.find("more: storegw stock --prefix 'SKU-' --limit 1 --after 'SKU-1'") !=
+        std::string::npos);
+  RunResult page2 = Storegw(
+      {"stock", "--url", d->url(), "--prefix", "SKU-", "--limit", "1", "--after", "SKU-1"});
+  CHECK_MESSAGE(page2.exit.code == 0, Show(page2));
+  CHECK(HasRow(page2.out, {"SKU-GONE", "-2"}));
+  CHECK(page2.out.find("more:") == std::string::npos);
 
   // The devices: till-01 sent everything, one refused request named no device.
   REQUIRE(HttpPost(d->port, "/v1/events", "{").status == 400);
