@@ -93,6 +93,15 @@ std::string RenderMetrics(const MetricsInput& in) {
           "0 while the journal reports a problem (integrity check failed, checkpointer failing; "
           "GET /v1/status journal_error says which), else 1.",
           JournalError(j).empty() ? 1 : 0);
+  w.Gauge("storegw_journal_integrity_failed",
+          "1 when the background integrity check of the journal file failed (the next start "
+          "checks the whole file and moves a damaged one aside: deliver the backlog first), "
+          "else 0.",
+          j.integrity_error.empty() ? 0 : 1);
+  w.Gauge("storegw_journal_integrity_checked",
+          "1 once the background integrity check of the whole journal file has finished since "
+          "start.",
+          j.integrity_checked ? 1 : 0);
   w.Counter("storegw_journal_events_appended_total",
             "Device events journaled since start (duplicates and the gateway's own alert "
             "events not counted).",
