@@ -150,6 +150,8 @@ TEST_CASE("gateway status: a checkpointer that cannot work shows on the status, 
   in.journal = journal->Stats();
   const std::string metrics = gateway::RenderMetrics(in);
   CHECK(metrics.find("\nstoregw_journal_healthy 0\n") != std::string::npos);
+  // A failing checkpointer is not a failed integrity check.
+  CHECK(metrics.find("\nstoregw_journal_integrity_failed 0\n") != std::string::npos);
   CHECK(metrics.find("\nstoregw_journal_checkpoint_failures_total 0\n") == std::string::npos);
   CHECK(metrics.find("\nstoregw_journal_wal_bytes ") != std::string::npos);
 
@@ -159,4 +161,10 @@ TEST_CASE("gateway status: a checkpointer that cannot work shows on the status, 
                       std::chrono::seconds(20)));
   in.journal = journal->Stats();
   CHECK(gateway::RenderMetrics(in).find("\nstoregw_journal_healthy 1\n") != std::string::npos);
+  // A failed integrity check is (the journal's stats say so).
+  in.journal.integrity_error = "journal quick_check: row 7 missing from index";
+  in.journal.integrity_checked = true;
+  const std::string damaged = gateway::RenderMetrics(in);
+  CHECK(damaged.find("\nstoregw_journal_integrity_failed 1\n") != std::string::npos);
+  CHECK(damaged.find("\nstoregw_journal_integrity_checked 1\n") != std::string::npos);
 }
