@@ -9,6 +9,8 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config git
   libsqlite3-dev sqlite3 zlib1g-dev
+  # zstd batch payloads (uplink.compression = "zstd"), both ends.
+  libzstd-dev
   libprotobuf-dev protobuf-compiler
   libpaho-mqtt-dev libpaho-mqttpp-dev libssl-dev openssl
   libcurl4-openssl-dev

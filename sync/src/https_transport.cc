@@ -225,7 +225,8 @@ class HttpsTransport final : public Transport {
   HttpsTransport(const UplinkOptions& o, const TransportIdentity& id, HttpsUrl url,
                  std::string proxy_shown)
       : opt_(o), id_(id), url_(std::move(url)), proxy_shown_(std::move(proxy_shown)) {
-    compress_ = o.compression == "deflate";
+    codec_ = ParseCompression(o.compression).value_or(Compression::kNone);
+    level_ = DefaultLevel(codec_, o.compression_level);
     secrets_ = {o.password};
     if (!o.proxy.empty()) {
       // Proxy credentials: both the raw and the percent-decoded password.
@@ -490,14 +491,15 @@ class HttpsTransport final : public Transport {
         h, ("Idempotency-Key: " +
             IdempotencyKey(id_.gateway_id, id_.epoch, q.range.first_seq, q.range.last_seq))
                .c_str());
-    if (compress_) {
-      auto z = Deflate(q.payload);
+    if (codec_ != Compression::kNone) {
+      auto z = Compress(codec_, q.payload, level_);
       if (!z.ok()) {
         curl_slist_free_all(h);
         return z.status();
       }
       slot->body = std::move(*z);
-      h = curl_slist_append(h, "Content-Encoding: deflate");
+      h = curl_slist_append(
+          h, ("Content-Encoding: " + std::string(CompressionName(codec_))).c_str());
     } else {
       slot->body = std::move(q.payload);
     }
@@ -661,7 +663,8 @@ class HttpsTransport final : public Transport {
   const HttpsUrl url_;
   const std::string proxy_shown_;  // without credentials; "" when none configured
   std::vector<std::string> secrets_;
-  bool compress_ = true;
+  Compression codec_ = Compression::kDeflate;
+  int level_ = 1;
 
   TransportListener* listener_ = nullptr;  // set in Connect, used by the worker
   CURLM* multi_ = nullptr;

@@ -239,7 +239,8 @@ class MqttTransport final : public Transport {
     shared_->stock_topic = o.topic_prefix + "/" + id.store_id + "/downstream/stock";
     shared_->prices_topic = o.topic_prefix + "/" + id.store_id + "/downstream/prices";
     shared_->url = o.url;
-    compress_ = o.compression == "deflate";
+    codec_ = ParseCompression(o.compression).value_or(Compression::kNone);
+    level_ = DefaultLevel(codec_, o.compression_level);
   }
 
   ~MqttTransport() override { Close(std::nullopt); }
@@ -303,12 +304,12 @@ class MqttTransport final : public Transport {
     if (!cli_) return Status::Unavailable("not connected");
     try {
       mqtt::message_ptr msg;
-      if (compress_ && version_ == 5) {
+      if (codec_ != Compression::kNone && version_ == 5) {
         // Only MQTT 5 can say the payload is compressed (properties).
-        auto z = Deflate(payload);
+        auto z = Compress(codec_, payload, level_);
         if (!z.ok()) return z.status();
         msg = mqtt::make_message(events_topic_, mqtt::binary_ref(std::move(*z)), 1, false);
-        msg->set_properties(deflate_props_);
+        msg->set_properties(codec_props_);
       } else {
         msg = mqtt::make_message(events_topic_, mqtt::binary_ref(std::move(payload)), 1, false);
       }
@@ -411,10 +412,10 @@ class MqttTransport final : public Transport {
       // Built only once a client exists: Paho C's allocation tracking
       // (initialized with the first client) otherwise reports the
       // property copies as leaks under ASan.
-      if (compress_ && deflate_props_.empty()) {
-        deflate_props_.add({mqtt::property::CONTENT_TYPE, std::string(kBatchContentType)});
-        deflate_props_.add({mqtt::property::USER_PROPERTY, std::string(kContentEncodingKey),
-                            std::string(kDeflate)});
+      if (codec_ != Compression::kNone && codec_props_.empty()) {
+        codec_props_.add({mqtt::property::CONTENT_TYPE, std::string(kBatchContentType)});
+        codec_props_.add({mqtt::property::USER_PROPERTY, std::string(kContentEncodingKey),
+                          std::string(CompressionName(codec_))});
       }
       std::weak_ptr<Shared> weak = shared_;
       cli_->set_disconnected_handler([weak](const mqtt::properties&, mqtt::ReasonCode rc) {
@@ -528,8 +529,9 @@ class MqttTransport final : public Transport {
   std::shared_ptr<Shared> shared_;
   std::unique_ptr<Callbacks> cb_;  // outlives cli_ (declared before it)
   mqtt::string_ref events_topic_, status_topic_;
-  bool compress_ = false;
-  mqtt::properties deflate_props_;
+  Compression codec_ = Compression::kNone;
+  int level_ = 1;
+  mqtt::properties codec_props_;
   mqtt::connect_options conn_opts_;  // lives as long as the client
   std::unique_ptr<mqtt::async_client> cli_;
   int version_ = 5;

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "compress.h"
 #include "storegw/storage/journal.h"
 
 namespace storegw::sync {
@@ -61,9 +62,27 @@ Status ValidateUplinkOptions(UplinkOptions& o, storage::Journal* journal) {
         "uplink.max_message_bytes",
         range(L::kMinMessageBytes, L::kMaxMessageBytes, o.max_message_bytes));
   }
-  if (o.compression != "deflate" && o.compression != "none") {
-    return Status::InvalidArgument(
-        "uplink.compression", "must be \"deflate\" or \"none\", got \"" + o.compression + "\"");
+  const std::optional<Compression> codec = ParseCompression(o.compression);
+  if (!codec) {
+    return Status::InvalidArgument("uplink.compression",
+                                   "must be \"zstd\", \"deflate\" or \"none\", got \"" +
+                                       o.compression + "\"");
+  }
+  if (o.compression_level != 0) {
+    const bool ok = *codec == Compression::kDeflate ? o.compression_level >= 1 &&
+                                                          o.compression_level <= 9
+                    : *codec == Compression::kZstd ? o.compression_level >= -7 &&
+                                                         o.compression_level <= 19
+                                                   : false;
+    if (!ok) {
+      return Status::InvalidArgument(
+          "uplink.compression_level",
+          "must be 0 (the default) or, for " + o.compression + ", " +
+              (*codec == Compression::kDeflate ? std::string("1..9")
+               : *codec == Compression::kZstd  ? std::string("-7..19")
+                                               : std::string("nothing else (no compression)")) +
+              "; got " + std::to_string(o.compression_level));
+    }
   }
   if (o.backoff_initial.count() <= 0 || o.backoff_initial > o.backoff_max) {
     return Status::InvalidArgument("uplink.backoff_initial",

@@ -57,7 +57,8 @@ backoff_max = "5m"
 hq_ack_timeout = "45s"
 ack_timeout = "20s"
 connect_timeout = "7s"
-compression = "none"
+compression = "zstd"
+compression_level = 9
 client_id = "storegw-custom"
 username = "store42"
 password = "s3cret-pa55"
@@ -173,7 +174,8 @@ TEST_CASE("gateway config: every key is parsed") {
   CHECK(c.log.format == "json");
   CHECK(c.uplink.ack_timeout == 20s);
   CHECK(c.uplink.connect_timeout == 7s);
-  CHECK(c.uplink.compression == "none");
+  CHECK(c.uplink.compression == "zstd");
+  CHECK(c.uplink.compression_level == 9);
   CHECK(c.uplink.session_expiry == std::chrono::hours(24));
   CHECK(c.uplink.request_timeout == 12s);
   CHECK(c.uplink.proxy == "http://proxy.example:3128");

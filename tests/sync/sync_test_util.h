@@ -382,6 +382,7 @@ class HqConsumer {
   uint64_t events_received() const { return events_received_.load(); }
   uint64_t bytes_received() const { return bytes_received_.load(); }
   uint64_t compressed_batches() const { return compressed_.load(); }
+  uint64_t zstd_batches() const { return zstd_.load(); }
   size_t streams() const {
     std::lock_guard lk(mu_);
     return streams_.size();
@@ -472,13 +473,14 @@ class HqConsumer {
     std::string inflated;
     std::string_view body(p.data(), p.size());
     const auto& props = m->get_properties();
-    bool deflated = false;
+    bool deflated = false, zstd = false;
     for (size_t i = 0; i < props.count(mqtt::property::USER_PROPERTY); ++i) {
       auto kv = mqtt::get<mqtt::string_pair>(props, mqtt::property::USER_PROPERTY, i);
       if (std::get<0>(kv) == "content-encoding" && std::get<1>(kv) == "deflate") deflated = true;
+      if (std::get<0>(kv) == "content-encoding" && std::get<1>(kv) == "zstd") zstd = true;
     }
-    if (deflated) {
-      auto r = sync::Inflate(body);
+    if (deflated || zstd) {
+      auto r = zstd ? sync::ZstdDecompress(body) : sync::Inflate(body);
       if (!r.ok()) {
         std::lock_guard lk(mu_);
         errors_.push_back("undecodable compressed batch: " + r.status().ToString());
@@ -487,6 +489,7 @@ class HqConsumer {
       inflated = std::move(*r);
       body = inflated;
       ++compressed_;
+      if (zstd) ++zstd_;
     } else if (!body.empty() && static_cast<uint8_t>(body[0]) == 0x78) {
       std::lock_guard lk(mu_);
       errors_.push_back("a zlib payload without content-encoding");
@@ -566,7 +569,7 @@ class HqConsumer {
   std::vector<v1::GatewayStatus> statuses_;
   std::function<void(uint64_t)> on_applied_;
   std::atomic<uint64_t> duplicates_{0}, gaps_{0}, batches_{0}, events_received_{0},
-      bytes_received_{0}, compressed_{0};
+      bytes_received_{0}, compressed_{0}, zstd_{0};
   std::atomic<int> connected_count_{0};
   std::atomic<bool> acks_paused_{false};
 };

@@ -625,6 +625,25 @@ TEST_CASE("sync uplink options: bad values are rejected naming the key") {
   check([](auto& o) { o.url = "tcp://host:99999"; }, "uplink.url");
   check([](auto& o) { o.transport = "carrier-pigeon"; }, "uplink.transport");
   check([](auto& o) { o.topic_prefix = "a/#"; }, "uplink.topic_prefix");
+  check([](auto& o) { o.compression = "gzip"; }, "uplink.compression");
+  check(
+      [](auto& o) {
+        o.compression = "deflate";
+        o.compression_level = 12;
+      },
+      "uplink.compression_level");
+  check(
+      [](auto& o) {
+        o.compression = "zstd";
+        o.compression_level = 22;
+      },
+      "uplink.compression_level");
+  check(
+      [](auto& o) {
+        o.compression = "none";
+        o.compression_level = 3;
+      },
+      "uplink.compression_level");
   // TLS files with a plain URL would silently send in the clear.
   check([](auto& o) { o.tls.ca_file = "/etc/ssl/ca.pem"; }, "uplink.url");
   UplinkOptions other;
@@ -646,6 +665,55 @@ TEST_CASE("sync broker URL parsing") {
   CHECK(v6->paho_uri() == "tcp://[::1]:1883");
   CHECK(ParseBrokerUrl("ssl://h")->port == 8883);
   CHECK(!ParseBrokerUrl("tcp://user:pw@h:1883").ok());
+}
+
+}  // namespace storegw::sync
+
+namespace storegw::sync {
+
+TEST_CASE("sync compress: zstd and deflate round trips, bounded and refusing bad input") {
+  std::string batch;
+  for (int i = 0; i < 2000; ++i) batch += "till-03-" + std::to_string(i) + " SKU-000123 EUR ";
+  for (auto c : {Compression::kNone, Compression::kDeflate, Compression::kZstd}) {
+    CAPTURE(static_cast<int>(c));
+    auto z = Compress(c, batch, DefaultLevel(c, 0));
+    REQUIRE(z.ok());
+    if (c == Compression::kNone) {
+      CHECK(*z == batch);
+      continue;
+    }
+    CHECK(z->size() < batch.size() / 4);
+    CHECK(static_cast<uint8_t>((*z)[0]) == (c == Compression::kZstd ? kZstdFirstByte : 0x78));
+    auto back = c == Compression::kZstd ? ZstdDecompress(*z) : Inflate(*z);
+    REQUIRE(back.ok());
+    CHECK(*back == batch);
+    // Bounded: a limit below the size is refused, not allocated.
+    auto small = c == Compression::kZstd ? ZstdDecompress(*z, 1000) : Inflate(*z, 1000);
+    CHECK_FALSE(small.ok());
+    // Cut short, or garbage: refused with a reason.
+    auto cut = c == Compression::kZstd ? ZstdDecompress(z->substr(0, z->size() / 2))
+                                       : Inflate(z->substr(0, z->size() / 2));
+    CHECK_FALSE(cut.ok());
+  }
+  auto junk = ZstdDecompress("\x28\xb5\x2f\xfd garbage that is not a frame");
+  REQUIRE_FALSE(junk.ok());
+  CHECK(junk.status().message().find("zstd") != std::string::npos);
+  // Every level gives a frame that decodes to the input; names and defaults.
+  for (int level : {-7, 1, 9, 19}) {
+    auto z = ZstdCompress(batch, level);
+    REQUIRE(z.ok());
+    auto back = ZstdDecompress(*z);
+    REQUIRE(back.ok());
+    CHECK(*back == batch);
+  }
+  CHECK(ParseCompression("zstd") == Compression::kZstd);
+  CHECK(ParseCompression("deflate") == Compression::kDeflate);
+  CHECK(ParseCompression("none") == Compression::kNone);
+  CHECK_FALSE(ParseCompression("gzip"));
+  CHECK(CompressionName(Compression::kZstd) == "zstd");
+  CHECK(DefaultLevel(Compression::kZstd, 0) == 3);
+  CHECK(DefaultLevel(Compression::kDeflate, 0) == 1);
+  CHECK(DefaultLevel(Compression::kZstd, 7) == 7);
 }
 
 }  // namespace storegw::sync

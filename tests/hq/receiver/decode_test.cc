@@ -41,7 +41,31 @@ TEST_CASE("decode: a plain and a deflated batch, declared or told apart by the f
   }
 }
 
+TEST_CASE("decode: a zstd batch, declared or told apart by the first byte - refused when broken") {
+  const v1::EventBatch b = Good();
+  const std::string plain = b.SerializeAsString();
+  auto z = sync::ZstdCompress(plain, 3);
+  REQUIRE(z.ok());
+  REQUIRE(static_cast<uint8_t>((*z)[0]) == 0x28);
+  for (auto enc : {PayloadEncoding::kZstd, PayloadEncoding::kSniff}) {
+    Decoded d = DecodeBatch(*z, enc, BatchOrigin{"store-0001", "gw-01"});
+    REQUIRE_MESSAGE(d.ok(), d.detail);
+    CHECK(d.batch.wire_bytes == z->size());
+    CHECK(d.batch.batch.SerializeAsString() == plain);
+  }
+  // Declared zstd but plain; cut short; a zstd bomb beyond the limit.
+  CheckRefused(DecodeBatch(plain, PayloadEncoding::kZstd), RefuseReason::kUndecodable, "zstd");
+  CheckRefused(DecodeBatch(z->substr(0, z->size() - 3), PayloadEncoding::kZstd),
+               RefuseReason::kUndecodable, "zstd payload of");
+  auto bomb = sync::ZstdCompress(std::string(2u << 20, '\0'), 19);
+  REQUIRE(bomb.ok());
+  CheckRefused(DecodeBatch(*bomb, PayloadEncoding::kZstd, {}, DecodeLimits{1u << 20, 1u << 20}),
+               RefuseReason::kUndecodable, "exceeds");
+}
+
 TEST_CASE("decode: content encodings") {
+  CHECK(ParseContentEncoding("zstd") == PayloadEncoding::kZstd);
+  CHECK(ParseContentEncoding("ZSTD") == PayloadEncoding::kZstd);
   CHECK(ParseContentEncoding("deflate") == PayloadEncoding::kDeflate);
   CHECK(ParseContentEncoding("Deflate") == PayloadEncoding::kDeflate);
   CHECK(ParseContentEncoding("") == PayloadEncoding::kIdentity);

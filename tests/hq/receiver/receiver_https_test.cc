@@ -114,6 +114,21 @@ TEST_CASE("https: answer codes: 200 with HqAck after the commit, 4xx for bad inp
   CHECK(ack.gateway_id() == "gw-50");
   a = PostBatch(hq.port, ca, b1.SerializeAsString(), GatewayHeaders(b1, /*deflate=*/false));
   REQUIRE(a.status == 200);
+  // zstd (Content-Encoding: zstd), a resend of the same batch: 200 again.
+  {
+    auto z = sync::ZstdCompress(b1.SerializeAsString(), 3);
+    REQUIRE(z.ok());
+    httplib::Headers zh = GatewayHeaders(b1, false);
+    zh.emplace("Content-Encoding", "zstd");
+    a = PostBatch(hq.port, ca, *z, zh);
+    REQUIRE_MESSAGE(a.status == 200, a.status << " " << a.error << a.body);
+    REQUIRE(ack.ParseFromString(a.body));
+    CHECK(ack.seq() == 5);
+    // A broken zstd body: 400, named.
+    a = PostBatch(hq.port, ca, z->substr(0, z->size() - 4), zh);
+    CHECK(a.status == 400);
+    CHECK(a.body.find("zstd") != std::string::npos);
+  }
   // Past a gap: stored, the ack still names the prefix.
   const v1::EventBatch b3 = MakeBatch("s1", "gw-50", b1.epoch(), 11, 5);
   a = PostBatch(hq.port, ca, Deflated(b3), GatewayHeaders(b3));
@@ -176,12 +191,12 @@ TEST_CASE("https: answer codes: 200 with HqAck after the commit, 4xx for bad inp
 
   CHECK(EventsOf(SharedPostgres(), db, "gw-50") == "10 10 1 15");
   CHECK(EventsOf(SharedPostgres(), db, "gw-51") == "0 0 0 0");
-  CHECK(hq.Refused("undecodable") == 5);     // 2x415, 2x400, 413
+  CHECK(hq.Refused("undecodable") == 6);     // 2x415, 3x400 (one zstd), 413
   CHECK(hq.Refused("topic_mismatch") == 2);  // no key (400), wrong key (422)
   CHECK(hq.Refused("not_contiguous") == 1);
   CHECK(hq.Refused("invalid_event") == 1);
   CHECK(hq.Refused("conflict") == 1);
-  CHECK(hq.receiver->Stats().batches_received == 13);
+  CHECK(hq.receiver->Stats().batches_received == 15);
 }
 
 TEST_CASE("https: mutual TLS refuses a client without a certificate") {

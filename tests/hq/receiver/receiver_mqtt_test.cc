@@ -133,6 +133,46 @@ TEST_CASE("mqtt: a real uplink (ack = hq) drains through two replicas sharing a 
   b->Stop();
 }
 
+TEST_CASE("mqtt: a real uplink with zstd batches (uplink.compression = zstd) is stored once") {
+  TempDir dir;
+  Mosquitto broker(dir / "broker");
+  test::Postgres& pg = SharedPostgres();
+  const std::string db = FreshDb("zstd");
+  auto store = OpenStore(pg.CreateDatabase(db));
+  auto r = StartReceiver(MqttOptions(broker, "z"), store.get());
+
+  auto j = storage::Journal::Open(sync_test::TestJournalOptions(dir / "data"));
+  REQUIRE(j.ok());
+  REQUIRE(sync_test::AppendSales(**j, 1, 3000) == "");
+  const uint64_t last = (*j)->Stats().last_seq;
+
+  sync::UplinkOptions o;
+  o.url = broker.url();
+  o.ack = "hq";
+  o.batch_events = 200;
+  o.compression = "zstd";
+  o.compression_level = 5;
+  o.backoff_initial = 50ms;
+  o.backoff_max = 500ms;
+  o.hq_ack_timeout = 10s;
+  o.client_id = "gw-zstd-" + std::to_string(getpid());
+  auto up = sync::Uplink::Create(o, j->get());
+  REQUIRE_MESSAGE(up.ok(), up.status().ToString());
+  REQUIRE((*up)->Start().ok());
+  const bool drained = WaitUntil([&] { return (*j)->Stats().watermark == last; }, kWait);
+  const sync::UplinkStatus us = (*up)->status();
+  (*up)->Stop();
+  INFO("uplink last_error: " << us.last_error << "; receiver: " << r->Stats().last_error);
+  REQUIRE(drained);
+  const std::string n = std::to_string(last);
+  CHECK(EventsOf(pg, db, "gw-01") == n + " " + n + " 1 " + n);  // every seq once
+  const ReceiverStats s = r->Stats();
+  CHECK(s.refused.empty());
+  CHECK(s.events_stored == last);
+  CHECK(s.batches_stored > 0);
+  r->Stop();
+}
+
 TEST_CASE("mqtt: out of order, HqAck names only the contiguous prefix, and a resent batch is acked again") {
   TempDir dir;
   Mosquitto broker(dir / "broker");

@@ -92,6 +92,7 @@ std::optional<PayloadEncoding> ParseContentEncoding(std::string_view value) {
   for (char c : value) v += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (v.empty() || v == "identity") return PayloadEncoding::kIdentity;
   if (v == "deflate") return PayloadEncoding::kDeflate;
+  if (v == "zstd") return PayloadEncoding::kZstd;
   return std::nullopt;
 }
 
@@ -185,17 +186,21 @@ Decoded DecodeBatch(std::string_view payload, PayloadEncoding encoding, const Ba
     }
     if (payload.empty()) return Refuse(RefuseReason::kUndecodable, "payload is empty");
     if (encoding == PayloadEncoding::kSniff) {
-      encoding = static_cast<uint8_t>(payload[0]) == kZlibFirstByte ? PayloadEncoding::kDeflate
-                                                                    : PayloadEncoding::kIdentity;
+      const auto first = static_cast<uint8_t>(payload[0]);
+      encoding = first == kZlibFirstByte          ? PayloadEncoding::kDeflate
+                 : first == sync::kZstdFirstByte ? PayloadEncoding::kZstd
+                                                 : PayloadEncoding::kIdentity;
     }
     std::string inflated;
     std::string_view body = payload;
-    if (encoding == PayloadEncoding::kDeflate) {
-      auto r = sync::Inflate(payload, limits.max_batch_bytes);
+    if (encoding == PayloadEncoding::kDeflate || encoding == PayloadEncoding::kZstd) {
+      const bool zstd = encoding == PayloadEncoding::kZstd;
+      auto r = zstd ? sync::ZstdDecompress(payload, limits.max_batch_bytes)
+                    : sync::Inflate(payload, limits.max_batch_bytes);
       if (!r.ok()) {
         return Refuse(RefuseReason::kUndecodable,
-                      "deflate payload of " + std::to_string(payload.size()) +
-                          " bytes: " + r.status().message());
+                      std::string(zstd ? "zstd" : "deflate") + " payload of " +
+                          std::to_string(payload.size()) + " bytes: " + r.status().message());
       }
       inflated = std::move(*r);
       body = inflated;
@@ -208,8 +213,8 @@ Decoded DecodeBatch(std::string_view payload, PayloadEncoding encoding, const Ba
     d.batch.wire_bytes = payload.size();
     if (!d.batch.batch.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
       return Refuse(RefuseReason::kUndecodable,
-                    std::string(encoding == PayloadEncoding::kDeflate ? "inflated payload"
-                                                                      : "payload") +
+                    std::string(encoding == PayloadEncoding::kIdentity ? "payload"
+                                                                       : "decompressed payload") +
                         " of " + std::to_string(body.size()) +
                         " bytes is not a storegw.v1.EventBatch");
     }

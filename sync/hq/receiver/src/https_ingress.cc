@@ -141,7 +141,7 @@ void HttpsIngress::Routes() {
     const std::string encoding = Header(req, "Content-Encoding");
     if (!ParseContentEncoding(encoding)) {
       return refuse(415, RefuseReason::kUndecodable,
-                    "Content-Encoding \"" + Shown(encoding) + "\": expected deflate or none");
+                    "Content-Encoding \"" + Shown(encoding) + "\": expected zstd, deflate or none");
     }
     if (req.has_header("Content-Length")) {
       const std::string len = Header(req, "Content-Length");
@@ -170,7 +170,8 @@ void HttpsIngress::Routes() {
       reporter_->Refused(r, source, detail);
       Answer(res, status, std::string(RefuseReasonName(r)) + ": " + detail);
     };
-    // The body, inflated by httplib when Content-Encoding says deflate;
+    // The body, inflated by httplib when Content-Encoding says deflate (a
+    // zstd body comes as it was sent: httplib does not know zstd);
     // bounded here, since httplib bounds only what is sent.
     std::string body;
     bool too_big = false;
@@ -193,11 +194,12 @@ void HttpsIngress::Routes() {
                     "the body could not be read or inflated (a broken deflate stream?)");
     }
     // httplib inflated a "deflate" body (the first byte tells, should a
-    // spelling of the header have slipped past it).
-    const PayloadEncoding enc = ParseContentEncoding(Header(req, "Content-Encoding")) ==
-                                        PayloadEncoding::kDeflate
-                                    ? PayloadEncoding::kSniff
-                                    : PayloadEncoding::kIdentity;
+    // spelling of the header have slipped past it); a zstd body is ours to
+    // decompress.
+    const auto declared = ParseContentEncoding(Header(req, "Content-Encoding"));
+    const PayloadEncoding enc = declared == PayloadEncoding::kDeflate ? PayloadEncoding::kSniff
+                                : declared == PayloadEncoding::kZstd  ? PayloadEncoding::kZstd
+                                                                      : PayloadEncoding::kIdentity;
     Decoded d = DecodeBatch(body, enc, {}, DecodeLimits{max_bytes_, max_bytes_});
     if (!d.ok()) return refuse(StatusFor(*d.refused), *d.refused, d.detail);
     const std::string key = Header(req, "Idempotency-Key");

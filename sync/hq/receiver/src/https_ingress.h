@@ -5,7 +5,7 @@
 //
 // A request: headers `Content-Type: application/x-protobuf`,
 // `Idempotency-Key: {gateway_id}-{epoch}-{first_seq}-{last_seq}`,
-// optionally `Content-Encoding: deflate`; the body is one EventBatch. The
+// optionally `Content-Encoding: deflate` or `zstd`; the body is one EventBatch. The
 // answer, and what the gateway does with it:
 //   200  stored (committed) or stored before: body HqAck{epoch, applied
 //        prefix, gateway_id} (application/x-protobuf). The gateway moves
@@ -18,7 +18,7 @@
 //        sent or inflated                     } last_error until it is
 //   415  a Content-Type other than             } restarted
 //        application/x-protobuf, a
-//        Content-Encoding other than deflate
+//        Content-Encoding other than deflate or zstd
 //   422  well-formed but wrong: seqs not
 //        contiguous, an invalid event, an
 //        Idempotency-Key naming another batch

@@ -224,7 +224,7 @@ void MqttIngress::OnMessage(const std::string& topic, const std::string& payload
       if (!e) {
         reporter_->Refused(RefuseReason::kUndecodable, source,
                            "unsupported content-encoding \"" + content_encoding.substr(0, 32) +
-                               "\" (expected deflate)");
+                               "\" (expected deflate or zstd)");
         return;
       }
       enc = *e;

@@ -102,8 +102,12 @@ struct UplinkOptions {
   // traffic) and marked with the MQTT 5 properties content-type
   // "application/x-protobuf" and user property content-encoding=deflate;
   // with an MQTT 3.1.1 broker (no properties) they go uncompressed.
-  // "none": always plain protobuf.
+  // "zstd": zstd frames instead (marked content-encoding=zstd, HTTP
+  // Content-Encoding: zstd; HQ must understand it). "none": always plain
+  // protobuf.
   std::string compression = "deflate";
+  // 0: the codec's default (deflate 1, zstd 3); deflate 1..9, zstd -7..19.
+  int compression_level = 0;
   // Back-off between connection attempts: a random delay in
   // [backoff_initial, min(backoff_max, backoff_initial * 2^n)] after the
   // n-th consecutive failure (full jitter on a steady clock). Reset once a

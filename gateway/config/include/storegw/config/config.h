@@ -79,7 +79,8 @@ struct Config {
     // CONNECT), https:// or socks5://; credentials in it are a secret
     // (printed as "***"). Empty: the https_proxy / no_proxy environment.
     std::string proxy;
-    std::string compression = "deflate";  // "deflate" | "none" (batch payloads, MQTT 5)
+    std::string compression = "deflate";  // "zstd" | "deflate" | "none" (batch payloads)
+    int compression_level = 0;            // 0: the codec's default (deflate 1, zstd 3)
     std::string client_id;  // MQTT client id; empty: "storegw-<store_id>-<gateway_id>"
     std::string username;   // broker (MQTT) or HTTP basic-auth user; empty: none
     std::string password;   // secret: printed as "***", never logged

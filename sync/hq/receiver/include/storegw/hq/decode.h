@@ -36,16 +36,18 @@ namespace storegw::hq {
 enum class PayloadEncoding {
   // Nothing said (MQTT without the user property: a 3.1.1 hop, a bridge):
   // the first byte decides. A serialized EventBatch never starts with 0x78
-  // (field 15, which it does not have); a zlib stream at the level the
-  // gateway uses does.
+  // (field 15, which it does not have) nor 0x28 (field 5, wire type 0,
+  // which it does not have either); a zlib stream at the levels the gateway
+  // uses starts with 0x78, a zstd frame with 0x28.
   kSniff,
   kIdentity,  // the serialized EventBatch itself
   kDeflate,   // a zlib stream (RFC 1950) of it: HTTP's "deflate"
+  kZstd,      // a zstd frame (RFC 8878) of it: HTTP's "zstd"
 };
 
 // A Content-Encoding header or MQTT content-encoding user property:
-// "deflate" (any case) is kDeflate; "" and "identity" are kIdentity;
-// anything else (gzip, br, x-custom) is nullopt: not supported.
+// "deflate" (any case) is kDeflate, "zstd" kZstd; "" and "identity" are
+// kIdentity; anything else (gzip, br, x-custom) is nullopt: not supported.
 std::optional<PayloadEncoding> ParseContentEncoding(std::string_view value);
 
 // 64 MiB (ReceiverOptions::max_batch_bytes): far above a gateway's largest
