@@ -357,7 +357,7 @@ set(STOREGW_RPM_NAME_MAP
   libpaho-mqtt3as=paho-c libpaho-mqtt3a=paho-c libpaho-mqtt3cs=paho-c libpaho-mqtt3c=paho-c
   libpaho-mqttpp3=paho-cpp libsqlite3=sqlite-libs libcurl=libcurl libprotobuf=protobuf
   libspdlog=spdlog libfmt=fmt libtomlplusplus=tomlplusplus libcpp-httplib=cpp-httplib
-  libsystemd=systemd-libs libssl=openssl-libs libcrypto=openssl-libs libz=zlib libpq=libpq
+  libsystemd=systemd-libs libssl=openssl-libs libcrypto=openssl-libs libz=zlib libzstd=libzstd libpq=libpq
   libc= libm= libgcc_s= libstdc++= ld-linux-x86-64= ld-linux-aarch64=)
 set(CPACK_RPM_PACKAGE_REQUIRES_PRE "shadow-utils")
 set(CPACK_RPM_PRE_INSTALL_SCRIPT_FILE ${_pkg_src}/rpm/pre.sh)
