@@ -169,6 +169,7 @@ sync::UplinkOptions UplinkOptionsFrom(const Config& c) {
   o.max_message_bytes = c.uplink.max_message_bytes;
   o.compression = c.uplink.compression;
   o.compression_level = c.uplink.compression_level;
+  o.batch_encoding = c.uplink.batch_encoding;
   o.backoff_initial = c.uplink.backoff_initial;
   o.backoff_max = c.uplink.backoff_max;
   o.hq_ack_timeout = c.uplink.hq_ack_timeout;

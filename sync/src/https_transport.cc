@@ -48,6 +48,7 @@
 #include <thread>
 #include <vector>
 
+#include "columnar.h"
 #include "compress.h"
 #include "net_probe.h"
 #include "storegw/sync/uplink.h"
@@ -227,6 +228,7 @@ class HttpsTransport final : public Transport {
       : opt_(o), id_(id), url_(std::move(url)), proxy_shown_(std::move(proxy_shown)) {
     codec_ = ParseCompression(o.compression).value_or(Compression::kNone);
     level_ = DefaultLevel(codec_, o.compression_level);
+    columnar_ = o.batch_encoding == "columnar";
     secrets_ = {o.password};
     if (!o.proxy.empty()) {
       // Proxy credentials: both the raw and the percent-decoded password.
@@ -491,6 +493,7 @@ class HttpsTransport final : public Transport {
         h, ("Idempotency-Key: " +
             IdempotencyKey(id_.gateway_id, id_.epoch, q.range.first_seq, q.range.last_seq))
                .c_str());
+    if (columnar_) q.payload = WireBatch(std::move(q.payload), true);
     if (codec_ != Compression::kNone) {
       auto z = Compress(codec_, q.payload, level_);
       if (!z.ok()) {
@@ -665,6 +668,7 @@ class HttpsTransport final : public Transport {
   std::vector<std::string> secrets_;
   Compression codec_ = Compression::kDeflate;
   int level_ = 1;
+  bool columnar_ = false;
 
   TransportListener* listener_ = nullptr;  // set in Connect, used by the worker
   CURLM* multi_ = nullptr;

@@ -64,6 +64,7 @@
 #include <mutex>
 #include <thread>
 
+#include "columnar.h"
 #include "compress.h"
 #include "net_probe.h"
 #include "storegw/v1/storegw.pb.h"
@@ -241,6 +242,7 @@ class MqttTransport final : public Transport {
     shared_->url = o.url;
     codec_ = ParseCompression(o.compression).value_or(Compression::kNone);
     level_ = DefaultLevel(codec_, o.compression_level);
+    columnar_ = o.batch_encoding == "columnar";
   }
 
   ~MqttTransport() override { Close(std::nullopt); }
@@ -304,6 +306,7 @@ class MqttTransport final : public Transport {
     if (!cli_) return Status::Unavailable("not connected");
     try {
       mqtt::message_ptr msg;
+      payload = WireBatch(std::move(payload), columnar_);
       if (codec_ != Compression::kNone && version_ == 5) {
         // Only MQTT 5 can say the payload is compressed (properties).
         auto z = Compress(codec_, payload, level_);
@@ -531,6 +534,7 @@ class MqttTransport final : public Transport {
   mqtt::string_ref events_topic_, status_topic_;
   Compression codec_ = Compression::kNone;
   int level_ = 1;
+  bool columnar_ = false;
   mqtt::properties codec_props_;
   mqtt::connect_options conn_opts_;  // lives as long as the client
   std::unique_ptr<mqtt::async_client> cli_;

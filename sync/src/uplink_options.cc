@@ -68,6 +68,11 @@ Status ValidateUplinkOptions(UplinkOptions& o, storage::Journal* journal) {
                                    "must be \"zstd\", \"deflate\" or \"none\", got \"" +
                                        o.compression + "\"");
   }
+  if (o.batch_encoding != "protobuf" && o.batch_encoding != "columnar") {
+    return Status::InvalidArgument("uplink.batch_encoding",
+                                   "must be \"protobuf\" or \"columnar\", got \"" +
+                                       o.batch_encoding + "\"");
+  }
   if (o.compression_level != 0) {
     const bool ok = *codec == Compression::kDeflate ? o.compression_level >= 1 &&
                                                           o.compression_level <= 9

@@ -24,7 +24,7 @@
 // days of a busy store) would take at the measured rate.
 //
 // Usage: thinlink_bench [--events N] [--rate-kbit K] [--rtt-ms M]
-//                       [--codecs none,deflate,zstd,zstd:9] [--batch-events N]
+//                       [--codecs none,deflate,zstd,zstd:9,col-zstd] [--batch-events N]
 //                       [--max-inflight N] [--max-message-bytes N] [--buffer-bytes N]
 //                       [--skip-link]
 // Internal role (the bench runs itself): --role drain ...
@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "batcher.h"   // sync/src: the uplink's own batches
+#include "columnar.h"  // sync/src: the columnar batch encoding
 #include "compress.h"  // sync/src: the codecs
 #include "shaping_proxy.h"
 #include "storegw/storage/journal.h"
@@ -72,7 +73,7 @@ struct Args {
   uint64_t events = 200000;
   double rate_kbit = 1000;
   double rtt_ms = 300;
-  std::string codecs = "none,deflate,zstd,zstd:9";
+  std::string codecs = "none,deflate,zstd,zstd:9,col-zstd,col-zstd:9";
   int batch_events = 500;
   int max_inflight = 8;
   uint64_t max_message_bytes = 256u << 10;
@@ -131,13 +132,23 @@ double CpuSeconds() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-// "zstd:9" -> (zstd, 9); "deflate" -> (deflate, 0: its default).
-bool ParseCodec(const std::string& spec, storegw::sync::Compression* c, int* level) {
-  const auto colon = spec.find(':');
-  auto parsed = storegw::sync::ParseCompression(spec.substr(0, colon));
+// "zstd:9" -> (zstd, 9); "deflate" -> (deflate, 0: its default); a "col-"
+// prefix: the columnar batch encoding ("col-zstd:9").
+bool ParseCodec(const std::string& spec, storegw::sync::Compression* c, int* level,
+                bool* columnar = nullptr) {
+  std::string s = spec;
+  const bool col = s.rfind("col-", 0) == 0;
+  if (col) s = s.substr(4);
+  if (columnar) *columnar = col;
+  const auto colon = s.find(':');
+  auto parsed = storegw::sync::ParseCompression(s.substr(0, colon));
   if (!parsed) return false;
   *c = *parsed;
-  *level = colon == std::string::npos ? 0 : std::stoi(spec.substr(colon + 1));
+  try {
+    *level = colon == std::string::npos ? 0 : std::stoi(s.substr(colon + 1));
+  } catch (const std::exception&) {
+    return false;
+  }
   return true;
 }
 
@@ -321,10 +332,12 @@ std::vector<Offline> MeasureOffline(const Args& a, const fs::path& dir,
   for (const std::string& spec : codecs) {
     storegw::sync::Compression c;
     int level = 0;
-    if (!ParseCodec(spec, &c, &level)) continue;
+    bool col = false;
+    if (!ParseCodec(spec, &c, &level, &col)) continue;
     measure(spec, [&](const std::string& p) {
-      auto z = storegw::sync::Compress(c, p, storegw::sync::DefaultLevel(c, level));
-      return z.ok() ? z->size() : p.size();
+      const std::string wire = storegw::sync::WireBatch(p, col);
+      auto z = storegw::sync::Compress(c, wire, storegw::sync::DefaultLevel(c, level));
+      return z.ok() ? z->size() : wire.size();
     }, 0);
   }
   // zstd with a dictionary trained on the first 10 % of the batches,
@@ -388,7 +401,8 @@ int RoleDrain(const Args& a) {
   const uint64_t last = (*j)->Stats().last_seq;
   storegw::sync::Compression c;
   int level = 0;
-  if (!ParseCodec(a.codec, &c, &level)) return 2;
+  bool col = false;
+  if (!ParseCodec(a.codec, &c, &level, &col)) return 2;
   storegw::sync::UplinkOptions o;
   o.url = a.url;
   o.batch_events = a.batch_events;
@@ -396,6 +410,7 @@ int RoleDrain(const Args& a) {
   o.max_message_bytes = a.max_message_bytes;
   o.compression = std::string(storegw::sync::CompressionName(c));
   o.compression_level = level;
+  o.batch_encoding = col ? "columnar" : "protobuf";
   o.backoff_initial = 100ms;
   o.backoff_max = 1s;
   o.client_id = "storegw-thinlink";
@@ -486,7 +501,9 @@ int Main(int argc, char** argv) {
   for (const auto& c : codecs) {
     storegw::sync::Compression x;
     int level = 0;
-    if (!ParseCodec(c, &x, &level)) Usage("unknown codec " + c + " (none, deflate, zstd, zstd:LEVEL)");
+    if (!ParseCodec(c, &x, &level)) {
+      Usage("unknown codec " + c + " (none, deflate, zstd, zstd:LEVEL; col- in front: columnar)");
+    }
   }
   storegw::sync_test::TempDir tmp;
   const fs::path base = tmp.path() / "base";

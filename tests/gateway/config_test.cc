@@ -59,6 +59,7 @@ ack_timeout = "20s"
 connect_timeout = "7s"
 compression = "zstd"
 compression_level = 9
+batch_encoding = "columnar"
 client_id = "storegw-custom"
 username = "store42"
 password = "s3cret-pa55"
@@ -176,6 +177,7 @@ TEST_CASE("gateway config: every key is parsed") {
   CHECK(c.uplink.connect_timeout == 7s);
   CHECK(c.uplink.compression == "zstd");
   CHECK(c.uplink.compression_level == 9);
+  CHECK(c.uplink.batch_encoding == "columnar");
   CHECK(c.uplink.session_expiry == std::chrono::hours(24));
   CHECK(c.uplink.request_timeout == 12s);
   CHECK(c.uplink.proxy == "http://proxy.example:3128");

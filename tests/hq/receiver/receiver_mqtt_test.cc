@@ -133,11 +133,14 @@ TEST_CASE("mqtt: a real uplink (ack = hq) drains through two replicas sharing a 
   b->Stop();
 }
 
-TEST_CASE("mqtt: a real uplink with zstd batches (uplink.compression = zstd) is stored once") {
+TEST_CASE("mqtt: a real uplink with zstd batches, plain or columnar, is stored once") {
+  std::string encoding = "protobuf";
+  SUBCASE("uplink.batch_encoding = protobuf") {}
+  SUBCASE("uplink.batch_encoding = columnar") { encoding = "columnar"; }
   TempDir dir;
   Mosquitto broker(dir / "broker");
   test::Postgres& pg = SharedPostgres();
-  const std::string db = FreshDb("zstd");
+  const std::string db = FreshDb("zstd_" + encoding);
   auto store = OpenStore(pg.CreateDatabase(db));
   auto r = StartReceiver(MqttOptions(broker, "z"), store.get());
 
@@ -152,6 +155,7 @@ TEST_CASE("mqtt: a real uplink with zstd batches (uplink.compression = zstd) is 
   o.batch_events = 200;
   o.compression = "zstd";
   o.compression_level = 5;
+  o.batch_encoding = encoding;
   o.backoff_initial = 50ms;
   o.backoff_max = 500ms;
   o.hq_ack_timeout = 10s;

@@ -8,6 +8,7 @@
 #include <exception>
 #include <string>
 
+#include "columnar.h"
 #include "compress.h"
 #include "https_transport.h"
 #include "storegw/storage/journal.h"
@@ -211,7 +212,18 @@ Decoded DecodeBatch(std::string_view payload, PayloadEncoding encoding, const Ba
     }
     Decoded d;
     d.batch.wire_bytes = payload.size();
-    if (!d.batch.batch.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+    if (sync::IsColumnar(body)) {
+      // Every event takes at least a byte in each column: the count is
+      // bounded by the size, and the batch it decodes to by max_batch_bytes.
+      auto c = sync::DecodeColumnar(body, body.size(), limits.max_batch_bytes);
+      if (!c.ok()) return Refuse(RefuseReason::kUndecodable, c.status().message());
+      if (c->ByteSizeLong() > limits.max_batch_bytes) {
+        return Refuse(RefuseReason::kUndecodable,
+                      "columnar batch decodes to more than " +
+                          std::to_string(limits.max_batch_bytes) + " bytes");
+      }
+      d.batch.batch = std::move(*c);
+    } else if (!d.batch.batch.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
       return Refuse(RefuseReason::kUndecodable,
                     std::string(encoding == PayloadEncoding::kIdentity ? "payload"
                                                                        : "decompressed payload") +

@@ -108,6 +108,11 @@ struct UplinkOptions {
   std::string compression = "deflate";
   // 0: the codec's default (deflate 1, zstd 3); deflate 1..9, zstd -7..19.
   int compression_level = 0;
+  // "protobuf": each batch is a serialized EventBatch. "columnar": the same
+  // batch rewritten so the compressor finds what repeats (sync/README.md,
+  // "Thin links"); HQ must understand it (storegw-hq of this release or
+  // later; an older one refuses such batches, it never misreads them).
+  std::string batch_encoding = "protobuf";
   // Back-off between connection attempts: a random delay in
   // [backoff_initial, min(backoff_max, backoff_initial * 2^n)] after the
   // n-th consecutive failure (full jitter on a steady clock). Reset once a

@@ -81,6 +81,7 @@ struct Config {
     std::string proxy;
     std::string compression = "deflate";  // "zstd" | "deflate" | "none" (batch payloads)
     int compression_level = 0;            // 0: the codec's default (deflate 1, zstd 3)
+    std::string batch_encoding = "protobuf";  // "protobuf" | "columnar" (thin links)
     std::string client_id;  // MQTT client id; empty: "storegw-<store_id>-<gateway_id>"
     std::string username;   // broker (MQTT) or HTTP basic-auth user; empty: none
     std::string password;   // secret: printed as "***", never logged

@@ -1,0 +1,410 @@
+// The columnar batch encoding: see columnar.h.
+#include "columnar.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/reflection.h>
+#include <google/protobuf/unknown_field_set.h>
+
+#include <charconv>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace storegw::sync {
+namespace {
+
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+
+enum Column {
+  kRecorded,    // zigzag(recorded_at - previous recorded_at)
+  kOccurred,    // zigzag(occurred_at - recorded_at)
+  kDevice,      // device table index; == table size: a new entry (kDeviceTable)
+  kDeviceTable, // new device ids, length-prefixed
+  kEventId,     // 2 * zigzag(counter delta) + 1, or 0: the id is in kEventIdRaw
+  kEventIdRaw,  // event ids, length-prefixed
+  kSku,         // sku table index; == table size: a new entry, its string follows here
+  kPrice,       // per SaleLine: 1 price and currency as the sku's previous line, 0 kept
+  kBody,        // the rest of each event, length-prefixed protobuf
+  kBasket,      // per sale or return: 1 its basket_id is the event_id (dropped), 0 kept
+  kColumns
+};
+
+uint64_t ZigZag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+int64_t UnZigZag(uint64_t v) {
+  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+}
+
+void PutVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out += static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  out += static_cast<char>(v);
+}
+
+void PutBytes(std::string& out, std::string_view s) {
+  PutVarint(out, s.size());
+  out.append(s);
+}
+
+// Reads from one column; every read is bounds-checked.
+class Reader {
+ public:
+  Reader(std::string_view s, const char* name) : s_(s), name_(name) {}
+  bool Varint(uint64_t* v) {
+    uint64_t r = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ >= s_.size()) return Fail("ends inside a number");
+      const auto b = static_cast<uint8_t>(s_[pos_++]);
+      r |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) {
+        *v = r;
+        return true;
+      }
+    }
+    return Fail("holds a number longer than 64 bits");
+  }
+  bool Bytes(std::string_view* out) {
+    uint64_t n = 0;
+    if (!Varint(&n)) return false;
+    if (n > s_.size() - pos_) return Fail("holds a length beyond its end");
+    *out = s_.substr(pos_, n);
+    pos_ += n;
+    return true;
+  }
+  bool Fixed64(uint64_t* v) {
+    if (s_.size() - pos_ < 8) return Fail("ends inside the epoch");
+    uint64_t r = 0;
+    for (int i = 0; i < 8; ++i) r |= static_cast<uint64_t>(static_cast<uint8_t>(s_[pos_ + i])) << (8 * i);
+    pos_ += 8;
+    *v = r;
+    return true;
+  }
+  bool done() const { return pos_ == s_.size(); }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool Fail(const char* why) {
+    if (error_.empty()) error_ = std::string(name_) + " " + why;
+    return false;
+  }
+  std::string_view s_;
+  size_t pos_ = 0;
+  const char* name_;
+  std::string error_;
+};
+
+// "till-03-42" with device "till-03": 42. Only a canonical decimal (no
+// sign, no leading zero) so that printing it back gives the same id.
+bool CounterOf(const std::string& id, const std::string& device, uint64_t* n) {
+  if (device.empty() || id.size() <= device.size() + 1 || id.compare(0, device.size(), device) != 0 ||
+      id[device.size()] != '-') {
+    return false;
+  }
+  const char* b = id.data() + device.size() + 1;
+  const char* e = id.data() + id.size();
+  if (*b == '0' && e - b > 1) return false;
+  auto [p, ec] = std::from_chars(b, e, *n);
+  return ec == std::errc() && p == e;
+}
+
+// Visits every singular string field named "sku" and every SaleLine, in
+// field-number order, recursing into set message fields: the same walk on
+// both sides finds the same fields in the same order.
+template <typename OnSku, typename OnSaleLine>
+void Walk(Message& m, OnSku&& on_sku, OnSaleLine&& on_sale_line) {
+  const auto* d = m.GetDescriptor();
+  const auto* r = m.GetReflection();
+  if (d == v1::SaleLine::descriptor()) on_sale_line(static_cast<v1::SaleLine&>(m));
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING && !f->is_repeated() && f->name() == "sku") {
+      on_sku(m, r, f);
+    } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (f->is_repeated()) {
+        const int n = r->FieldSize(m, f);
+        for (int k = 0; k < n; ++k) {
+          Walk(*r->MutableRepeatedMessage(&m, f, k), on_sku, on_sale_line);
+        }
+      } else if (r->HasField(m, f)) {
+        Walk(*r->MutableMessage(&m, f), on_sku, on_sale_line);
+      }
+    }
+  }
+}
+
+struct PriceKey {
+  int64_t price;
+  std::string currency;
+};
+
+}  // namespace
+
+Result<std::string> EncodeColumnar(const v1::EventBatch& batch) {
+  const int n = batch.events_size();
+  if (n == 0) return Status::InvalidArgument("batch", "an empty batch");
+  if (batch.last_seq() != batch.first_seq() + static_cast<uint64_t>(n) - 1) {
+    return Status::InvalidArgument("batch", "last_seq does not match the events");
+  }
+  // Fields this build does not know (a newer gateway's) have no column.
+  if (!batch.GetReflection()->GetUnknownFields(batch).empty()) {
+    return Status::InvalidArgument("batch", "unknown fields");
+  }
+  std::string col[kColumns];
+  std::unordered_map<std::string, uint64_t> devices, skus;
+  std::vector<uint64_t> last_counter;
+  std::unordered_map<uint64_t, PriceKey> last_price;  // by sku index
+  int64_t prev_recorded = 0;
+  v1::Event e;
+  std::string body;
+  for (int i = 0; i < n; ++i) {
+    const v1::JournaledEvent& je = batch.events(i);
+    if (je.seq() != batch.first_seq() + static_cast<uint64_t>(i) || je.epoch() != 0 ||
+        !je.store_id().empty() || !je.gateway_id().empty() || !je.has_event() ||
+        !je.GetReflection()->GetUnknownFields(je).empty()) {
+      return Status::InvalidArgument("batch", "seqs not contiguous, or nested identity set");
+    }
+    PutVarint(col[kRecorded], ZigZag(je.recorded_at() - prev_recorded));
+    prev_recorded = je.recorded_at();
+    e = je.event();
+    PutVarint(col[kOccurred], ZigZag(e.occurred_at() - je.recorded_at()));
+    auto [dev, fresh_dev] = devices.emplace(e.device_id(), devices.size());
+    PutVarint(col[kDevice], dev->second);
+    if (fresh_dev) {
+      PutBytes(col[kDeviceTable], e.device_id());
+      last_counter.push_back(0);
+    }
+    uint64_t counter = 0;
+    uint64_t& last = last_counter[dev->second];
+    const uint64_t z = CounterOf(e.event_id(), e.device_id(), &counter)
+                           ? ZigZag(static_cast<int64_t>(counter - last))
+                           : UINT64_MAX;
+    if (z < (uint64_t{1} << 62)) {  // 2z + 1 must not wrap
+      PutVarint(col[kEventId], 2 * z + 1);
+      last = counter;
+    } else {
+      PutVarint(col[kEventId], 0);
+      PutBytes(col[kEventIdRaw], e.event_id());
+    }
+    std::string* basket = e.has_sale()          ? e.mutable_sale()->mutable_basket_id()
+                          : e.has_sale_return() ? e.mutable_sale_return()->mutable_basket_id()
+                                                : nullptr;
+    if (basket) {
+      const bool same = *basket == e.event_id();
+      PutVarint(col[kBasket], same ? 1 : 0);
+      if (same) basket->clear();
+    }
+    e.clear_event_id();
+    e.clear_device_id();
+    e.clear_occurred_at();
+    Walk(
+        e,
+        [&](Message& m, const google::protobuf::Reflection* r, const FieldDescriptor* f) {
+          const std::string sku = r->GetString(m, f);
+          auto [it, fresh] = skus.emplace(sku, skus.size());
+          PutVarint(col[kSku], it->second);
+          if (fresh) PutBytes(col[kSku], sku);
+          r->ClearField(&m, f);
+        },
+        [&](v1::SaleLine& l) {
+          // Called before its sku is visited: the sku is still there.
+          auto it = skus.find(l.sku());
+          bool same = false;
+          if (it != skus.end()) {
+            auto p = last_price.find(it->second);
+            same = p != last_price.end() && p->second.price == l.unit_price() &&
+                   p->second.currency == l.currency();
+          }
+          PutVarint(col[kPrice], same ? 1 : 0);
+          const uint64_t idx = it != skus.end() ? it->second : skus.size();
+          last_price[idx] = PriceKey{l.unit_price(), l.currency()};
+          if (same) {
+            l.clear_unit_price();
+            l.clear_currency();
+          }
+        });
+    body.clear();
+    if (!e.SerializeToString(&body)) return Status::InvalidArgument("batch", "event did not serialize");
+    PutBytes(col[kBody], body);
+  }
+  std::string out(kColumnarMagic);
+  PutBytes(out, batch.store_id());
+  PutBytes(out, batch.gateway_id());
+  for (int i = 0; i < 8; ++i) out += static_cast<char>((batch.epoch() >> (8 * i)) & 0xff);
+  PutVarint(out, batch.first_seq());
+  PutVarint(out, static_cast<uint64_t>(n));
+  for (const auto& c : col) PutBytes(out, c);
+  return out;
+}
+
+std::string WireBatch(std::string payload, bool columnar) {
+  if (!columnar) return payload;
+  v1::EventBatch b;
+  if (!b.ParseFromString(payload)) return payload;
+  auto c = EncodeColumnar(b);
+  return c.ok() ? std::move(*c) : payload;
+}
+
+Result<v1::EventBatch> DecodeColumnar(std::string_view payload, size_t max_events,
+                                      size_t max_bytes) {
+  const auto bad = [](const std::string& why) {
+    return Status::InvalidArgument("payload", "columnar batch: " + why);
+  };
+  if (!IsColumnar(payload)) return bad("no SGC1 magic");
+  Reader head(payload.substr(kColumnarMagic.size()), "the header");
+  std::string_view store, gateway;
+  uint64_t epoch = 0, first = 0, count = 0;
+  if (!head.Bytes(&store) || !head.Bytes(&gateway) || !head.Fixed64(&epoch) ||
+      !head.Varint(&first) || !head.Varint(&count)) {
+    return bad(head.error());
+  }
+  if (count == 0 || count > max_events) {
+    return bad("holds " + std::to_string(count) + " events (1.." + std::to_string(max_events) +
+               " allowed)");
+  }
+  if (first == 0 || first > UINT64_MAX - count) return bad("first_seq out of range");
+  static const char* kNames[kColumns] = {"recorded_at column", "occurred_at column", "device column",
+                                         "device table", "event id column", "event id strings",
+                                         "sku column", "price column", "body column",
+                                         "basket column"};
+  std::string_view raw[kColumns];
+  for (int c = 0; c < kColumns; ++c) {
+    if (!head.Bytes(&raw[c])) return bad(std::string(kNames[c]) + ": " + head.error());
+  }
+  if (!head.done()) return bad("bytes after the last column");
+  std::vector<Reader> col;
+  for (int c = 0; c < kColumns; ++c) col.emplace_back(raw[c], kNames[c]);
+
+  v1::EventBatch b;
+  b.set_store_id(std::string(store));
+  b.set_gateway_id(std::string(gateway));
+  b.set_epoch(epoch);
+  b.set_first_seq(first);
+  b.set_last_seq(first + count - 1);
+  std::vector<std::string> devices, skus;
+  std::unordered_map<std::string, uint64_t> sku_index;
+  std::vector<uint64_t> last_counter;
+  std::unordered_map<uint64_t, PriceKey> last_price;
+  int64_t prev_recorded = 0;
+  size_t decoded = 0;  // bytes of bodies and strings put back, about
+  const auto over = [&](size_t add) {
+    decoded += add;
+    return decoded > max_bytes;
+  };
+  const auto too_big = [&] {
+    return bad("decodes to more than " + std::to_string(max_bytes) + " bytes");
+  };
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t rec = 0, occ = 0, dev = 0, idk = 0;
+    if (!col[kRecorded].Varint(&rec)) return bad(col[kRecorded].error());
+    if (!col[kOccurred].Varint(&occ)) return bad(col[kOccurred].error());
+    if (!col[kDevice].Varint(&dev)) return bad(col[kDevice].error());
+    if (!col[kEventId].Varint(&idk)) return bad(col[kEventId].error());
+    std::string_view body;
+    if (!col[kBody].Bytes(&body)) return bad(col[kBody].error());
+    if (over(body.size() + 16)) return too_big();
+    v1::JournaledEvent* je = b.add_events();
+    je->set_seq(first + i);
+    const int64_t recorded = static_cast<int64_t>(static_cast<uint64_t>(prev_recorded) +
+                                                  static_cast<uint64_t>(UnZigZag(rec)));
+    je->set_recorded_at(recorded);
+    prev_recorded = recorded;
+    v1::Event* e = je->mutable_event();
+    if (!e->ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+      return bad("event " + std::to_string(i) + " does not decode");
+    }
+    if (dev > devices.size()) return bad("device index beyond the table");
+    if (dev == devices.size()) {
+      std::string_view id;
+      if (!col[kDeviceTable].Bytes(&id)) return bad(col[kDeviceTable].error());
+      devices.emplace_back(id);
+      last_counter.push_back(0);
+    }
+    if (over(devices[dev].size() * 2 + 24)) return too_big();
+    e->set_device_id(devices[dev]);
+    if (idk == 0) {
+      std::string_view id;
+      if (!col[kEventIdRaw].Bytes(&id)) return bad(col[kEventIdRaw].error());
+      if (over(id.size())) return too_big();
+      e->set_event_id(std::string(id));
+    } else {
+      uint64_t& last = last_counter[dev];
+      last += static_cast<uint64_t>(UnZigZag((idk - 1) / 2));
+      e->set_event_id(devices[dev] + "-" + std::to_string(last));
+    }
+    e->set_occurred_at(static_cast<int64_t>(static_cast<uint64_t>(recorded) +
+                                            static_cast<uint64_t>(UnZigZag(occ))));
+    std::string* basket = e->has_sale()          ? e->mutable_sale()->mutable_basket_id()
+                          : e->has_sale_return() ? e->mutable_sale_return()->mutable_basket_id()
+                                                 : nullptr;
+    if (basket) {
+      uint64_t same = 0;
+      if (!col[kBasket].Varint(&same) || same > 1) {
+        return bad(col[kBasket].error().empty() ? "basket flag not 0 or 1" : col[kBasket].error());
+      }
+      if (same == 1) {
+        if (!basket->empty()) return bad("a dropped basket_id that is not empty");
+        if (over(e->event_id().size())) return too_big();
+        *basket = e->event_id();
+      }
+    }
+    std::string err;
+    std::vector<v1::SaleLine*> sale_lines;
+    Walk(
+        *e,
+        [&](Message& m, const google::protobuf::Reflection* r, const FieldDescriptor* f) {
+          if (!err.empty()) return;
+          uint64_t idx = 0;
+          if (!col[kSku].Varint(&idx)) {
+            err = col[kSku].error();
+            return;
+          }
+          if (idx > skus.size()) {
+            err = "sku index beyond the table";
+            return;
+          }
+          if (idx == skus.size()) {
+            std::string_view s;
+            if (!col[kSku].Bytes(&s)) {
+              err = col[kSku].error();
+              return;
+            }
+            sku_index.emplace(std::string(s), skus.size());
+            skus.emplace_back(s);
+          }
+          if (over(skus[idx].size())) {
+            err = "decodes to more than " + std::to_string(max_bytes) + " bytes";
+            return;
+          }
+          r->SetString(&m, f, skus[idx]);
+        },
+        [&](v1::SaleLine& l) { sale_lines.push_back(&l); });
+    if (!err.empty()) return bad(err);
+    // Prices, in line order, once each line has its sku back.
+    for (v1::SaleLine* l : sale_lines) {
+      uint64_t same = 0;
+      if (!col[kPrice].Varint(&same) || same > 1) {
+        return bad(col[kPrice].error().empty() ? "price flag not 0 or 1" : col[kPrice].error());
+      }
+      const uint64_t idx = sku_index.at(l->sku());  // every line's sku was just set
+      if (same == 1) {
+        auto p = last_price.find(idx);
+        if (p == last_price.end()) return bad("a price repeated before it was given");
+        l->set_unit_price(p->second.price);
+        l->set_currency(p->second.currency);
+      }
+      last_price[idx] = PriceKey{l->unit_price(), l->currency()};
+    }
+  }
+  for (int c = 0; c < kColumns; ++c) {
+    if (!col[c].done()) return bad(std::string(kNames[c]) + " holds more than its events");
+  }
+  return b;
+}
+
+}  // namespace storegw::sync
