@@ -29,6 +29,10 @@ enum Column {
   kPrice,       // per SaleLine: 1 price and currency as the sku's previous line, 0 kept
   kBody,        // the rest of each event, length-prefixed protobuf
   kBasket,      // per sale or return: 1 its basket_id is the event_id (dropped), 0 kept
+  kLines,       // per sale or return: 0 its lines are in the body, else 1 + their number
+  kQty,         // per line in columns: zigzag(qty)
+  kPriceValue,  // per line in columns whose price changed: zigzag(unit_price)
+  kCurrency,    // and its currency: table index; == table size: new, its string follows
   kColumns
 };
 
@@ -156,7 +160,7 @@ Result<std::string> EncodeColumnar(const v1::EventBatch& batch) {
     return Status::InvalidArgument("batch", "unknown fields");
   }
   std::string col[kColumns];
-  std::unordered_map<std::string, uint64_t> devices, skus;
+  std::unordered_map<std::string, uint64_t> devices, skus, currencies;
   std::vector<uint64_t> last_counter;
   std::unordered_map<uint64_t, PriceKey> last_price;  // by sku index
   int64_t prev_recorded = 0;
@@ -202,6 +206,36 @@ Result<std::string> EncodeColumnar(const v1::EventBatch& batch) {
     e.clear_event_id();
     e.clear_device_id();
     e.clear_occurred_at();
+    // A sale's or return's lines go into columns when they hold nothing
+    // but their four fields (always, for what this build writes).
+    auto* lines = e.has_sale()          ? e.mutable_sale()->mutable_lines()
+                  : e.has_sale_return() ? e.mutable_sale_return()->mutable_lines()
+                                        : nullptr;
+    if (lines) {
+      bool movable = true;
+      for (const auto& l : *lines) movable = movable && l.GetReflection()->GetUnknownFields(l).empty();
+      PutVarint(col[kLines], movable ? static_cast<uint64_t>(lines->size()) + 1 : 0);
+      if (movable) {
+        for (const auto& l : *lines) {
+          auto [it, fresh] = skus.emplace(l.sku(), skus.size());
+          PutVarint(col[kSku], it->second);
+          if (fresh) PutBytes(col[kSku], l.sku());
+          PutVarint(col[kQty], ZigZag(l.qty()));
+          auto p = last_price.find(it->second);
+          const bool same = p != last_price.end() && p->second.price == l.unit_price() &&
+                            p->second.currency == l.currency();
+          PutVarint(col[kPrice], same ? 1 : 0);
+          if (!same) {
+            PutVarint(col[kPriceValue], ZigZag(l.unit_price()));
+            auto [cur, fresh_cur] = currencies.emplace(l.currency(), currencies.size());
+            PutVarint(col[kCurrency], cur->second);
+            if (fresh_cur) PutBytes(col[kCurrency], l.currency());
+            last_price[it->second] = PriceKey{l.unit_price(), l.currency()};
+          }
+        }
+        lines->Clear();
+      }
+    }
     Walk(
         e,
         [&](Message& m, const google::protobuf::Reflection* r, const FieldDescriptor* f) {
@@ -271,7 +305,8 @@ Result<v1::EventBatch> DecodeColumnar(std::string_view payload, size_t max_event
   static const char* kNames[kColumns] = {"recorded_at column", "occurred_at column", "device column",
                                          "device table", "event id column", "event id strings",
                                          "sku column", "price column", "body column",
-                                         "basket column"};
+                                         "basket column", "lines column", "qty column",
+                                         "price value column", "currency column"};
   std::string_view raw[kColumns];
   for (int c = 0; c < kColumns; ++c) {
     if (!head.Bytes(&raw[c])) return bad(std::string(kNames[c]) + ": " + head.error());
@@ -286,7 +321,7 @@ Result<v1::EventBatch> DecodeColumnar(std::string_view payload, size_t max_event
   b.set_epoch(epoch);
   b.set_first_seq(first);
   b.set_last_seq(first + count - 1);
-  std::vector<std::string> devices, skus;
+  std::vector<std::string> devices, skus, currencies;
   std::unordered_map<std::string, uint64_t> sku_index;
   std::vector<uint64_t> last_counter;
   std::unordered_map<uint64_t, PriceKey> last_price;
@@ -353,6 +388,59 @@ Result<v1::EventBatch> DecodeColumnar(std::string_view payload, size_t max_event
         *basket = e->event_id();
       }
     }
+    // Lines in columns come first (as they were written), and join the
+    // event after the walk, which must not see them.
+    std::vector<v1::SaleLine> moved;
+    const bool has_lines = e->has_sale() || e->has_sale_return();
+    if (has_lines) {
+      uint64_t nl = 0;
+      if (!col[kLines].Varint(&nl)) return bad(col[kLines].error());
+      if (nl > raw[kQty].size() + 1) return bad("more lines than the qty column holds");
+      for (uint64_t k = 0; nl > 0 && k < nl - 1; ++k) {
+        v1::SaleLine l;
+        uint64_t idx = 0, qty = 0, same = 0;
+        if (!col[kSku].Varint(&idx)) return bad(col[kSku].error());
+        if (idx > skus.size()) return bad("sku index beyond the table");
+        if (idx == skus.size()) {
+          std::string_view s;
+          if (!col[kSku].Bytes(&s)) return bad(col[kSku].error());
+          sku_index.emplace(std::string(s), skus.size());
+          skus.emplace_back(s);
+        }
+        if (over(skus[idx].size() + 16)) return too_big();
+        l.set_sku(skus[idx]);
+        if (!col[kQty].Varint(&qty)) return bad(col[kQty].error());
+        l.set_qty(UnZigZag(qty));
+        if (!col[kPrice].Varint(&same) || same > 1) {
+          return bad(col[kPrice].error().empty() ? "price flag not 0 or 1" : col[kPrice].error());
+        }
+        if (same == 1) {
+          auto p = last_price.find(idx);
+          if (p == last_price.end()) return bad("a price repeated before it was given");
+          l.set_unit_price(p->second.price);
+          l.set_currency(p->second.currency);
+        } else {
+          uint64_t price = 0, cur = 0;
+          if (!col[kPriceValue].Varint(&price)) return bad(col[kPriceValue].error());
+          if (!col[kCurrency].Varint(&cur)) return bad(col[kCurrency].error());
+          if (cur > currencies.size()) return bad("currency index beyond the table");
+          if (cur == currencies.size()) {
+            std::string_view s;
+            if (!col[kCurrency].Bytes(&s)) return bad(col[kCurrency].error());
+            currencies.emplace_back(s);
+          }
+          if (over(currencies[cur].size())) return too_big();
+          l.set_unit_price(UnZigZag(price));
+          l.set_currency(currencies[cur]);
+          last_price[idx] = PriceKey{l.unit_price(), l.currency()};
+        }
+        moved.push_back(std::move(l));
+      }
+      if (nl > 0) {
+        const int kept = e->has_sale() ? e->sale().lines_size() : e->sale_return().lines_size();
+        if (kept != 0) return bad("lines both in columns and in the body");
+      }
+    }
     std::string err;
     std::vector<v1::SaleLine*> sale_lines;
     Walk(
@@ -399,6 +487,11 @@ Result<v1::EventBatch> DecodeColumnar(std::string_view payload, size_t max_event
         l->set_currency(p->second.currency);
       }
       last_price[idx] = PriceKey{l->unit_price(), l->currency()};
+    }
+    if (!moved.empty()) {
+      auto* lines = e->has_sale() ? e->mutable_sale()->mutable_lines()
+                                  : e->mutable_sale_return()->mutable_lines();
+      for (auto& l : moved) *lines->Add() = std::move(l);
     }
   }
   for (int c = 0; c < kColumns; ++c) {

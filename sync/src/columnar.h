@@ -16,13 +16,17 @@
 //   * a SaleLine's unit_price and currency: dropped when they equal those
 //     of the sku's previous line in the batch;
 //   * a sale's or return's basket_id: dropped when it is the event_id;
+//   * a sale's or return's lines: their number, and per line its sku index,
+//     quantity, and price and currency (only when they changed for the
+//     sku), each in a column (lines with fields unknown to this build stay
+//     in the event);
 //   * the rest of the event: its protobuf bytes, without the fields above.
 // Each of these is a column of its own (varints), so like values sit
 // together; the whole is then compressed (uplink.compression).
 //
 // Format (version 1): "SGC1" | store_id, gateway_id (varint length +
 // bytes) | epoch (8 bytes, little endian) | first_seq, count (varints) |
-// 10 columns, each a varint length + bytes. The magic makes it
+// 14 columns, each a varint length + bytes. The magic makes it
 // self-describing: it can never be read as an EventBatch (0x53 is field 10
 // with a group wire type, which an EventBatch parse refuses), so a receiver
 // that does not know it refuses the batch instead of misreading it; a

@@ -38,6 +38,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
@@ -180,11 +181,14 @@ class Tills {
     }
   }
 
+  int64_t now_us() const { return now_us_; }
+
   v1::Event Next() {
     const int till = std::uniform_int_distribution<int>(1, 8)(rng_);
     char id[48];
     std::snprintf(id, sizeof id, "till-%02d-%" PRIu64, till, ++counter_[till - 1]);
-    now_us_ += std::uniform_int_distribution<int64_t>(50000, 600000)(rng_);
+    // A busy store: about 45 events/s over its 8 tills.
+    now_us_ += std::uniform_int_distribution<int64_t>(4000, 40000)(rng_);
     v1::Event e;
     e.set_event_id(id);
     char dev[16];
@@ -266,16 +270,27 @@ class Tills {
 bool Fill(const fs::path& dir, uint64_t n) {
   auto o = storegw::sync_test::TestJournalOptions(dir);
   o.count_mismatch_threshold = -1;  // no COUNT_MISMATCH alerts in the stream
+  // The journal's clock follows the tills': each group of events is
+  // committed 10-60 ms after the last of them happened, as a gateway that
+  // commits what arrived in the last 100 ms would (recorded_at is what a
+  // real journal holds, not the time this program runs).
+  std::atomic<int64_t> commit_us{1795790000000000};
+  o.now_us = [&commit_us] { return commit_us.load(); };
   auto j = storegw::storage::Journal::Open(o);
   if (!j.ok()) {
     std::fprintf(stderr, "fill: %s\n", j.status().ToString().c_str());
     return false;
   }
   Tills tills(42);
+  std::mt19937 lag(7);
   std::vector<v1::Event> batch;
   for (uint64_t i = 0; i < n;) {
     batch.clear();
-    for (; i < n && batch.size() < 1000; ++i) batch.push_back(tills.Next());
+    const int64_t group_end = tills.now_us() + 100000;
+    for (; i < n && (batch.empty() || tills.now_us() < group_end); ++i) {
+      batch.push_back(tills.Next());
+    }
+    commit_us = tills.now_us() + std::uniform_int_distribution<int64_t>(10000, 60000)(lag);
     auto r = (*j)->Append(batch);
     if (!r.ok()) {
       std::fprintf(stderr, "fill: %s\n", r.status().ToString().c_str());
