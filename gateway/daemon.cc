@@ -166,6 +166,8 @@ sync::UplinkOptions UplinkOptionsFrom(const Config& c) {
   o.ack = c.uplink.ack;
   o.max_inflight = c.uplink.max_inflight;
   o.batch_events = c.uplink.batch_events;
+  o.batch_sizing = c.uplink.batch_sizing;
+  o.live_lane = c.uplink.live_lane;
   o.max_message_bytes = c.uplink.max_message_bytes;
   o.compression = c.uplink.compression;
   o.compression_level = c.uplink.compression_level;

@@ -19,9 +19,10 @@ void DeliveryWindow::MarkTransportAcked(uint64_t id) {
   }
 }
 
-DeliveryWindow::Released DeliveryWindow::ReleaseAckedPrefix() {
+DeliveryWindow::Released DeliveryWindow::ReleaseAckedPrefix(uint64_t watermark) {
   Released r;
-  while (!window_.empty() && window_.front().transport_acked) {
+  while (!window_.empty() && window_.front().transport_acked &&
+         window_.front().first == (r.batches ? r.last_seq : watermark) + 1) {
     r.last_seq = window_.front().last;
     window_.pop_front();
     ++r.batches;
@@ -38,10 +39,10 @@ size_t DeliveryWindow::ReleaseThrough(uint64_t seq) {
   return batches;
 }
 
-size_t DeliveryWindow::Unacknowledged() const {
-  if (hq_mode_) return window_.size();
-  return static_cast<size_t>(std::count_if(window_.begin(), window_.end(),
-                                           [](const InFlight& f) { return !f.transport_acked; }));
+size_t DeliveryWindow::Unacknowledged(uint64_t below) const {
+  return static_cast<size_t>(std::count_if(window_.begin(), window_.end(), [&](const InFlight& f) {
+    return f.first < below && (hq_mode_ || !f.transport_acked);
+  }));
 }
 
 bool DeliveryWindow::AnySendBefore(uint64_t seq) const {

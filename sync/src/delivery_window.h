@@ -2,10 +2,12 @@
 //
 // Two views of the batches handed to the transport:
 //   * the window: every batch sent and not yet acknowledged as delivered,
-//     in seq order. With ack = "broker" a batch leaves it once the
-//     transport acknowledged it and every batch before it; with ack = "hq"
-//     once an HqAck covers its last seq. The engine moves the watermark over
-//     what leaves the window, so it only ever covers a contiguous prefix.
+//     in seq order (the live lane sends newer batches before older ones
+//     are all sent: they are kept in order, and wait for the gap). With
+//     ack = "broker" a batch leaves it once the transport acknowledged it
+//     and every seq before it; with ack = "hq" once an HqAck covers its
+//     last seq. The engine moves the watermark over what leaves the
+//     window, so it only ever covers a contiguous prefix.
 //   * the sends: batches whose transport acknowledgement (PUBACK, HTTP
 //     answer) has not come yet, by send id, with when they were sent (the
 //     ack timeout) and their size (for messages).
@@ -16,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <optional>
 
@@ -30,6 +33,7 @@ class DeliveryWindow {
     Clock::time_point sent_at;
     uint64_t first = 0, last = 0;  // seq range
     size_t bytes = 0;              // payload bytes handed to the transport
+    bool alone = false;            // no other send was awaited when it was sent
   };
   // Batches that left the window at once.
   struct Released {
@@ -54,8 +58,10 @@ class DeliveryWindow {
   // Records batch `id` (seqs first..last) as handed to the transport.
   void Add(uint64_t id, uint64_t first, uint64_t last, size_t events, size_t bytes,
            Clock::time_point now) {
-    window_.push_back({id, first, last, events, false});
-    sends_[id] = {now, first, last, bytes};
+    auto at = window_.end();
+    while (at != window_.begin() && std::prev(at)->first > first) --at;
+    window_.insert(at, {id, first, last, events, false});
+    sends_[id] = {now, first, last, bytes, sends_.empty()};
   }
 
   // The transport answered send `id` (either way): its record, no longer
@@ -67,8 +73,8 @@ class DeliveryWindow {
   void MarkTransportAcked(uint64_t id);
 
   // ack = "broker": releases the transport-acknowledged batches at the
-  // front of the window.
-  Released ReleaseAckedPrefix();
+  // front of the window that follow `watermark` without a gap.
+  Released ReleaseAckedPrefix(uint64_t watermark);
   // ack = "hq": releases the batches whose last seq is <= `seq` (HQ stored
   // them); a batch HQ stored only part of stays.
   size_t ReleaseThrough(uint64_t seq);
@@ -76,7 +82,9 @@ class DeliveryWindow {
   // Batches that count against max_inflight: with ack = "broker" those the
   // transport has not acknowledged yet (acknowledged ones only wait for the
   // batches before them), with ack = "hq" the whole window.
-  size_t Unacknowledged() const;
+  // Only those that start before `below` (the live lane's batches do not
+  // count against the backlog's window).
+  size_t Unacknowledged(uint64_t below = UINT64_MAX) const;
 
   size_t batches() const { return window_.size(); }  // in the window
   bool empty() const { return window_.empty(); }

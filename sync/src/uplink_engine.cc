@@ -23,6 +23,9 @@ Uplink::Impl::Impl(UplinkOptions options, storage::Journal* journal, TransportFa
       hq_mode_(opt_.ack == "hq" && opt_.transport != "https"),
       batcher_(journal, opt_.store_id, opt_.gateway_id, journal->epoch(),
                static_cast<size_t>(opt_.batch_events), static_cast<size_t>(opt_.max_message_bytes)),
+      live_batcher_(journal, opt_.store_id, opt_.gateway_id, journal->epoch(),
+                    static_cast<size_t>(opt_.batch_events),
+                    static_cast<size_t>(opt_.max_message_bytes)),
       window_(hq_mode_) {
   st_.endpoint = opt_.url;
   st_.link = "down";
@@ -307,16 +310,20 @@ Status Uplink::Impl::Handle(Ev& ev, Backoff& backoff) {
                 "batches of at most {} bytes (set uplink.max_message_bytes below "
                 "the broker's limit)",
                 pend.bytes, smaller);
+            broker_limit_ = smaller;
             batcher_.set_limits(batcher_.max_events(), smaller);
+            live_batcher_.set_limits(live_batcher_.max_events(), smaller);
           }
         }
         return Status(ev.status.code(), "batch seq " + SeqRange(pend.first, pend.last) + " (" +
                                             std::to_string(pend.bytes) +
                                             " bytes) not delivered: " + ev.status.message());
       }
+      link_.OnAck(pend.sent_at, SteadyClock::now(), pend.bytes, pend.alone);
+      if (ev.id == live_id_) live_id_ = 0;
       window_.MarkTransportAcked(ev.id);
       if (!hq_mode_) {
-        const DeliveryWindow::Released r = window_.ReleaseAckedPrefix();
+        const DeliveryWindow::Released r = window_.ReleaseAckedPrefix(wm_);
         AdvanceWatermark(r.batches > 0 ? r.last_seq : wm_, r.batches, backoff);
       }
       return {};
@@ -341,6 +348,7 @@ Status Uplink::Impl::Handle(Ev& ev, Backoff& backoff) {
         // HQ is ahead of this connection (it got them on an earlier one).
         next_seq_ = wm_ + 1;
         window_.DropWindow();
+        ResetLiveLane();
       }
       return {};
     }
@@ -348,16 +356,35 @@ Status Uplink::Impl::Handle(Ev& ev, Backoff& backoff) {
   return {};
 }
 
+// The window for now; sets the batchers' limits. "fixed": the options.
+// "adaptive": LinkEstimator's batch size and window, within them.
+size_t Uplink::Impl::SizeForLink() {
+  size_t max_bytes = static_cast<size_t>(opt_.max_message_bytes);
+  if (broker_limit_ != 0) max_bytes = std::min(max_bytes, broker_limit_);
+  const auto max_events = static_cast<size_t>(opt_.batch_events);
+  const auto max_window = static_cast<size_t>(opt_.max_inflight);
+  live_batcher_.set_limits(max_events, max_bytes);
+  if (opt_.batch_sizing == "fixed") {
+    batcher_.set_limits(max_events, max_bytes);
+    return max_window;
+  }
+  const size_t batch_bytes = link_.BatchBytes(max_bytes);
+  batcher_.set_limits(max_events, batch_bytes);
+  return link_.Window(batch_bytes, max_window);
+}
+
 // Replays from the watermark until the connection breaks or Stop().
 Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
   window_.Reset();
   batcher_.Reset();
+  live_batcher_.Reset();
+  ResetLiveLane();
   wm_ = std::max(wm_, journal_->Stats().watermark);
   next_seq_ = wm_ + 1;
   last_hq_progress_ = SteadyClock::now();
   TimePoint next_status = SteadyClock::now();
-  const size_t max_window = static_cast<size_t>(opt_.max_inflight);
   const size_t max_pending = std::max<size_t>(1, t.max_pending_sends());
+  const bool live_lane = opt_.live_lane == "auto";
 
   for (;;) {
     std::deque<Ev> evs;
@@ -385,14 +412,64 @@ Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
           wm_, FormatMillis(opt_.hq_ack_timeout), window_.batches(), wm_ + 1);
       window_.DropWindow();
       batcher_.Reset();
+      ResetLiveLane();
       next_seq_ = wm_ + 1;
       last_hq_progress_ = now;
       RecordHqResend();
     }
 
     // Fill the window.
+    const size_t max_window = SizeForLink();
+    uint64_t journal_last = 0;
+    {
+      std::lock_guard lk(mu_);
+      journal_last = journal_last_;
+    }
+    // A backlog of more than 4 batches: what is journaled from now on goes
+    // on the live lane, ahead of it.
+    if (live_lane && live_from_ == 0 && !halted_ && journal_last >= next_seq_ &&
+        journal_last - next_seq_ + 1 > 4 * batcher_.max_events()) {
+      live_from_ = live_next_ = journal_last + 1;
+      spdlog::info("uplink: backlog of {} events from seq {}; events from seq {} go ahead of it",
+                   journal_last - next_seq_ + 1, next_seq_, live_from_);
+    }
+    // The live lane: one batch in flight, beside the window.
+    if (live_from_ != 0 && live_id_ == 0 && !halted_ && journal_last >= live_next_ &&
+        window_.sends() < max_pending) {
+      auto b = live_batcher_.Build(live_next_);
+      if (!b.ok()) return b.status();
+      if (b->has_value()) {
+        Batch& batch = **b;
+        const uint64_t id = ++next_id_;
+        const size_t bytes = batch.payload.size();
+        if (Status s = t.SendBatch(id, std::move(batch.payload), {batch.first_seq, batch.last_seq});
+            !s.ok()) {
+          return s;
+        }
+        if (window_.empty()) last_hq_progress_ = SteadyClock::now();
+        window_.Add(id, batch.first_seq, batch.last_seq, batch.events, bytes, SteadyClock::now());
+        live_id_ = id;
+        live_next_ = batch.last_seq + 1;
+        RecordSent(batch.events, bytes, window_.batches());
+      }
+    }
     bool journal_empty = false;
-    while (!halted_ && window_.Unacknowledged() < max_window && window_.sends() < max_pending) {
+    // The live lane's batches do not count against the backlog's window.
+    const auto backlog_inflight = [&] {
+      return window_.Unacknowledged(live_from_ != 0 ? live_from_ : UINT64_MAX);
+    };
+    while (!halted_ && backlog_inflight() < max_window && window_.sends() < max_pending) {
+      if (live_from_ != 0 && next_seq_ >= live_from_) {
+        // The backlog is out: the lanes join where the live one is.
+        next_seq_ = live_next_;
+        ResetLiveLane();
+        batcher_.Reset();
+      }
+      if (live_from_ != 0) {
+        batcher_.set_limits(
+            std::min<size_t>(batcher_.max_events(), static_cast<size_t>(live_from_ - next_seq_)),
+            batcher_.max_bytes());
+      }
       auto b = batcher_.Build(next_seq_);
       if (!b.ok()) return b.status();
       if (!b->has_value()) {
@@ -432,8 +509,7 @@ Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
     if (hq_mode_ && !window_.empty()) {
       deadline = std::min(deadline, last_hq_progress_ + opt_.hq_ack_timeout);
     }
-    const bool room =
-        !halted_ && window_.Unacknowledged() < max_window && window_.sends() < max_pending;
+    const bool room = !halted_ && backlog_inflight() < max_window && window_.sends() < max_pending;
     std::unique_lock lk(mu_);
     // The reader returned nothing although the watcher saw a newer seq:
     // cannot happen with the journal's publish-after-commit, but if it
@@ -441,7 +517,8 @@ Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
     const bool reread_later = journal_empty && journal_last_ >= next_seq_;
     if (reread_later) deadline = std::min(deadline, SteadyClock::now() + Millis(5));
     cv_.wait_until(lk, deadline, [&] {
-      return stop_ || !events_.empty() || (room && !reread_later && journal_last_ >= next_seq_);
+      return stop_ || !events_.empty() || (room && !reread_later && journal_last_ >= next_seq_) ||
+             (live_from_ != 0 && live_id_ == 0 && journal_last_ >= live_next_);
     });
   }
 }

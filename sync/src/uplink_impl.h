@@ -34,6 +34,7 @@
 #include "backoff.h"
 #include "batcher.h"
 #include "delivery_window.h"
+#include "link_estimator.h"
 #include "storegw/sync/transport.h"
 #include "storegw/sync/uplink.h"
 
@@ -167,8 +168,22 @@ class Uplink::Impl {
   TimePoint started_at_{};
 
   // Engine thread only.
-  Batcher batcher_;
+  Batcher batcher_;       // the backlog, in seq order
+  Batcher live_batcher_;  // the live lane (its own read-ahead)
   DeliveryWindow window_;
+  LinkEstimator link_;    // kept across connections
+  // The broker refused a batch this large as too large (0: never).
+  size_t broker_limit_ = 0;
+  // The live lane: while live_from_ != 0 the backlog lane stops before
+  // live_from_ and the live lane sends live_next_.. (one batch in flight,
+  // live_id_; 0 none). Reset with every connection.
+  uint64_t live_from_ = 0;
+  uint64_t live_next_ = 0;
+  uint64_t live_id_ = 0;
+  void ResetLiveLane() { live_from_ = live_next_ = live_id_ = 0; }
+  // What the window may hold now, and sets the batcher's limits (adaptive
+  // sizing).
+  size_t SizeForLink();
   uint64_t next_id_ = 0;
   uint64_t next_seq_ = 1;
   uint64_t wm_ = 0;  // highest seq acknowledged as delivered

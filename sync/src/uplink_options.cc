@@ -68,6 +68,14 @@ Status ValidateUplinkOptions(UplinkOptions& o, storage::Journal* journal) {
                                    "must be \"zstd\", \"deflate\" or \"none\", got \"" +
                                        o.compression + "\"");
   }
+  if (o.batch_sizing != "adaptive" && o.batch_sizing != "fixed") {
+    return Status::InvalidArgument("uplink.batch_sizing",
+                                   "must be \"adaptive\" or \"fixed\", not \"" + o.batch_sizing + "\"");
+  }
+  if (o.live_lane != "auto" && o.live_lane != "off") {
+    return Status::InvalidArgument("uplink.live_lane",
+                                   "must be \"auto\" or \"off\", not \"" + o.live_lane + "\"");
+  }
   if (o.batch_encoding != "protobuf" && o.batch_encoding != "columnar") {
     return Status::InvalidArgument("uplink.batch_encoding",
                                    "must be \"protobuf\" or \"columnar\", got \"" +

@@ -60,6 +60,8 @@ connect_timeout = "7s"
 compression = "zstd"
 compression_level = 9
 batch_encoding = "columnar"
+batch_sizing = "fixed"
+live_lane = "off"
 client_id = "storegw-custom"
 username = "store42"
 password = "s3cret-pa55"
@@ -178,6 +180,8 @@ TEST_CASE("gateway config: every key is parsed") {
   CHECK(c.uplink.compression == "zstd");
   CHECK(c.uplink.compression_level == 9);
   CHECK(c.uplink.batch_encoding == "columnar");
+  CHECK(c.uplink.batch_sizing == "fixed");
+  CHECK(c.uplink.live_lane == "off");
   CHECK(c.uplink.session_expiry == std::chrono::hours(24));
   CHECK(c.uplink.request_timeout == 12s);
   CHECK(c.uplink.proxy == "http://proxy.example:3128");

@@ -41,7 +41,7 @@ TEST_CASE("delivery window: ack=broker releases only the contiguous acknowledged
   CHECK(two->sent_at == t0);
   w.MarkTransportAcked(2);
   CHECK(w.Unacknowledged() == 3);
-  DeliveryWindow::Released r = w.ReleaseAckedPrefix();
+  DeliveryWindow::Released r = w.ReleaseAckedPrefix(0);
   CHECK(r.batches == 0);
   CHECK(r.last_seq == 0);
   CHECK(w.batches() == 4);
@@ -49,7 +49,7 @@ TEST_CASE("delivery window: ack=broker releases only the contiguous acknowledged
   // Batch 1: both go, the watermark may move to 20.
   REQUIRE(w.TakeSend(1).has_value());
   w.MarkTransportAcked(1);
-  r = w.ReleaseAckedPrefix();
+  r = w.ReleaseAckedPrefix(0);
   CHECK(r.batches == 2);
   CHECK(r.last_seq == 20);
   CHECK(w.batches() == 2);
@@ -59,10 +59,51 @@ TEST_CASE("delivery window: ack=broker releases only the contiguous acknowledged
   // Batch 4 acknowledged while 3 is not: nothing more is released.
   REQUIRE(w.TakeSend(4).has_value());
   w.MarkTransportAcked(4);
-  r = w.ReleaseAckedPrefix();
+  r = w.ReleaseAckedPrefix(20);
   CHECK(r.batches == 0);
   CHECK(w.batches() == 2);
   CHECK(w.Unacknowledged() == 1);
+}
+
+TEST_CASE("delivery window: a live batch sent past a gap waits for the gap") {
+  DeliveryWindow w(false);
+  const auto t0 = Clock::now();
+  w.Add(1, 1, 10, 10, 100, t0);
+  w.Add(2, 100, 110, 11, 50, t0);  // the live lane, ahead of the backlog
+  w.Add(3, 11, 20, 10, 100, t0);
+  REQUIRE(w.TakeSend(2).has_value());
+  w.MarkTransportAcked(2);
+  CHECK(w.ReleaseAckedPrefix(0).batches == 0);
+  REQUIRE(w.TakeSend(1).has_value());
+  w.MarkTransportAcked(1);
+  REQUIRE(w.TakeSend(3).has_value());
+  w.MarkTransportAcked(3);
+  // 1 and 3 are contiguous (the window keeps seq order); 21..99 is not sent.
+  DeliveryWindow::Released r = w.ReleaseAckedPrefix(0);
+  CHECK(r.batches == 2);
+  CHECK(r.last_seq == 20);
+  CHECK(w.batches() == 1);
+  w.Add(4, 21, 99, 79, 700, t0);
+  CHECK(w.ReleaseAckedPrefix(20).batches == 0);
+  REQUIRE(w.TakeSend(4).has_value());
+  w.MarkTransportAcked(4);
+  r = w.ReleaseAckedPrefix(20);
+  CHECK(r.batches == 2);
+  CHECK(r.last_seq == 110);
+  CHECK(w.empty());
+}
+
+TEST_CASE("delivery window: ack = hq releases in seq order across the live lane") {
+  DeliveryWindow w(true);
+  const auto t0 = Clock::now();
+  w.Add(1, 1, 10, 10, 100, t0);
+  w.Add(2, 50, 60, 11, 50, t0);
+  w.Add(3, 11, 49, 39, 100, t0);
+  CHECK(w.ReleaseThrough(10) == 1);
+  CHECK(w.ReleaseThrough(49) == 1);
+  CHECK(w.batches() == 1);
+  CHECK(w.ReleaseThrough(60) == 1);
+  CHECK(w.empty());
 }
 
 TEST_CASE("delivery window: a send answered twice is known once") {

@@ -40,6 +40,7 @@
 #include "common/files.h"
 #include "common/net.h"
 #include "common/process.h"
+#include "columnar.h"  // sync/src: DecodeColumnar, for the HQ consumer
 #include "compress.h"  // sync/src: Inflate, for the HQ consumer
 #include "storegw/storage/journal.h"
 #include "storegw/v1/storegw.pb.h"
@@ -302,9 +303,10 @@ class HqPublisher {
 
 // What head office does with the events topic: dedupe on (gateway_id,
 // epoch, seq), apply each event once and in order, never apply past a gap
-// (an arrival beyond applied+1 is counted and dropped: the gateway resends
-// it), check every batch's framing, and in ack mode publish HqAck after
-// applying. Connects directly to the broker (never through the proxy) and
+// (an arrival beyond applied+1 is stored and counted in gaps(), and
+// applied when the gap fills, as storegw-hq does: the live lane sends new
+// events ahead of a backlog), check every batch's framing, and in ack mode
+// publish HqAck (the contiguous prefix) after applying. Connects directly to the broker (never through the proxy) and
 // re-subscribes after every reconnect.
 class HqConsumer {
  public:
@@ -321,6 +323,7 @@ class HqConsumer {
   struct Stream {
     uint64_t applied = 0;                // every seq <= applied is applied, exactly once
     std::vector<std::string> event_ids;  // index seq-1
+    std::map<uint64_t, std::string> ahead;  // stored past a gap: seq -> event_id
   };
 
   explicit HqConsumer(Options o) : o_(std::move(o)) {
@@ -377,7 +380,18 @@ class HqConsumer {
     return 0;
   }
   uint64_t duplicates() const { return duplicates_.load(); }
-  uint64_t gaps() const { return gaps_.load(); }
+  uint64_t gaps() const { return gaps_.load(); }  // batches that arrived past a gap
+  uint64_t columnar_batches() const { return columnar_.load(); }
+  // Called (on Paho's thread) with every decoded batch, after it was applied.
+  void set_on_batch(std::function<void(const v1::EventBatch&)> cb) {
+    std::lock_guard lk(mu_);
+    on_batch_ = std::move(cb);
+  }
+  // Events that arrived past a gap, with HQ's applied seq when they came.
+  std::vector<std::pair<uint64_t, uint64_t>> ahead_arrivals() const {
+    std::lock_guard lk(mu_);
+    return ahead_arrivals_;
+  }
   uint64_t batches() const { return batches_.load(); }
   uint64_t events_received() const { return events_received_.load(); }
   uint64_t bytes_received() const { return bytes_received_.load(); }
@@ -499,12 +513,22 @@ class HqConsumer {
     uint64_t applied_now = 0;
     uint64_t epoch = 0;
     std::function<void(uint64_t)> cb;
+    std::function<void(const v1::EventBatch&)> on_batch;
     {
       std::lock_guard lk(mu_);
-      if (!b.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+      if (sync::IsColumnar(body)) {
+        auto d = sync::DecodeColumnar(body);
+        if (!d.ok()) {
+          errors_.push_back("undecodable columnar batch: " + d.status().ToString());
+          return;
+        }
+        b = std::move(*d);
+        ++columnar_;
+      } else if (!b.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
         errors_.push_back("undecodable batch");
         return;
       }
+      on_batch = on_batch_;
       ++batches_;
       events_received_ += static_cast<uint64_t>(b.events_size());
       if (b.events_size() == 0) errors_.push_back("empty batch");
@@ -525,21 +549,30 @@ class HqConsumer {
                           std::to_string(b.last_seq()) + " is not one contiguous range");
       }
       auto& s = streams_[{b.gateway_id(), b.epoch()}];
+      bool past_gap = false;
       for (int i = 0; i < b.events_size(); ++i) {
         const auto& je = b.events(i);
         if (i > 0 && je.seq() != b.events(i - 1).seq() + 1) {
           errors_.push_back("seqs out of order inside a batch at " + std::to_string(je.seq()));
         }
-        if (je.seq() <= s.applied) {
+        if (je.seq() <= s.applied || s.ahead.count(je.seq())) {
           ++duplicates_;  // dedupe on (gateway_id, epoch, seq)
         } else if (je.seq() == s.applied + 1) {
           s.applied = je.seq();
           s.event_ids.push_back(je.event().event_id());
         } else {
-          ++gaps_;  // never applied past a gap; the gateway must resend
-          break;
+          // Stored past a gap; applied once the gap fills.
+          past_gap = true;
+          s.ahead.emplace(je.seq(), je.event().event_id());
+          ahead_arrivals_.push_back({je.seq(), s.applied});
+        }
+        while (!s.ahead.empty() && s.ahead.begin()->first == s.applied + 1) {
+          s.applied += 1;
+          s.event_ids.push_back(std::move(s.ahead.begin()->second));
+          s.ahead.erase(s.ahead.begin());
         }
       }
+      if (past_gap) ++gaps_;
       applied_now = s.applied;
       epoch = b.epoch();
       cb = on_applied_;
@@ -557,6 +590,7 @@ class HqConsumer {
       }
     }
     if (cb) cb(applied_now);
+    if (on_batch) on_batch(b);
   }
 
   Options o_;
@@ -568,6 +602,9 @@ class HqConsumer {
   std::vector<std::string> errors_;
   std::vector<v1::GatewayStatus> statuses_;
   std::function<void(uint64_t)> on_applied_;
+  std::function<void(const v1::EventBatch&)> on_batch_;
+  std::vector<std::pair<uint64_t, uint64_t>> ahead_arrivals_;
+  std::atomic<uint64_t> columnar_{0};
   std::atomic<uint64_t> duplicates_{0}, gaps_{0}, batches_{0}, events_received_{0},
       bytes_received_{0}, compressed_{0}, zstd_{0};
   std::atomic<int> connected_count_{0};

@@ -15,6 +15,7 @@
 #include "storegw/sync/downstream.h"
 #include "storegw/sync/uplink.h"
 #include "sync_test_util.h"
+#include "shaping_proxy.h"
 #include "tcp_proxy.h"
 
 namespace storegw::sync {
@@ -224,6 +225,68 @@ TEST_CASE(
   CHECK(st.link == "up");
   MESSAGE("reconnects " << st.reconnects << ", duplicates at HQ " << hq.duplicates()
                         << ", last error: " << st.last_error);
+  uplink->Stop();
+}
+
+TEST_CASE(
+    "sync integration: over a thin link, sales made while a backlog drains reach HQ ahead of "
+    "it on the live lane, and HQ still applies every event once in seq order") {
+  std::string ack = "broker";
+  SUBCASE("ack = broker") {}
+  SUBCASE("ack = hq") { ack = "hq"; }
+  TempDir dir;
+  auto journal = OpenJournal(dir);
+  REQUIRE(AppendSales(*journal, 1, 8000) == "");
+  const uint64_t backlog = journal->Stats().last_seq;
+  Mosquitto broker(dir / "broker");
+  UplinkOptions o = TestOptions("");
+  o.ack = ack;
+  o.hq_ack_timeout = 10s;
+  HqConsumer::Options co = ConsumerOptions(broker, o);
+  co.send_acks = ack == "hq";
+  HqConsumer hq(co);
+  sync_test::LinkShape shape;  // 1 Mbit/s
+  shape.one_way = 50ms;
+  sync_test::ShapingProxy link(broker.port(), shape);
+  o.url = "tcp://127.0.0.1:" + std::to_string(link.port());
+  auto uplink = StartUplink(o, journal.get());
+
+  REQUIRE(WaitUntil([&] { return hq.applied() >= 400; }, 30s));
+  REQUIRE(hq.applied() < backlog / 2);  // the backlog takes seconds more at 1 Mbit/s
+  const uint64_t live_first = journal->Stats().last_seq + 1;
+  REQUIRE(AppendSales(*journal, 900001, 10, 1) == "");
+  const uint64_t total = journal->Stats().last_seq;
+  // Every live event arrives while HQ's applied seq is still below it.
+  REQUIRE(WaitUntil(
+      [&] {
+        uint64_t seen = 0;
+        for (const auto& [seq, applied] : hq.ahead_arrivals()) seen += seq >= live_first ? 1 : 0;
+        return seen >= total - live_first + 1;
+      },
+      20s));
+  const uint64_t applied_then = hq.applied();
+  CHECK(applied_then < live_first);
+  for (const auto& [seq, applied] : hq.ahead_arrivals()) {
+    INFO("seq " << seq);
+    CHECK(seq >= live_first);  // only the live lane runs ahead
+    CHECK(applied < seq);
+  }
+  // The journal keeps them until the backlog before them is delivered.
+  CHECK(journal->Stats().watermark < live_first);
+
+  REQUIRE(WaitUntil([&] { return hq.applied() == total; }, 90s));
+  REQUIRE(WaitUntil([&] { return journal->Stats().watermark == total; }, 10s));
+  CHECK(hq.Verify(*journal) == "");
+  CHECK(hq.errors().empty());
+  CHECK(hq.duplicates() == 0);  // nothing had to be resent
+  MESSAGE("ack " << ack << ": live events stored at HQ with applied " << applied_then << " of "
+                 << total << "; duplicates " << hq.duplicates() << ", batches past a gap "
+                 << hq.gaps());
+  // Live traffic after the drain goes in order again.
+  REQUIRE(AppendSales(*journal, 900101, 20, 5) == "");
+  const uint64_t total2 = journal->Stats().last_seq;
+  REQUIRE(WaitUntil([&] { return hq.applied() == total2; }, 20s));
+  CHECK(hq.Verify(*journal) == "");
   uplink->Stop();
 }
 

@@ -96,6 +96,18 @@ struct UplinkOptions {
   // batch stays in the window until HQ acknowledges it.
   int max_inflight = 8;
   int batch_events = 500;  // events per batch, at most (>= 1)
+  // "adaptive": batches as large as the link carries in about 2 s (and at
+  // most batch_events / max_message_bytes), and as many in flight as cover
+  // the measured round trip at the measured rate (at least 2, at most
+  // max_inflight); "fixed": always batch_events / max_message_bytes and
+  // max_inflight. See sync/README.md, "Thin links".
+  std::string batch_sizing = "adaptive";
+  // "auto": while a backlog of more than 4 batches drains, events
+  // journaled since it began go out on a live lane ahead of it (one live
+  // batch in flight at a time; HQ stores them at once past the gap and
+  // applies them in seq order when the gap fills). "off": strictly in
+  // seq order.
+  std::string live_lane = "auto";
   // Serialized EventBatch bytes per message, at most (before compression).
   uint64_t max_message_bytes = 256u << 10;
   // "deflate": batch payloads are zlib-compressed (4-6x smaller for till

@@ -60,6 +60,8 @@ struct Config {
     std::string ack = "broker";               // "broker" | "hq"
     int max_inflight = 8;                     // batches sent and not yet acknowledged
     int batch_events = 500;                   // events per batch, at most
+    std::string batch_sizing = "adaptive";    // "adaptive" (to the link) | "fixed"
+    std::string live_lane = "auto";           // "auto" (new events ahead of a backlog) | "off"
     uint64_t max_message_bytes = 256u << 10;  // bytes per batch message, at most
     Millis backoff_initial = std::chrono::seconds(1);
     Millis backoff_max = std::chrono::seconds(60);
