@@ -140,8 +140,8 @@ Status CheckBackupPaths(const fs::path& data_dir, const fs::path& journal, const
 // transaction on `src`: sqlite3_backup_step then reads that one snapshot
 // (a step opens and closes a read transaction of its own only when none is
 // open, and only a new transaction that finds the file changed makes the
-// backup restart), so writers elsewhere neither restart the copy nor wait
-// for it.
+// backup restart), so writers elsewhere do not restart the copy, and in
+// WAL mode they do not wait for it either.
 Status CopyPages(sql::Db& src, sql::Db& dest, const BackupOptions& options, BackupReport& report) {
   sqlite3_backup* b = sqlite3_backup_init(dest.get(), "main", src.get(), "main");
   if (!b) return dest.Error(sqlite3_errcode(dest.get()), "journal: start the backup");

@@ -411,9 +411,10 @@ struct BackupReport {
 // The copy is made with SQLite's online backup API, in steps of
 // `pages_per_step` pages, inside one read transaction on the journal: it is
 // the journal as of one commit (every event up to some seq, nothing after,
-// with the ledger, watermark and identity of that moment). In WAL mode the
-// reader never blocks the writer (the daemon keeps journaling; its WAL
-// cannot be checkpointed past the copy's snapshot until the copy ends).
+// with the ledger, watermark and identity of that moment). In WAL mode a
+// reader does not block the writer: the daemon keeps journaling, and its
+// WAL cannot be checkpointed past the copy's snapshot until the copy ends
+// (like a long VerifyJournal or ExportJournal).
 // The copy is written to a temporary file beside `output` (mode 0600),
 // switched to a self-contained file (rollback journal mode, no -wal/-shm;
 // storegw switches it back to WAL when it opens it as a journal), fsynced,
