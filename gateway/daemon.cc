@@ -105,10 +105,12 @@ sigset_t StopSignals() {
   return set;
 }
 
-Result<Config> EffectiveConfig(const RunFlags& flags) {
+// `warnings`: keys renamed or removed by a release (logged once logging
+// is set up).
+Result<Config> EffectiveConfig(const RunFlags& flags, std::vector<std::string>& warnings) {
   Config config;
   if (!flags.config_path.empty()) {
-    auto loaded = LoadConfigFile(flags.config_path);
+    auto loaded = LoadConfigFile(flags.config_path, nullptr, {.warnings = &warnings});
     if (!loaded.ok()) return loaded.status();
     config = std::move(*loaded);
   }
@@ -274,11 +276,13 @@ int RunDaemon(const RunFlags& flags) {
   v1::WarmUpProtobuf();
 
   // 1. Config.
-  auto config = EffectiveConfig(flags);
+  std::vector<std::string> config_warnings;
+  auto config = EffectiveConfig(flags, config_warnings);
   if (!config.ok()) return StartFailure(config.status().message());
   InitLogging(config->log.level, config->log.format);
   spdlog::info("storegw {} starting (config: {})", kVersion,
                flags.config_path.empty() ? "embedded defaults" : flags.config_path);
+  for (const auto& w : config_warnings) spdlog::warn("config: {}", w);
 
   // 2. What could still fail the start without a journal: the listen
   // addresses and the device tokens file, checked before the journal (and

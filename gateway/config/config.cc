@@ -6,6 +6,7 @@
 #include <charconv>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <variant>
@@ -471,37 +472,147 @@ std::string Where(std::string_view source, const toml::source_region& src) {
 // A problem and the line it is on (0: unknown), to report in file order.
 using Problem = std::pair<uint32_t, std::string>;
 
+// Checks the value of `node` against `spec` and stores it; "" on success,
+// else the reason (without the key name).
+std::string ApplyNode(const KeySpec& spec, const toml::node& node, Config& config) {
+  Value v;
+  if (auto str = node.as_string()) {
+    v = str->get();
+  } else if (auto integer = node.as_integer()) {
+    v = integer->get();
+  } else {
+    std::string want = (spec.kind == Kind::kInt || spec.kind == Kind::kSize) ? "an integer"
+                       : spec.kind == Kind::kDuration ? "a duration string (e.g. \"5s\")"
+                                                       : "a string";
+    return "expected " + want + ", got " + std::string(TypeName(node));
+  }
+  return Apply(spec, v, config);
+}
+
+const RetiredKey* FindRetired(std::string_view name, const std::vector<RetiredKey>& retired) {
+  for (const auto& r : retired) {
+    if (r.key == name) return &r;
+  }
+  return nullptr;
+}
+
+// A table that only retired keys name ("[mqtt]" of "mqtt.url" renamed to
+// "uplink.url"): walked, so that its keys are reported as retired.
+bool IsRetiredSection(std::string_view name, const std::vector<RetiredKey>& retired) {
+  for (const auto& r : retired) {
+    for (std::string_view s = SectionOf(r.key); !s.empty(); s = SectionOf(s)) {
+      if (s == name) return true;
+    }
+  }
+  return false;
+}
+
+// Every key (not table) of the file by its dotted name, with its line.
+void CollectKeyLines(const toml::table& table, const std::string& prefix,
+                     std::map<std::string, uint32_t>& out) {
+  for (const auto& [key, node] : table) {
+    std::string name =
+        prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+    if (const toml::table* sub = node.as_table()) {
+      CollectKeyLines(*sub, name, out);
+    } else {
+      const toml::source_region& src = key.source().begin.line > 0 ? key.source() : node.source();
+      out.emplace(name, src.begin.line);
+    }
+  }
+}
+
+struct WalkState {
+  std::string_view source;
+  Config& config;
+  const std::vector<RetiredKey>& retired;
+  std::map<std::string, uint32_t> keys;  // CollectKeyLines of the whole file
+  std::vector<Problem> problems;
+  std::vector<Problem> warnings;
+};
+
+std::string InRelease(const RetiredKey& r) {
+  return r.since.empty() ? std::string() : " in storegw " + r.since;
+}
+
+// A retired key found in the file: a warning (its value applied under the
+// new name, or ignored when the key was removed) or an error; see
+// RetiredKey in config.h.
+void ReportRetired(const RetiredKey& r, const toml::node& node, const std::string& where,
+                   uint32_t line, WalkState& st) {
+  auto problem = [&](std::string msg) { st.problems.emplace_back(line, where + ": " + msg); };
+  auto warning = [&](std::string msg) { st.warnings.emplace_back(line, where + ": " + msg); };
+  const std::string advice = r.advice.empty() ? std::string() : ": " + r.advice;
+  if (r.renamed_to.empty()) {
+    if (r.refuse) {
+      problem("key '" + r.key + "' was removed" + InRelease(r) + advice);
+    } else {
+      warning("key '" + r.key + "' was removed" + InRelease(r) + " and has no effect" + advice +
+              "; delete it from the file");
+    }
+    return;
+  }
+  const std::string renamed = "key '" + r.key + "' was renamed to '" + r.renamed_to + "'" +
+                              InRelease(r);
+  const KeySpec* spec = FindKey(r.renamed_to);
+  if (!spec) {
+    problem(renamed + ", which this storegw does not know either");
+    return;
+  }
+  // The new key, or another old name of it, set as well: which value was
+  // meant is not for us to guess.
+  if (auto it = st.keys.find(r.renamed_to); it != st.keys.end()) {
+    problem(renamed + ", and '" + r.renamed_to + "' is set too" +
+            (it->second > 0 ? " (line " + std::to_string(it->second) + ")" : "") +
+            ": delete '" + r.key + "'");
+    return;
+  }
+  for (const auto& other : st.retired) {
+    if (other.key == r.key || other.renamed_to != r.renamed_to) continue;
+    if (auto it = st.keys.find(other.key); it != st.keys.end()) {
+      problem(renamed + ", and '" + other.key + "'" +
+              (it->second > 0 ? " (line " + std::to_string(it->second) + ")" : "") +
+              ", another old name of it, is set too: keep one, as '" + r.renamed_to + "'");
+      return;
+    }
+  }
+  if (r.refuse) {
+    problem(renamed + "; its value is not carried over" + advice);
+    return;
+  }
+  std::string why = ApplyNode(*spec, node, st.config);
+  if (!why.empty()) {
+    problem(renamed + ": " + r.renamed_to + ": " + why);
+    return;
+  }
+  warning(renamed + ": write '" + r.renamed_to + "' instead (the value is used as '" +
+          r.renamed_to + "' meanwhile)" + advice);
+}
+
 // Walks one table; `prefix` is its dotted name ("" for the root).
-void Walk(const toml::table& table, const std::string& prefix, std::string_view source,
-          Config& config, std::vector<Problem>& out) {
+void Walk(const toml::table& table, const std::string& prefix, WalkState& st) {
   for (const auto& [key, node] : table) {
     std::string name =
         prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
     const toml::source_region& src = key.source().begin.line > 0 ? key.source() : node.source();
-    std::string where = Where(source, src);
-    auto problems_push = [&](std::string msg) { out.emplace_back(src.begin.line, std::move(msg)); };
+    std::string where = Where(st.source, src);
+    auto problems_push = [&](std::string msg) {
+      st.problems.emplace_back(src.begin.line, std::move(msg));
+    };
+    const RetiredKey* retired = FindRetired(name, st.retired);
     if (const KeySpec* spec = FindKey(name)) {
-      Value v;
-      if (auto str = node.as_string()) {
-        v = str->get();
-      } else if (auto integer = node.as_integer()) {
-        v = integer->get();
-      } else {
-        std::string want = (spec->kind == Kind::kInt || spec->kind == Kind::kSize) ? "an integer"
-                           : spec->kind == Kind::kDuration ? "a duration string (e.g. \"5s\")"
-                                                           : "a string";
-        problems_push(where + ": " + name + ": expected " + want + ", got " +
-                      std::string(TypeName(node)));
-        continue;
-      }
-      std::string why = Apply(*spec, v, config);
+      std::string why = ApplyNode(*spec, node, st.config);
       if (!why.empty()) problems_push(where + ": " + name + ": " + why);
-    } else if (IsSection(name)) {
+    } else if (retired && !node.is_table()) {
+      ReportRetired(*retired, node, where, src.begin.line, st);
+    } else if (IsSection(name) || IsRetiredSection(name, st.retired)) {
       if (const toml::table* sub = node.as_table()) {
-        Walk(*sub, name, source, config, out);
-      } else {
+        Walk(*sub, name, st);
+      } else if (IsSection(name)) {
         problems_push(where + ": " + name + ": expected a table ([" + name + "]), got " +
                       std::string(TypeName(node)));
+      } else {
+        problems_push(where + ": unknown key '" + name + "'" + Suggest(name));
       }
     } else if (node.is_table()) {
       problems_push(where + ": unknown section '" + name + "'" + Suggest(name, true));
@@ -609,18 +720,32 @@ Status ValidateConfig(const Config& config, std::string_view source_name) {
   return problems.empty() ? Status::Ok() : Problems(problems);
 }
 
+const std::vector<RetiredKey>& RetiredConfigKeys() {
+  // Add an entry when a release renames or removes a key (never reuse an
+  // old name for something else); docs/design.md, "Configuration across
+  // releases". No key has been renamed or removed so far.
+  static const std::vector<RetiredKey> keys = {};
+  return keys;
+}
+
 Result<Config> ParseConfig(std::string_view text, std::string_view source_name,
-                           std::vector<std::string>* problems_out) {
-  std::vector<std::string> problems;
+                           std::vector<std::string>* problems_out,
+                           const ConfigParseOptions& options) {
+  std::vector<std::string> problems, warnings;
   Config config;
   try {
     toml::table root = toml::parse(text, source_name);
-    std::vector<Problem> found;
-    Walk(root, "", source_name, config, found);
+    WalkState st{.source = source_name,
+                 .config = config,
+                 .retired = options.retired ? *options.retired : RetiredConfigKeys()};
+    CollectKeyLines(root, "", st.keys);
+    Walk(root, "", st);
     // toml++ iterates keys sorted by name; report them in file order.
-    std::stable_sort(found.begin(), found.end(),
-                     [](const Problem& a, const Problem& b) { return a.first < b.first; });
-    for (auto& p : found) problems.push_back(std::move(p.second));
+    auto by_line = [](const Problem& a, const Problem& b) { return a.first < b.first; };
+    std::stable_sort(st.problems.begin(), st.problems.end(), by_line);
+    std::stable_sort(st.warnings.begin(), st.warnings.end(), by_line);
+    for (auto& p : st.problems) problems.push_back(std::move(p.second));
+    for (auto& w : st.warnings) warnings.push_back(std::move(w.second));
   } catch (const toml::parse_error& e) {
     std::string where(source_name);
     if (e.source().begin.line > 0) {
@@ -631,12 +756,15 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source_name,
   }
   if (problems.empty()) CrossChecks(config, source_name, problems);
   if (problems_out) *problems_out = problems;
+  if (options.warnings) *options.warnings = std::move(warnings);
   if (!problems.empty()) return Problems(problems);
   return config;
 }
 
 Result<Config> LoadConfigFile(const std::filesystem::path& path,
-                              std::vector<std::string>* problems) {
+                              std::vector<std::string>* problems,
+                              const ConfigParseOptions& options) {
+  if (options.warnings) options.warnings->clear();
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     Status s = Status::InvalidArgument("", path.string() + ": is a directory, not a config file");
@@ -654,7 +782,7 @@ Result<Config> LoadConfigFile(const std::filesystem::path& path,
   }
   std::stringstream buf;
   buf << in.rdbuf();
-  return ParseConfig(buf.str(), path.string(), problems);
+  return ParseConfig(buf.str(), path.string(), problems, options);
 }
 
 Status SetConfigValue(Config& config, std::string_view key, std::string_view value,

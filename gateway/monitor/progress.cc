@@ -29,8 +29,11 @@ std::string RenderProgressLine(std::string_view label, uint64_t done, uint64_t t
   return line;
 }
 
-TtyProgress::TtyProgress(std::string label, FILE* out, bool force)
-    : label_(std::move(label)), out_(out), active_(force || (out && isatty(fileno(out)) == 1)) {}
+TtyProgress::TtyProgress(std::string label, FILE* out, bool force, std::string unit)
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      out_(out),
+      active_(force || (out && isatty(fileno(out)) == 1)) {}
 
 TtyProgress::~TtyProgress() {
   Finish();
@@ -43,7 +46,7 @@ void TtyProgress::Update(uint64_t done, uint64_t total) {
   if (drawn_ && !complete && now - last_ < std::chrono::milliseconds(100)) return;
   last_ = now;
   drawn_ = true;
-  std::string line = RenderProgressLine(label_, done, total, 30);
+  std::string line = RenderProgressLine(label_, done, total, 30, unit_);
   // \r to the line's start, the bar, then clear whatever a longer previous
   // line left behind.
   std::fprintf(out_, "\r%s\x1b[K", line.c_str());

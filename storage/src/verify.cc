@@ -1,11 +1,14 @@
 // journal verify and journal export: read-only, safe while a daemon writes
 // (each runs in one read transaction: a consistent snapshot of the journal).
+// journal backup (backup.cc) opens the journal the same way and verifies
+// its copy with VerifyJournalFile.
 #include <sqlite3.h>
 
 #include <map>
 #include <unordered_map>
 
 #include "internal.h"
+#include "offline.h"
 #include "schema.h"
 #include "sqlite_util.h"
 #include "storegw/storage/journal.h"
@@ -14,16 +17,7 @@ namespace storegw::storage {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-struct Meta {
-  uint64_t epoch = 0;
-  uint64_t watermark = 0;
-  std::string store_id, gateway_id;
-};
-
-Status OpenReadOnly(const fs::path& data_dir, sql::Db& db, Meta& meta) {
-  const fs::path path = data_dir / internal::kJournalFile;
+Status internal::OpenJournalReadOnly(const fs::path& path, sql::Db& db, OfflineMeta& meta) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return Status::NotFound("journal: no journal at " + path.string());
   if (Status s = internal::CheckHeader(path); !s.ok()) return s;
@@ -56,6 +50,8 @@ Status OpenReadOnly(const fs::path& data_dir, sql::Db& db, Meta& meta) {
   return {};
 }
 
+namespace {
+
 struct Ledger {
   int64_t on_hand = 0, base_qty = 0;
   uint64_t as_of_seq = 0, hq_version = 0;
@@ -67,10 +63,15 @@ struct Ledger {
 
 Result<VerifyReport> VerifyJournal(const fs::path& data_dir,
                                    const std::function<void(uint64_t, uint64_t)>& progress) {
+  return VerifyJournalFile(data_dir / internal::kJournalFile, progress);
+}
+
+Result<VerifyReport> VerifyJournalFile(const fs::path& file,
+                                       const std::function<void(uint64_t, uint64_t)>& progress) {
   sql::Db db;
-  Meta meta;
-  if (Status s = OpenReadOnly(data_dir, db, meta); !s.ok()) return s;
-  const std::string where = (data_dir / internal::kJournalFile).string();
+  internal::OfflineMeta meta;
+  if (Status s = internal::OpenJournalReadOnly(file, db, meta); !s.ok()) return s;
+  const std::string where = file.string();
   auto corrupt = [&](const std::string& what) {
     return Status::Corruption("journal verify: " + where + ": " + what);
   };
@@ -95,6 +96,9 @@ Result<VerifyReport> VerifyJournal(const fs::path& data_dir,
   rep.last_seq = static_cast<uint64_t>(*last);
   rep.watermark = meta.watermark;
   rep.events = static_cast<uint64_t>(*count);
+  rep.epoch = meta.epoch;
+  rep.store_id = meta.store_id;
+  rep.gateway_id = meta.gateway_id;
   if (rep.events != 0 && rep.events != rep.last_seq - rep.first_seq + 1) {
     return corrupt("seqs are not dense: " + std::to_string(rep.events) + " events between seq " +
                    std::to_string(rep.first_seq) + " and " + std::to_string(rep.last_seq));
@@ -286,8 +290,11 @@ Status ExportJournal(const fs::path& data_dir,
                      const std::function<Status(const v1::JournaledEvent&)>& sink,
                      const std::function<void(uint64_t, uint64_t)>& progress) {
   sql::Db db;
-  Meta meta;
-  if (Status s = OpenReadOnly(data_dir, db, meta); !s.ok()) return s;
+  internal::OfflineMeta meta;
+  if (Status s = internal::OpenJournalReadOnly(data_dir / internal::kJournalFile, db, meta);
+      !s.ok()) {
+    return s;
+  }
   if (Status s = db.Exec("BEGIN"); !s.ok()) return s;
   auto count = db.QueryInt("SELECT count(*) FROM events");
   if (!count.ok()) return count.status();

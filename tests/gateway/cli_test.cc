@@ -1,9 +1,14 @@
 // Black-box tests of the storegw command line (no daemon): version, usage
 // errors, `config check`, and the offline journal tools on a missing journal.
+// Keys renamed or removed by a release: the real table through the binary,
+// test-only entries through `config check`'s own function
+// (CheckConfigCommand, what the binary runs) in this process.
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <string>
 
+#include "storegw/cli/cli.h"
 #include "storegw/config/config.h"
 #include "test_util.h"
 
@@ -168,4 +173,149 @@ TEST_CASE("gateway cli: journal tools on a directory without a journal fail with
   CHECK(r.exit.code == 1);
   // The offline tools never move or change the file.
   CHECK(ReadFile(dir / "journal.db") == std::string(8192, 'x'));
+}
+
+// ------------------------------------------------------------ retired keys
+
+namespace {
+
+// What CheckConfigCommand wrote and returned.
+struct CheckRun {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string CliReadAll(std::FILE* f) {
+  std::string text;
+  std::rewind(f);
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  std::fclose(f);
+  return text;
+}
+
+CheckRun CliCheck(const std::string& path, bool strict,
+                  const std::vector<storegw::gateway::RetiredKey>* retired) {
+  std::FILE* out = std::tmpfile();
+  std::FILE* err = std::tmpfile();
+  REQUIRE(out);
+  REQUIRE(err);
+  CheckRun r;
+  r.code = storegw::gateway::CheckConfigCommand(path, strict, {.retired = retired}, out, err);
+  r.out = CliReadAll(out);
+  r.err = CliReadAll(err);
+  return r;
+}
+
+// Test-only entries (none of these keys was ever a real storegw key).
+const std::vector<storegw::gateway::RetiredKey>& CliTestRetired() {
+  static const std::vector<storegw::gateway::RetiredKey> keys = {
+      {.key = "uplink.batch_size", .since = "9.1.0", .renamed_to = "uplink.batch_events"},
+      {.key = "uplink.keepalive", .since = "9.1.0", .advice = "the keep-alive is fixed at 30 s"},
+      {.key = "uplink.insecure",
+       .since = "9.3.0",
+       .advice = "trust a private CA with uplink.tls.ca_file",
+       .refuse = true},
+  };
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("gateway cli: config check reports every renamed or removed key of the real table") {
+  // Each entry of this release's table through the binary: never accepted
+  // silently. (The table is empty while no key was renamed or removed; the
+  // mechanism is tested below with test-only entries.)
+  TempDir dir;
+  const std::string file = (dir / "old.toml").string();
+  for (const auto& r : storegw::gateway::RetiredConfigKeys()) {
+    INFO("retired key " << r.key);
+    const std::string section = r.key.substr(0, r.key.rfind('.'));
+    WriteFile(file, "[" + section + "]\n" + r.key.substr(r.key.rfind('.') + 1) + " = 1\n");
+    RunResult c = Run(StoregwArgs({"config", "check", "--config", file}));
+    CHECK(c.exit.exited);
+    CHECK(c.err.find(file + ":2: key '" + r.key + "' was ") != std::string::npos);
+    RunResult strict = Run(StoregwArgs({"config", "check", "--strict", "--config", file}));
+    CHECK(strict.exit.code == 1);
+  }
+  // A typo is an error with a suggestion, with or without --strict; a clean
+  // file passes --strict.
+  WriteFile(file, "[uplink]\n\nbatch_evnts = 5\n");
+  for (bool strict : {false, true}) {
+    std::vector<std::string> args = {"config", "check", "--config", file};
+    if (strict) args.push_back("--strict");
+    RunResult c = Run(StoregwArgs(args));
+    CHECK(c.exit.code == 1);
+    CHECK(c.out.empty());
+    CHECK(c.err == "config check: " + file + " is not valid:\n  " + file +
+                       ":3: unknown key 'uplink.batch_evnts' (did you mean "
+                       "'uplink.batch_events'?)\n");
+  }
+  RunResult clean = Run(StoregwArgs({"config", "check", "--strict", "--config", Packaged()}));
+  CHECK_MESSAGE(clean.exit.ok(), clean.err);
+  CHECK(clean.err == "config check: " + Packaged() + " is valid\n");
+}
+
+TEST_CASE("gateway cli: config check with a renamed key warns, applies it, and --strict fails") {
+  TempDir dir;
+  const std::string file = (dir / "storegw.toml").string();
+  WriteFile(file, "[uplink]\nbatch_size = 250\n");
+  CheckRun r = CliCheck(file, false, &CliTestRetired());
+  CHECK(r.code == 0);
+  CHECK(r.out.find("batch_events = 250\n") != std::string::npos);
+  CHECK(r.out.find("batch_size") == std::string::npos);
+  CHECK(r.err == "config check: " + file + ": 1 warning:\n  " + file +
+                     ":2: key 'uplink.batch_size' was renamed to 'uplink.batch_events' in storegw "
+                     "9.1.0: write 'uplink.batch_events' instead (the value is used as "
+                     "'uplink.batch_events' meanwhile)\nconfig check: " +
+                     file + " is valid, with 1 warning (see above): update the file\n");
+
+  r = CliCheck(file, true, &CliTestRetired());
+  CHECK(r.code == 1);
+  CHECK(r.out.empty());
+  CHECK(r.err.find("key 'uplink.batch_size' was renamed to 'uplink.batch_events'") !=
+        std::string::npos);
+  CHECK(r.err.find("config check: " + file +
+                   " is not valid with --strict: 1 warning (see above); update the file\n") !=
+        std::string::npos);
+
+  // The binary's own table does not know this test-only key: unknown.
+  RunResult bin = Run(StoregwArgs({"config", "check", "--config", file}));
+  CHECK(bin.exit.code == 1);
+  CHECK(bin.err.find(file + ":2: unknown key 'uplink.batch_size'") != std::string::npos);
+}
+
+TEST_CASE("gateway cli: config check with old and new name both set, removed and refused keys") {
+  TempDir dir;
+  const std::string file = (dir / "storegw.toml").string();
+  WriteFile(file, "[uplink]\nbatch_events = 100\nbatch_size = 250\n");
+  CheckRun r = CliCheck(file, false, &CliTestRetired());
+  CHECK(r.code == 1);
+  CHECK(r.out.empty());
+  CHECK(r.err == "config check: " + file + " is not valid:\n  " + file +
+                     ":3: key 'uplink.batch_size' was renamed to 'uplink.batch_events' in storegw "
+                     "9.1.0, and 'uplink.batch_events' is set too (line 2): delete "
+                     "'uplink.batch_size'\n");
+
+  WriteFile(file, "[uplink]\nkeepalive = \"30s\"\n");
+  r = CliCheck(file, false, &CliTestRetired());
+  CHECK(r.code == 0);
+  CHECK(r.err.find(file + ":2: key 'uplink.keepalive' was removed in storegw 9.1.0 and has no "
+                          "effect: the keep-alive is fixed at 30 s; delete it from the file\n") !=
+        std::string::npos);
+  CHECK(r.err.find("is valid, with 1 warning") != std::string::npos);
+  CHECK(CliCheck(file, true, &CliTestRetired()).code == 1);
+
+  // A warning and a problem in one file: both reported, exit 1.
+  WriteFile(file, "[uplink]\nkeepalive = \"30s\"\ninsecure = true\n");
+  r = CliCheck(file, false, &CliTestRetired());
+  CHECK(r.code == 1);
+  CHECK(r.out.empty());
+  CHECK(r.err == "config check: " + file + ": 1 warning:\n  " + file +
+                     ":2: key 'uplink.keepalive' was removed in storegw 9.1.0 and has no effect: "
+                     "the keep-alive is fixed at 30 s; delete it from the file\nconfig check: " +
+                     file + " is not valid:\n  " + file +
+                     ":3: key 'uplink.insecure' was removed in storegw 9.3.0: trust a private CA "
+                     "with uplink.tls.ca_file\n");
 }

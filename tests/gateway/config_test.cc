@@ -541,3 +541,245 @@ TEST_CASE("gateway config: packaging/storegw.toml documents every key with its d
   REQUIRE_MESSAGE(all.ok(), all.status().message());
   CHECK(ConfigToToml(*all) == ConfigToToml(Config{}));
 }
+
+// ------------------------------------------------------------ retired keys
+
+namespace {
+
+// The value text ConfigToToml prints for `key` in the default config
+// ("500", "\"mqtt\"", "\"30s\""): a valid value of that key.
+std::string RetiredDefaultValueText(const std::string& key) {
+  const std::string section = key.substr(0, key.rfind('.'));
+  const std::string leaf = key.substr(key.rfind('.') + 1);
+  std::istringstream lines(ConfigToToml(Config{}));
+  std::string line, current;
+  while (std::getline(lines, line)) {
+    if (!line.empty() && line.front() == '[') current = line.substr(1, line.size() - 2);
+    if (current == section && line.rfind(leaf + " = ", 0) == 0) {
+      return line.substr(leaf.size() + 3);
+    }
+  }
+  FAIL("no default printed for " << key);
+  return "";
+}
+
+// "[a.b]\nleaf = value\n" for the dotted `key`.
+std::string RetiredTomlLine(const std::string& key, const std::string& value) {
+  return "[" + key.substr(0, key.rfind('.')) + "]\n" + key.substr(key.rfind('.') + 1) + " = " +
+         value + "\n";
+}
+
+// A test-only table, the way a release would list its renames and
+// removals. None of these keys was ever a real storegw key.
+const std::vector<RetiredKey>& TestRetiredKeys() {
+  static const std::vector<RetiredKey> keys = {
+      {.key = "uplink.batch_size", .since = "9.1.0", .renamed_to = "uplink.batch_events"},
+      {.key = "uplink.max_batch", .since = "9.2.0", .renamed_to = "uplink.batch_events"},
+      {.key = "mqtt.url", .since = "9.1.0", .renamed_to = "uplink.url"},
+      {.key = "uplink.pass", .since = "9.1.0", .renamed_to = "uplink.password"},
+      {.key = "uplink.keepalive",
+       .since = "9.1.0",
+       .advice = "the MQTT keep-alive is fixed at 30 s"},
+      {.key = "journal.retention_hours",
+       .since = "9.3.0",
+       .renamed_to = "journal.retention",
+       .advice = "write a duration with its unit, e.g. retention = \"168h\"",
+       .refuse = true},
+      {.key = "uplink.insecure",
+       .since = "9.3.0",
+       .advice = "TLS is verified always; trust a private CA with uplink.tls.ca_file",
+       .refuse = true},
+  };
+  return keys;
+}
+
+struct RetiredParse {
+  storegw::Result<Config> config = Config{};
+  std::vector<std::string> problems, warnings;
+};
+
+RetiredParse ParseWithTestRetired(std::string_view toml) {
+  RetiredParse r;
+  r.config = ParseConfig(toml, kFile, &r.problems,
+                         {.retired = &TestRetiredKeys(), .warnings = &r.warnings});
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("gateway config: the table of renamed and removed keys is consistent, each entry works") {
+  // The project's real history: every entry names a key this release does
+  // not read, a rename names one it does, an old name is listed once, a
+  // removal says what to do instead; and each one is reported, never
+  // silently ignored (a valid value of the new key under the old name is
+  // applied with a warning).
+  const auto& real = RetiredConfigKeys();
+  MESSAGE(real.size() << " renamed or removed keys in this release's table");
+  const auto keys = ConfigKeys();
+  const std::set<std::string> current(keys.begin(), keys.end());
+  std::set<std::string> seen;
+  for (const auto& r : real) {
+    INFO("retired key " << r.key);
+    CHECK(current.count(r.key) == 0);
+    CHECK(seen.insert(r.key).second);
+    CHECK(!r.since.empty());
+    if (r.renamed_to.empty() || r.refuse) CHECK(!r.advice.empty());
+    if (r.renamed_to.empty()) continue;
+    REQUIRE(current.count(r.renamed_to) == 1);
+    std::vector<std::string> problems, warnings;
+    auto c = ParseConfig(RetiredTomlLine(r.key, RetiredDefaultValueText(r.renamed_to)), kFile,
+                         &problems, {.warnings = &warnings});
+    if (r.refuse) {
+      CHECK(!c.ok());
+      REQUIRE(problems.size() == 1);
+      CHECK(problems[0].find("'" + r.renamed_to + "'") != std::string::npos);
+    } else {
+      CHECK(c.ok());
+      REQUIRE(warnings.size() == 1);
+      CHECK(warnings[0].rfind(std::string(kFile) + ":2: key '" + r.key + "' was renamed to '" +
+                                  r.renamed_to + "'",
+                              0) == 0);
+    }
+  }
+  // The packaged config never names a retired key, commented out or not.
+  std::ifstream in(std::string(STOREGW_TEST_SOURCE_DIR) + "/../packaging/storegw.toml");
+  REQUIRE(in);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  for (const auto& r : real) {
+    const std::string leaf = r.key.substr(r.key.rfind('.') + 1);
+    CHECK_MESSAGE(buf.str().find("#" + leaf + " = ") == std::string::npos, r.key);
+  }
+  // The real table is what ParseConfig uses by default: the test-only keys
+  // below are unknown to it.
+  CHECK(ErrorOf("[uplink]\nbatch_size = 250\n") ==
+        "storegw.toml:2: unknown key 'uplink.batch_size'");
+}
+
+TEST_CASE("gateway config: a renamed key warns with file, line, old and new key, value applied") {
+  auto r = ParseWithTestRetired("# store 42\n[uplink]\nbatch_size = 250\n");
+  REQUIRE_MESSAGE(r.config.ok(), r.config.status().message());
+  CHECK(r.config->uplink.batch_events == 250);
+  CHECK(r.problems.empty());
+  REQUIRE(r.warnings.size() == 1);
+  CHECK(r.warnings[0] ==
+        "storegw.toml:3: key 'uplink.batch_size' was renamed to 'uplink.batch_events' in storegw "
+        "9.1.0: write 'uplink.batch_events' instead (the value is used as 'uplink.batch_events' "
+        "meanwhile)");
+
+  // Into another section, from a section that no longer exists.
+  r = ParseWithTestRetired("[mqtt]\nurl = \"ssl://hq.example:8883\"\n[log]\nlevel = \"warn\"\n");
+  REQUIRE_MESSAGE(r.config.ok(), r.config.status().message());
+  CHECK(r.config->uplink.url == "ssl://hq.example:8883");
+  CHECK(r.config->log.level == "warn");
+  REQUIRE(r.warnings.size() == 1);
+  CHECK(r.warnings[0].rfind("storegw.toml:2: key 'mqtt.url' was renamed to 'uplink.url'", 0) ==
+        0);
+
+  // The value gets the new key's checks, named by both keys.
+  r = ParseWithTestRetired("[uplink]\nbatch_size = 0\n");
+  REQUIRE(!r.config.ok());
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0] ==
+        "storegw.toml:2: key 'uplink.batch_size' was renamed to 'uplink.batch_events' in storegw "
+        "9.1.0: uplink.batch_events: must be between 1 and 100000, got 0");
+  CHECK(r.warnings.empty());
+
+  // A secret's value never shows, under the old name either.
+  r = ParseWithTestRetired("[uplink]\npass = \"hunter2-secret\"\n");
+  REQUIRE(r.config.ok());
+  CHECK(r.config->uplink.password == "hunter2-secret");
+  REQUIRE(r.warnings.size() == 1);
+  CHECK(r.warnings[0].find("hunter2") == std::string::npos);
+  CHECK(ConfigToToml(*r.config).find("hunter2") == std::string::npos);
+  r = ParseWithTestRetired("[uplink]\npass = 31337\n");
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0].find("31337") == std::string::npos);
+
+  // Several warnings come in file order, with the problems apart.
+  r = ParseWithTestRetired("[uplink]\nkeepalive = \"30s\"\nbatch_size = 100\nfrobnicate = 1\n");
+  REQUIRE(!r.config.ok());
+  REQUIRE(r.warnings.size() == 2);
+  CHECK(r.warnings[0].rfind("storegw.toml:2: key 'uplink.keepalive'", 0) == 0);
+  CHECK(r.warnings[1].rfind("storegw.toml:3: key 'uplink.batch_size'", 0) == 0);
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0] == "storegw.toml:4: unknown key 'uplink.frobnicate'");
+}
+
+TEST_CASE("gateway config: the old and the new name of a key both set is an error naming both") {
+  auto r = ParseWithTestRetired("[uplink]\nbatch_events = 100\nbatch_size = 250\n");
+  REQUIRE(!r.config.ok());
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0] ==
+        "storegw.toml:3: key 'uplink.batch_size' was renamed to 'uplink.batch_events' in storegw "
+        "9.1.0, and 'uplink.batch_events' is set too (line 2): delete 'uplink.batch_size'");
+  CHECK(r.warnings.empty());
+  CHECK(r.config.status().message() == r.problems[0]);
+
+  // Across sections, the new one first in the file.
+  r = ParseWithTestRetired("[uplink]\nurl = \"tcp://a:1883\"\n[mqtt]\nurl = \"tcp://b:1883\"\n");
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0].find("'uplink.url' is set too (line 2)") != std::string::npos);
+
+  // Two old names of one key.
+  r = ParseWithTestRetired("[uplink]\nbatch_size = 250\nmax_batch = 300\n");
+  REQUIRE(!r.config.ok());
+  REQUIRE(r.problems.size() == 2);
+  CHECK(r.problems[0].rfind("storegw.toml:2: key 'uplink.batch_size' was renamed", 0) == 0);
+  CHECK(r.problems[0].find("'uplink.max_batch' (line 3), another old name of it, is set too") !=
+        std::string::npos);
+  CHECK(r.problems[1].rfind("storegw.toml:3: key 'uplink.max_batch' was renamed", 0) == 0);
+}
+
+TEST_CASE("gateway config: a removed key says so and what to do, a refused one is an error") {
+  auto r = ParseWithTestRetired("[uplink]\nkeepalive = \"30s\"\n");
+  REQUIRE_MESSAGE(r.config.ok(), r.config.status().message());
+  CHECK(ConfigToToml(*r.config) == ConfigToToml(Config{}));
+  REQUIRE(r.warnings.size() == 1);
+  CHECK(r.warnings[0] ==
+        "storegw.toml:2: key 'uplink.keepalive' was removed in storegw 9.1.0 and has no effect: "
+        "the MQTT keep-alive is fixed at 30 s; delete it from the file");
+
+  r = ParseWithTestRetired("[uplink]\ninsecure = true\n");
+  REQUIRE(!r.config.ok());
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0] ==
+        "storegw.toml:2: key 'uplink.insecure' was removed in storegw 9.3.0: TLS is verified "
+        "always; trust a private CA with uplink.tls.ca_file");
+
+  // A rename whose value cannot be carried over as written.
+  r = ParseWithTestRetired("[journal]\nretention_hours = 168\n");
+  REQUIRE(!r.config.ok());
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0] ==
+        "storegw.toml:2: key 'journal.retention_hours' was renamed to 'journal.retention' in "
+        "storegw 9.3.0; its value is not carried over: write a duration with its unit, e.g. "
+        "retention = \"168h\"");
+
+  // A removed key is not a section: a table of that name is still unknown.
+  r = ParseWithTestRetired("[uplink.keepalive]\nx = 1\n");
+  REQUIRE(!r.config.ok());
+  CHECK(r.problems[0].find("unknown section 'uplink.keepalive'") != std::string::npos);
+}
+
+TEST_CASE("gateway config: a typo that is no retired key is unknown, with a suggestion") {
+  auto r = ParseWithTestRetired("[uplink]\nbatch_evnts = 5\n[mqtt]\nuri = \"tcp://x:1\"\n");
+  REQUIRE(!r.config.ok());
+  REQUIRE(r.problems.size() == 2);
+  CHECK(r.problems[0] ==
+        "storegw.toml:2: unknown key 'uplink.batch_evnts' (did you mean 'uplink.batch_events'?)");
+  // [mqtt] is walked for its retired keys; another key in it is unknown.
+  CHECK(r.problems[1].rfind("storegw.toml:4: unknown key 'mqtt.uri'", 0) == 0);
+  CHECK(r.warnings.empty());
+  // LoadConfigFile passes the options on.
+  TempDir dir;
+  const auto path = dir / "gw.toml";
+  storegw::test::WriteFile(path, "[uplink]\nbatch_size = 7\n");
+  std::vector<std::string> warnings = {"stale"};
+  auto loaded =
+      LoadConfigFile(path, nullptr, {.retired = &TestRetiredKeys(), .warnings = &warnings});
+  REQUIRE(loaded.ok());
+  CHECK(loaded->uplink.batch_events == 7);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].rfind(path.string() + ":2: key 'uplink.batch_size'", 0) == 0);
+}

@@ -368,6 +368,9 @@ struct VerifyReport {
   uint64_t skus = 0;
   bool full_replay = false;  // true when the journal starts at seq 1 and the
                              // whole ledger was recomputed from the events
+  // The journal's identity, from its meta table.
+  uint64_t epoch = 0;
+  std::string store_id, gateway_id;
 };
 
 // `storegw journal verify`: integrity_check, seq density, every retained
@@ -379,6 +382,55 @@ struct VerifyReport {
 Result<VerifyReport> VerifyJournal(const std::filesystem::path& data_dir,
                                    const std::function<void(uint64_t done, uint64_t total)>&
                                        progress = {});
+// The same checks on a journal file of any name (a backup).
+Result<VerifyReport> VerifyJournalFile(const std::filesystem::path& file,
+                                       const std::function<void(uint64_t done, uint64_t total)>&
+                                           progress = {});
+
+struct BackupOptions {
+  // Replace `output` when it exists (else BackupJournal refuses).
+  bool overwrite = false;
+  // Database pages copied per sqlite3_backup_step (at least 1).
+  int pages_per_step = 1024;
+  // Called after each step with the pages copied and the pages to copy,
+  // then (verify_progress) as VerifyJournal's progress over the copy.
+  std::function<void(uint64_t done, uint64_t total)> copy_progress;
+  std::function<void(uint64_t done, uint64_t total)> verify_progress;
+};
+
+struct BackupReport {
+  uint64_t pages = 0;  // pages copied (the size of the copy in pages)
+  uint64_t bytes = 0;  // size of the copy
+  uint64_t steps = 0;  // sqlite3_backup_step calls
+  VerifyReport verify;  // the copy's verification (identity included)
+};
+
+// `storegw journal backup`: a consistent copy of <data_dir>/journal.db at
+// `output`, safe while a daemon writes the journal.
+//
+// The copy is made with SQLite's online backup API, in steps of
+// `pages_per_step` pages, inside one read transaction on the journal: it is
+// the journal as of one commit (every event up to some seq, nothing after,
+// with the ledger, watermark and identity of that moment). In WAL mode a
+// reader does not block the writer: the daemon keeps journaling, and its
+// WAL cannot be checkpointed past the copy's snapshot until the copy ends
+// (like a long VerifyJournal or ExportJournal).
+// The copy is written to a temporary file beside `output` (mode 0600),
+// switched to a self-contained file (rollback journal mode, no -wal/-shm;
+// storegw switches it back to WAL when it opens it as a journal), fsynced,
+// checked with VerifyJournalFile, and only then renamed to `output` (and
+// the directory fsynced). On any failure nothing is left at `output` and the
+// temporary file is removed.
+//
+// Refusals, before anything is written: kNotFound for a missing data_dir or
+// journal, or a missing directory of `output`; kFailedPrecondition when
+// `output` exists (without overwrite; also when it appears during the
+// copy), names a directory, or is the journal itself; kPermissionDenied
+// when the directory of `output` is not writable. A copy that fails
+// verification is kCorruption naming the journal.
+Result<BackupReport> BackupJournal(const std::filesystem::path& data_dir,
+                                   const std::filesystem::path& output,
+                                   const BackupOptions& options = {});
 
 // `storegw journal export`: calls `sink` with each JournaledEvent in seq
 // order from a read-only snapshot of the journal; works while a daemon

@@ -9,6 +9,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "storegw/config/config.h"
+
 namespace storegw::gateway {
 
 // Process exit codes of every subcommand.
@@ -19,6 +21,12 @@ inline constexpr int kExitUsage = 2;    // unknown subcommand or flag, bad flag 
 void AddVersionCommand(CLI::App& app, int* exit_code);
 void AddRunCommand(CLI::App& app, int* exit_code);
 void AddConfigCommand(CLI::App& app, int* exit_code);
+// What `storegw config check --config PATH [--strict]` does, with the
+// retired keys of `options` (the binary passes {}: RetiredConfigKeys()):
+// warnings and problems to `err`, the effective config to `out`; returns
+// the exit code (0 valid, 1 not valid, or warnings with `strict`).
+int CheckConfigCommand(const std::string& path, bool strict, const ConfigParseOptions& options,
+                       std::FILE* out, std::FILE* err);
 void AddJournalCommand(CLI::App& app, int* exit_code);
 void AddSimulateCommand(CLI::App& app, int* exit_code);
 // `status`, `alerts`, `stock` (cli_status.cc): exit 0 healthy, 1 degraded,

@@ -4,8 +4,8 @@
 // Config is a plain struct; config.cc holds the one table of keys that knows
 // each key's TOML name, type, default, range and meaning. Loading rejects an
 // unknown key or a bad value with a message that names the file, the line
-// (when the TOML parser knows it) and the key:
-//   "storegw.toml:12: unknown key 'uplink.batchevents'"
+// (when the TOML parser knows it) and the key, and a close match:
+//   "storegw.toml:12: unknown key 'uplink.batchevents' (did you mean 'uplink.batch_events'?)"
 //   "storegw.toml:3: http.listen: expected HOST:PORT (e.g. 127.0.0.1:8080), got \"8080\""
 //
 // Durations are TOML strings with a unit: "250ms", "5s", "10m", "2h", "7d".
@@ -146,16 +146,51 @@ struct Config {
   } alerts;
 };
 
+// A key an earlier release read that this one does not: renamed or
+// removed. A config file that still has it (a conffile kept across an
+// upgrade) is told what to write instead, never silently ignored:
+//   renamed:  a warning naming the file, the line, the old key and the new
+//             one; the value is applied under the new key (with the new
+//             key's checks). Both the old and the new key set: an error.
+//   removed:  a warning that the key has no effect any more, with `advice`.
+//   refuse:   an error instead of the warning, for a rename whose value
+//             cannot be carried over as written (its unit or meaning
+//             changed) or a removal that would silently change what the
+//             file asked for; `advice` says what to write.
+struct RetiredKey {
+  std::string key;         // dotted, as files wrote it: "uplink.batch_size"
+  std::string since;       // the release that renamed or removed it: "0.2.0"
+  std::string renamed_to;  // the key to write instead; empty: removed
+  std::string advice;      // what to do instead (removed, refuse); may be empty
+  bool refuse = false;
+};
+
+// The keys this release knows to be renamed or removed, from the
+// project's history (docs/design.md, "Configuration across releases",
+// says how to add one). Empty while no key has been renamed or removed.
+const std::vector<RetiredKey>& RetiredConfigKeys();
+
+struct ConfigParseOptions {
+  // The retired keys to recognise; nullptr: RetiredConfigKeys(). Tests pass
+  // their own table.
+  const std::vector<RetiredKey>* retired = nullptr;
+  // When given, receives every warning (one message each, in file order):
+  // "storegw.toml:7: 'uplink.batch_size' was renamed to ...".
+  std::vector<std::string>* warnings = nullptr;
+};
+
 // Parses `text` (the content of the file called `source_name`, which is
 // only used in messages). On failure the Status message is the first
 // problem, followed by "(and N more problems)" when there are more;
 // `problems`, when given, receives every problem, one message each.
 Result<Config> ParseConfig(std::string_view text, std::string_view source_name,
-                           std::vector<std::string>* problems = nullptr);
+                           std::vector<std::string>* problems = nullptr,
+                           const ConfigParseOptions& options = {});
 
 // Reads and parses a file. A missing or unreadable file is an error naming it.
 Result<Config> LoadConfigFile(const std::filesystem::path& path,
-                              std::vector<std::string>* problems = nullptr);
+                              std::vector<std::string>* problems = nullptr,
+                              const ConfigParseOptions& options = {});
 
 // Sets one key from a command-line override (`--listen ADDR` is
 // SetConfigValue(c, "http.listen", ADDR, "--listen")), with the same checks

@@ -24,7 +24,9 @@ std::string RenderProgressLine(std::string_view label, uint64_t done, uint64_t t
 class TtyProgress {
  public:
   // Active when `out` is a terminal (isatty), or when `force` is set (tests).
-  explicit TtyProgress(std::string label, FILE* out = stderr, bool force = false);
+  // `unit` names what is counted ("events", "pages").
+  explicit TtyProgress(std::string label, FILE* out = stderr, bool force = false,
+                       std::string unit = "events");
   ~TtyProgress();  // Finish()
   TtyProgress(const TtyProgress&) = delete;
   TtyProgress& operator=(const TtyProgress&) = delete;
@@ -37,6 +39,7 @@ class TtyProgress {
 
  private:
   std::string label_;
+  std::string unit_;
   FILE* out_;
   bool active_;
   bool drawn_ = false;
