@@ -8,7 +8,7 @@
 //   else was in flight (the first of a connection, live events on an idle
 //   link): what a batch meets besides itself and the batches before it
 //   (counting those would grow the window with its own queue);
-// * batch size: what the link carries in kBatchTime, between kMinBatch
+// * batch size: what the link carries in kBatchTime (4 s), between kMinBatch
 //   and the configured maximum, so that a thin link gets large batches
 //   (which compress better) and a fast one is not held up by small ones;
 // * window: enough batches in flight to cover a round trip at that rate
@@ -31,7 +31,7 @@ class LinkEstimator {
  public:
   using Clock = std::chrono::steady_clock;
   static constexpr size_t kSamples = 32;
-  static constexpr double kBatchTime = 2.0;            // seconds of link per batch
+  static constexpr double kBatchTime = 4.0;            // seconds of link per batch
   static constexpr size_t kMinBatch = size_t{32} << 10;  // bytes
   static constexpr size_t kFirstBatch = size_t{64} << 10;
 

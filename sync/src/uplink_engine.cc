@@ -320,7 +320,6 @@ Status Uplink::Impl::Handle(Ev& ev, Backoff& backoff) {
                                             " bytes) not delivered: " + ev.status.message());
       }
       link_.OnAck(pend.sent_at, SteadyClock::now(), pend.bytes, pend.alone);
-      if (ev.id == live_id_) live_id_ = 0;
       window_.MarkTransportAcked(ev.id);
       if (!hq_mode_) {
         const DeliveryWindow::Released r = window_.ReleaseAckedPrefix(wm_);
@@ -427,15 +426,20 @@ Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
     }
     // A backlog of more than 4 batches: what is journaled from now on goes
     // on the live lane, ahead of it.
+    // (In batches as they are now: adaptive sizing cuts them by bytes.)
+    const size_t batch_now =
+        std::max<size_t>(1, std::min(batcher_.max_events(), std::max<size_t>(last_batch_events_, 256)));
     if (live_lane && live_from_ == 0 && !halted_ && journal_last >= next_seq_ &&
-        journal_last - next_seq_ + 1 > 4 * batcher_.max_events()) {
+        journal_last - next_seq_ + 1 > 4 * batch_now) {
       live_from_ = live_next_ = journal_last + 1;
       spdlog::info("uplink: backlog of {} events from seq {}; events from seq {} go ahead of it",
                    journal_last - next_seq_ + 1, next_seq_, live_from_);
     }
-    // The live lane: one batch in flight, beside the window.
-    if (live_from_ != 0 && live_id_ == 0 && !halted_ && journal_last >= live_next_ &&
-        window_.sends() < max_pending) {
+    // The live lane: a batch of what is new at most every kLiveEvery,
+    // beside the window (each waits only for the backlog bytes already
+    // handed to the connection).
+    if (live_from_ != 0 && !halted_ && journal_last >= live_next_ &&
+        SteadyClock::now() - live_at_ >= kLiveEvery && window_.sends() < max_pending) {
       auto b = live_batcher_.Build(live_next_);
       if (!b.ok()) return b.status();
       if (b->has_value()) {
@@ -448,7 +452,7 @@ Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
         }
         if (window_.empty()) last_hq_progress_ = SteadyClock::now();
         window_.Add(id, batch.first_seq, batch.last_seq, batch.events, bytes, SteadyClock::now());
-        live_id_ = id;
+        live_at_ = SteadyClock::now();
         live_next_ = batch.last_seq + 1;
         RecordSent(batch.events, bytes, window_.batches());
       }
@@ -492,6 +496,7 @@ Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
       if (window_.empty()) last_hq_progress_ = SteadyClock::now();
       window_.Add(id, batch.first_seq, batch.last_seq, batch.events, bytes, SteadyClock::now());
       next_seq_ = batch.last_seq + 1;
+      last_batch_events_ = batch.events;
       RecordSent(batch.events, bytes, window_.batches());
     }
     RecordInflight(window_.batches());
@@ -506,6 +511,7 @@ Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
 
     // Sleep until something happens.
     TimePoint deadline = window_.NextAckDeadline(opt_.ack_timeout, next_status);
+    if (live_from_ != 0) deadline = std::min(deadline, live_at_ + kLiveEvery);
     if (hq_mode_ && !window_.empty()) {
       deadline = std::min(deadline, last_hq_progress_ + opt_.hq_ack_timeout);
     }
@@ -518,7 +524,8 @@ Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
     if (reread_later) deadline = std::min(deadline, SteadyClock::now() + Millis(5));
     cv_.wait_until(lk, deadline, [&] {
       return stop_ || !events_.empty() || (room && !reread_later && journal_last_ >= next_seq_) ||
-             (live_from_ != 0 && live_id_ == 0 && journal_last_ >= live_next_);
+             (live_from_ != 0 && journal_last_ >= live_next_ &&
+              SteadyClock::now() - live_at_ >= kLiveEvery);
     });
   }
 }

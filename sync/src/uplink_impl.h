@@ -175,12 +175,14 @@ class Uplink::Impl {
   // The broker refused a batch this large as too large (0: never).
   size_t broker_limit_ = 0;
   // The live lane: while live_from_ != 0 the backlog lane stops before
-  // live_from_ and the live lane sends live_next_.. (one batch in flight,
-  // live_id_; 0 none). Reset with every connection.
+  // live_from_ and the live lane sends live_next_.., a batch at most every
+  // kLiveEvery (live_at_: the last). Reset with every connection.
+  static constexpr Millis kLiveEvery{250};
   uint64_t live_from_ = 0;
   uint64_t live_next_ = 0;
-  uint64_t live_id_ = 0;
-  void ResetLiveLane() { live_from_ = live_next_ = live_id_ = 0; }
+  TimePoint live_at_{};
+  size_t last_batch_events_ = 0;  // events of the last backlog batch sent
+  void ResetLiveLane() { live_from_ = live_next_ = 0; }
   // What the window may hold now, and sets the batcher's limits (adaptive
   // sizing).
   size_t SizeForLink();

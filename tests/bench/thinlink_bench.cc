@@ -335,30 +335,41 @@ std::vector<Offline> MeasureOffline(const Args& a, const fs::path& dir,
   auto o = storegw::sync_test::TestJournalOptions(dir);
   auto j = storegw::storage::Journal::Open(o);
   if (!j.ok()) return {};
-  storegw::sync::Batcher batcher(j->get(), "store-0042", "gw-01", (*j)->epoch(),
-                                 static_cast<size_t>(a.batch_events), a.max_message_bytes);
-  std::vector<std::string> batches;
-  uint64_t events = 0;
-  for (uint64_t seq = 1;;) {
-    auto b = batcher.Build(seq);
-    if (!b.ok() || !b->has_value()) break;
-    events += (*b)->events;
-    seq = (*b)->last_seq + 1;
-    batches.push_back(std::move((*b)->payload));
-  }
+  // The batches as --batch-events / --max-message-bytes cut them, and as
+  // the default settings do (for the +fixed variants).
+  const auto cut = [&](size_t max_events, size_t max_bytes, uint64_t* events) {
+    storegw::sync::Batcher batcher(j->get(), "store-0042", "gw-01", (*j)->epoch(), max_events,
+                                   max_bytes);
+    std::vector<std::string> out;
+    for (uint64_t seq = 1;;) {
+      auto b = batcher.Build(seq);
+      if (!b.ok() || !b->has_value()) break;
+      *events += (*b)->events;
+      seq = (*b)->last_seq + 1;
+      out.push_back(std::move((*b)->payload));
+    }
+    return out;
+  };
+  uint64_t events = 0, events_fixed = 0;
+  const storegw::sync::UplinkOptions defaults;
+  std::vector<std::string> batches =
+      cut(static_cast<size_t>(a.batch_events), a.max_message_bytes, &events);
+  const std::vector<std::string> fixed_batches =
+      cut(static_cast<size_t>(defaults.batch_events), defaults.max_message_bytes, &events_fixed);
   std::vector<Offline> out;
   auto measure = [&](const std::string& name, const std::function<size_t(const std::string&)>& f,
-                     size_t from) {
+                     size_t from, bool fixed) {
     uint64_t bytes = 0, n = 0;
     const double c0 = CpuSeconds();
-    for (size_t i = from; i < batches.size(); ++i) {
-      bytes += f(batches[i]);
+    const auto& set = fixed ? fixed_batches : batches;
+    for (size_t i = from; i < set.size(); ++i) {
+      bytes += f(set[i]);
       n += 1;
     }
     const double cpu = CpuSeconds() - c0;
     // Events in the measured batches (the dictionary runs skip the sample).
-    const double ev = static_cast<double>(events) * static_cast<double>(n) /
-                      static_cast<double>(batches.size());
+    const double ev = static_cast<double>(fixed ? events_fixed : events) * static_cast<double>(n) /
+                      static_cast<double>(set.size());
     out.push_back({name, static_cast<double>(bytes) / ev, cpu * 1e6 / ev});
   };
   for (const std::string& spec : codecs) {
@@ -370,7 +381,7 @@ std::vector<Offline> MeasureOffline(const Args& a, const fs::path& dir,
       const std::string wire = storegw::sync::WireBatch(p, col);
       auto z = storegw::sync::Compress(c, wire, storegw::sync::DefaultLevel(c, level));
       return z.ok() ? z->size() : wire.size();
-    }, 0);
+    }, 0, spec.find("+fixed") != std::string::npos);
   }
   // Where a columnar batch's bytes go: each column compressed on its own
   // (with the first col- codec's level), summed over the batches.
@@ -404,36 +415,36 @@ std::vector<Offline> MeasureOffline(const Args& a, const fs::path& dir,
   }
   // zstd with a dictionary trained on the first 10 % of the batches,
   // measured on the other 90 % (and the same 90 % without, to compare).
-  const size_t sample = std::max<size_t>(1, batches.size() / 10);
+  const size_t sample = std::max<size_t>(1, fixed_batches.size() / 10);
   std::string samples;
   std::vector<size_t> sizes;
   for (size_t i = 0; i < sample; ++i) {
-    samples += batches[i];
-    sizes.push_back(batches[i].size());
+    samples += fixed_batches[i];
+    sizes.push_back(fixed_batches[i].size());
   }
   std::string dict(112 * 1024, '\0');
   const size_t dn = ZDICT_trainFromBuffer(dict.data(), dict.size(), samples.data(), sizes.data(),
                                           static_cast<unsigned>(sizes.size()));
-  if (!ZDICT_isError(dn) && sample < batches.size()) {
+  if (!ZDICT_isError(dn) && sample < fixed_batches.size()) {
     dict.resize(dn);
     for (int level : {3, 9}) {
       ZSTD_CDict* cd = ZSTD_createCDict(dict.data(), dict.size(), level);
       ZSTD_CCtx* cc = ZSTD_createCCtx();
       std::string buf;
-      measure("zstd:" + std::to_string(level) + " + " + std::to_string(dn / 1024) + " KiB dict",
+      measure("zstd:" + std::to_string(level) + " + " + std::to_string(dn / 1024) + " KiB dict (+fixed batches)",
               [&](const std::string& p) {
                 buf.resize(ZSTD_compressBound(p.size()));
                 const size_t n =
                     ZSTD_compress_usingCDict(cc, buf.data(), buf.size(), p.data(), p.size(), cd);
                 return ZSTD_isError(n) ? p.size() : n;
               },
-              sample);
-      measure("zstd:" + std::to_string(level) + " same batches, no dict",
+              sample, true);
+      measure("zstd:" + std::to_string(level) + " same fixed_batches, no dict",
               [&](const std::string& p) {
                 auto z = storegw::sync::ZstdCompress(p, level);
                 return z.ok() ? z->size() : p.size();
               },
-              sample);
+              sample, true);
       ZSTD_freeCCtx(cc);
       ZSTD_freeCDict(cd);
     }
@@ -441,8 +452,10 @@ std::vector<Offline> MeasureOffline(const Args& a, const fs::path& dir,
     std::printf("  (dictionary training failed: %s)\n", ZDICT_getErrorName(dn));
   }
   std::printf("\nPart 1: payload bytes per event, the uplink's batches (%zu batches of up to %d "
-              "events, %" PRIu64 " events)\n",
-              batches.size(), a.batch_events, events);
+              "events, %" PRIu64 " events; +fixed: %zu batches of up to %d events / %" PRIu64
+              " bytes)\n",
+              batches.size(), a.batch_events, events, fixed_batches.size(), defaults.batch_events,
+              defaults.max_message_bytes);
   std::printf("  %-34s | %12s | %16s\n", "encoding", "bytes/event", "CPU us/event");
   for (const auto& r : out) {
     std::printf("  %-34s | %12.2f | %16.3f\n", r.name.c_str(), r.bytes_per_event,
@@ -499,6 +512,9 @@ int RoleDrain(const Args& a) {
   std::atomic<bool> backlog_done{false};
   std::thread live([&] {
     if (a.live_rate <= 0) return;
+    // From the moment the link is up (what was committed before that is
+    // part of the backlog the connection found).
+    while (!backlog_done && (*u)->status().link != "up") std::this_thread::sleep_for(5ms);
     Tills tills(99, "live");
     const auto period = std::chrono::duration<double>(1.0 / a.live_rate);
     auto next = Clock::now();

@@ -15,7 +15,9 @@
 // RSS (VmHWM) of the draining process.
 //
 // Usage: uplink_bench [--events N] [--batch-events N] [--max-inflight N]
-//                     [--max-message-bytes N] [--compression deflate|none]
+//                     [--max-message-bytes N] [--compression LIST]
+//   LIST: comma-separated deflate, zstd, none; "col-" in front: the columnar
+//   batch encoding (e.g. deflate,zstd,col-zstd): one storegw run each
 //                     [--bridge-inflight N] [--skip-bridge]
 // Internal roles (the bench runs itself): --role fill|drain ...
 #include <signal.h>
@@ -36,11 +38,15 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "compress.h"  // sync/src: Inflate
+#include <sys/resource.h>
+
+#include "columnar.h"  // sync/src: the columnar batch header
+#include "compress.h"  // sync/src: Inflate, ZstdDecompress
 #include "storegw/storage/journal.h"
 #include "storegw/sync/uplink.h"
 #include "sync_test_util.h"
@@ -175,7 +181,8 @@ int RoleDrain(const Args& a) {
   o.batch_events = a.batch_events;
   o.max_inflight = a.max_inflight;
   o.max_message_bytes = a.max_message_bytes;
-  o.compression = a.compression;
+  o.compression = a.compression.rfind("col-", 0) == 0 ? a.compression.substr(4) : a.compression;
+  o.batch_encoding = a.compression.rfind("col-", 0) == 0 ? "columnar" : "protobuf";
   o.backoff_initial = 100ms;
   o.backoff_max = 1s;
   o.client_id = "storegw-bench";
@@ -198,10 +205,14 @@ int RoleDrain(const Args& a) {
   const auto done = Clock::now();
   const auto st = (*u)->status();
   (*u)->Stop();
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  const double cpu = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                     static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   std::printf("DRAINED events=%" PRIu64 " from_start_s=%.3f from_link_up_s=%.3f batches=%" PRIu64
-              " payload_bytes=%" PRIu64 " vmhwm_kb=%" PRIu64 "\n",
+              " payload_bytes=%" PRIu64 " vmhwm_kb=%" PRIu64 " cpu_s=%.3f\n",
               last, Secs(done - t0), Secs(done - (up == Clock::time_point{} ? t0 : up)),
-              st.batches_sent, st.bytes_sent, ProcKb(getpid(), "VmHWM:"));
+              st.batches_sent, st.bytes_sent, ProcKb(getpid(), "VmHWM:"), cpu);
   return 0;
 }
 
@@ -446,7 +457,33 @@ std::string Self() {
 
 // ------------------------------------------------------------ storegw run
 
-Figures RunStoregw(const Args& a, const fs::path& dir, uint64_t* vmhwm_kb, uint64_t* max_rss_kb) {
+// first_seq and the number of events from a columnar batch's header (the
+// counter does not need the events themselves).
+bool ColumnarRange(const char* p, size_t n, uint64_t* first, uint64_t* last) {
+  size_t pos = storegw::sync::kColumnarMagic.size();
+  const auto varint = [&](uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && pos < n; shift += 7) {
+      const auto b = static_cast<uint8_t>(p[pos++]);
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  };
+  uint64_t len = 0, count = 0;
+  for (int k = 0; k < 2; ++k) {  // store_id, gateway_id
+    if (!varint(&len) || len > n - pos) return false;
+    pos += len;
+  }
+  if (n - pos < 8) return false;
+  pos += 8;  // epoch
+  if (!varint(first) || !varint(&count) || count == 0) return false;
+  *last = *first + count - 1;
+  return true;
+}
+
+Figures RunStoregw(const Args& a, const fs::path& dir, uint64_t* vmhwm_kb, uint64_t* max_rss_kb,
+                   double* cpu_s) {
   Figures f;
   storegw::sync_test::BrokerOptions bo;
   bo.persistence = true;
@@ -468,15 +505,20 @@ Figures RunStoregw(const Args& a, const fs::path& dir, uint64_t* vmhwm_kb, uint6
       // This counter speaks MQTT 3.1.1 (no properties): a zlib stream
       // starts with 0x78, a storegw EventBatch with 0x0A.
       std::string inflated;
-      if (n > 0 && static_cast<uint8_t>(p[0]) == 0x78) {
-        auto r = storegw::sync::Inflate(std::string_view(p, n));
+      if (n > 0 && (static_cast<uint8_t>(p[0]) == 0x78 || static_cast<uint8_t>(p[0]) == 0x28)) {
+        auto r = static_cast<uint8_t>(p[0]) == 0x78 ? storegw::sync::Inflate(std::string_view(p, n))
+                                                     : storegw::sync::ZstdDecompress(std::string_view(p, n));
         if (!r.ok()) return true;
         inflated = std::move(*r);
         p = inflated.data();
         n = inflated.size();
         ++counter.compressed;
       }
-      if (BatchRange(p, n, &first, &last)) {
+      if (storegw::sync::IsColumnar(std::string_view(p, n))) {
+        if (ColumnarRange(p, n, &first, &last)) {
+          for (uint64_t s = first; s <= last; ++s) counter.Mark(s);
+        }
+      } else if (BatchRange(p, n, &first, &last)) {
         for (uint64_t s = first; s <= last; ++s) counter.Mark(s);
       }
       if (counter.distinct == a.events) {
@@ -504,6 +546,8 @@ Figures RunStoregw(const Args& a, const fs::path& dir, uint64_t* vmhwm_kb, uint6
   std::printf("  daemon: %s", report.c_str());
   const auto pos = report.find("vmhwm_kb=");
   *vmhwm_kb = pos == std::string::npos ? 0 : std::strtoull(report.c_str() + pos + 9, nullptr, 10);
+  const auto cpos = report.find("cpu_s=");
+  *cpu_s = cpos == std::string::npos ? 0 : std::strtod(report.c_str() + cpos + 6, nullptr);
 
   storegw::sync_test::WaitUntil([&] { return counter.done != Clock::time_point{}; }, 30s);
   sub.Close();
@@ -631,16 +675,44 @@ int Orchestrate(const Args& a) {
                 Secs(Clock::now() - t0));
   }
 
-  uint64_t vmhwm = 0, max_rss = 0;
-  const Figures s = RunStoregw(a, dir.path(), &vmhwm, &max_rss);
-  std::printf(
-      "storegw uplink : %s %10.0f events/s at HQ (%.2f s), %6.1f bytes/event on the "
-      "wire (%" PRIu64 " bytes; payload %.1f B/event), duplicates %" PRIu64
-      ", daemon peak RSS %.1f MiB (VmHWM; sampled VmRSS max %.1f MiB)\n",
-      s.complete ? "complete  " : "INCOMPLETE", s.rate, s.seconds, s.bytes_per_event, s.wire_bytes,
-      static_cast<double>(s.payload_bytes) / static_cast<double>(a.events), s.duplicates,
-      static_cast<double>(vmhwm) / 1024.0, static_cast<double>(max_rss) / 1024.0);
-  if (a.skip_bridge) return s.complete ? 0 : 1;
+  uint64_t vmhwm = 0;
+  Figures s;
+  bool all_complete = true;
+  std::vector<std::string> codecs;
+  {
+    std::stringstream in(a.compression);
+    for (std::string x; std::getline(in, x, ',');) {
+      if (!x.empty()) codecs.push_back(x);
+    }
+  }
+  for (size_t i = 0; i < codecs.size(); ++i) {
+    // Each run drains its own copy of the same journal.
+    const fs::path run = dir.path() / ("run-" + std::to_string(i));
+    fs::create_directories(run);
+    fs::copy(dir.path() / "journal", run / "journal", fs::copy_options::recursive);
+    Args ai = a;
+    ai.compression = codecs[i];
+    uint64_t hwm = 0, rss = 0;
+    double cpu = 0;
+    const Figures fi = RunStoregw(ai, run, &hwm, &rss, &cpu);
+    std::printf(
+        "storegw uplink %-9s: %s %10.0f events/s at HQ (%.2f s), %6.1f bytes/event on the "
+        "wire (%" PRIu64 " bytes; payload %.1f B/event), duplicates %" PRIu64
+        ", daemon peak RSS %.1f MiB (VmHWM; sampled VmRSS max %.1f MiB), CPU %.2f s per "
+        "million events\n",
+        codecs[i].c_str(), fi.complete ? "complete  " : "INCOMPLETE", fi.rate, fi.seconds,
+        fi.bytes_per_event, fi.wire_bytes,
+        static_cast<double>(fi.payload_bytes) / static_cast<double>(a.events), fi.duplicates,
+        static_cast<double>(hwm) / 1024.0, static_cast<double>(rss) / 1024.0,
+        cpu * 1e6 / static_cast<double>(a.events));
+    std::fflush(stdout);
+    all_complete = all_complete && fi.complete;
+    if (i == 0) {
+      s = fi;
+      vmhwm = hwm;
+    }
+  }
+  if (a.skip_bridge) return all_complete ? 0 : 1;
 
   const Figures b = RunBridge(a, dir.path());
   std::printf(
@@ -656,7 +728,7 @@ int Orchestrate(const Args& a) {
       s.bytes_per_event * 3 <= b.bytes_per_event ? "met" : "MISSED",
       b.bytes_per_event > 0 ? s.bytes_per_event / b.bytes_per_event : 0,
       vmhwm <= 64 * 1024 ? "met" : "MISSED", static_cast<double>(vmhwm) / 1024.0);
-  return s.complete && b.complete ? 0 : 1;
+  return all_complete && b.complete ? 0 : 1;
 }
 
 }  // namespace

@@ -652,8 +652,8 @@ TEST_CASE("gateway config: the table of renamed and removed keys is consistent, 
   }
   // The real table is what ParseConfig uses by default: the test-only keys
   // below are unknown to it.
-  CHECK(ErrorOf("[uplink]\nbatch_size = 250\n") ==
-        "storegw.toml:2: unknown key 'uplink.batch_size'");
+  CHECK(ErrorOf("[uplink]\nbatch_size = 250\n")
+            .rfind("storegw.toml:2: unknown key 'uplink.batch_size'", 0) == 0);
 }
 
 TEST_CASE("gateway config: a renamed key warns with file, line, old and new key, value applied") {

@@ -43,7 +43,7 @@ TEST_CASE("link estimator: a thin link with a long round trip gets large batches
   CHECK(e.rate() == doctest::Approx(1.5e6).epsilon(0.05));
   CHECK(e.rtt() == doctest::Approx(0.3).epsilon(0.05));
   const size_t batch = e.BatchBytes(size_t{64} << 20);
-  CHECK(batch == doctest::Approx(3.0e6).epsilon(0.05));  // 2 s of link
+  CHECK(batch == doctest::Approx(6.0e6).epsilon(0.05));  // 4 s of link
   CHECK(e.BatchBytes(size_t{1} << 20) == (size_t{1} << 20));
   CHECK(e.Window(batch, 8) == 2);
   // Small batches on the same link: enough of them to cover the round trip.

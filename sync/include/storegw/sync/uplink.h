@@ -96,7 +96,7 @@ struct UplinkOptions {
   // batch stays in the window until HQ acknowledges it.
   int max_inflight = 8;
   int batch_events = 500;  // events per batch, at most (>= 1)
-  // "adaptive": batches as large as the link carries in about 2 s (and at
+  // "adaptive": batches as large as the link carries in about 4 s (and at
   // most batch_events / max_message_bytes), and as many in flight as cover
   // the measured round trip at the measured rate (at least 2, at most
   // max_inflight); "fixed": always batch_events / max_message_bytes and
