@@ -69,9 +69,8 @@ class LinkEstimator {
   // Payload bytes per batch, at most max_bytes.
   size_t BatchBytes(size_t max_bytes) const {
     if (rate_ <= 0) return std::min(max_bytes, kFirstBatch);
-    const double want = rate_ * kBatchTime;
-    const double clamped = std::clamp(want, static_cast<double>(kMinBatch), static_cast<double>(max_bytes));
-    return std::min(max_bytes, static_cast<size_t>(clamped));
+    const double want = std::max(rate_ * kBatchTime, static_cast<double>(kMinBatch));
+    return want >= static_cast<double>(max_bytes) ? max_bytes : static_cast<size_t>(want);
   }
 
   // Batches in flight for batches of batch_bytes, 2..max_window (max_window
