@@ -161,6 +161,13 @@ check_packages() {
       grep -Ev '^(rpmlib|/|config\()|\(' <<<"$req" | sort -u | tr '\n' ' ')"
   done
   rm -rf "$tmp"
+  # lintian (with the packages' own overrides), as the amd64 package tests:
+  # no error and no warning.
+  local lint
+  lint=$(lintian --pedantic --tag-display-limit 0 "$OUT"/storegw_"$VERSION"-1_arm64.deb \
+    "$OUT"/storegw-hq_"$VERSION"-1_arm64.deb 2>&1 | grep -v 'root privileges' || true)
+  if grep -Eq '^[EW]: ' <<<"$lint"; then fail "lintian: $lint"; fi
+  echo "  lintian: no errors or warnings${lint:+ ($(grep -c '^[IP]: ' <<<"$lint") info/pedantic notes)}"
   echo "== packages in build/arm64/"
   (cd "$OUT" && ls -l --block-size=K -- *.deb *.ddeb *.rpm | awk '{printf "  %8s  %s\n", $5, $9}')
 }
