@@ -39,7 +39,7 @@ JOBS="${JOBS:-$(nproc)}"
 CTEST_JOBS="${CTEST_JOBS:-$((JOBS + 1))}"
 LOCK="${STOREGW_BUILD_LOCK-/work/build.lock}"
 
-DO_PACKAGES=0 DO_TEST=0 DO_BENCH=0
+DO_PACKAGES=0 DO_TEST=0 DO_BENCH=0 TEST_RC=0
 for a in "$@"; do
   case "$a" in
     --packages) DO_PACKAGES=1 ;;
@@ -65,11 +65,12 @@ locked() {  # locked CMD...: CMD under the build lock (when there is one)
 waited() { awk '{ s += $1 } END { print s + 0 }' "$WAITS"; }
 TIMES=()
 step() {  # step LABEL CMD...: runs CMD, records its wall time (without lock waits)
-  local start=$SECONDS w0 w
+  local start=$SECONDS w0 w rc=0
   w0=$(waited)
-  "${@:2}"
+  "${@:2}" || rc=$?
   w=$(($(waited) - w0))
-  TIMES+=("$(printf '  %-28s %5d s' "$1" $((SECONDS - start - w)))$( ((w)) && printf '  (+%d s waiting for the build lock)' "$w" || true)")
+  TIMES+=("$(printf '  %-28s %5d s' "$1" $((SECONDS - start - w)))$( ((w)) && printf '  (+%d s waiting for the build lock)' "$w" || true)$( ((rc)) && printf '  FAILED (exit %d)' "$rc" || true)")
+  return "$rc"
 }
 
 step "deps" bash packaging/install-deps.sh --arm64 "$SYSROOT"
@@ -228,7 +229,7 @@ if ((DO_TEST)); then
   step "build tests" build_tests
   ensure_binfmt
   echo "== tests under qemu-user ($(qemu-aarch64-static --version | head -n1))"
-  step "ctest (qemu-user)" run_ctest
+  step "ctest (qemu-user)" run_ctest || TEST_RC=$?
 fi
 
 if ((DO_BENCH)); then
@@ -241,3 +242,4 @@ fi
 
 echo "== time per step"
 printf '%s\n' "${TIMES[@]}"
+exit "$TEST_RC"
