@@ -380,6 +380,45 @@ if(STOREGW_RPM_DEBUG_PACKAGE)
   set(CPACK_RPM_BUILD_SOURCE_DIRS_PREFIX ${STOREGW_RPM_SOURCES_PREFIX})
 endif()
 
+# Cross builds (cmake/toolchain-aarch64-linux-gnu.cmake): the packages are
+# for the target, not for this machine. CPack would ask dpkg and uname for
+# the architecture; the target's name is set instead. The host's binutils
+# cannot read an aarch64 binary: the debug files are split with the cross
+# binutils (deb: CPack's readelf/objcopy; rpm: rpmbuild's strip and objdump;
+# its find-debuginfo uses elfutils, which reads any ELF). dpkg-shlibdeps
+# finds the libraries in the sysroot and their packages in the sysroot's
+# dpkg database (packaging/arm64-deps.sh makes it), as it would on the target.
+set(STOREGW_CPACK_DPKG_ADMINDIR "")
+set(STOREGW_CPACK_DEB_HOST_ARCH "")
+if(CMAKE_CROSSCOMPILING)
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
+    set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE arm64)
+    set(CPACK_RPM_PACKAGE_ARCHITECTURE aarch64)
+  else()
+    message(FATAL_ERROR "storegw packaging: no deb/rpm architecture known for "
+                        "CMAKE_SYSTEM_PROCESSOR=${CMAKE_SYSTEM_PROCESSOR}")
+  endif()
+  set(STOREGW_CPACK_DEB_HOST_ARCH ${CPACK_DEBIAN_PACKAGE_ARCHITECTURE})
+  foreach(tool READELF OBJCOPY)
+    if(NOT CMAKE_${tool})
+      message(FATAL_ERROR "storegw packaging: cross build without CMAKE_${tool}")
+    endif()
+    set(CPACK_${tool}_EXECUTABLE ${CMAKE_${tool}})
+  endforeach()
+  set(CPACK_RPM_SPEC_MORE_DEFINE "%define __strip ${CMAKE_STRIP}\n%define __objdump ${CMAKE_OBJDUMP}")
+  if(CMAKE_SYSROOT)
+    set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS
+      ${CMAKE_SYSROOT}/lib/${CMAKE_LIBRARY_ARCHITECTURE}
+      ${CMAKE_SYSROOT}/usr/lib/${CMAKE_LIBRARY_ARCHITECTURE})
+    if(EXISTS ${CMAKE_SYSROOT}/var/lib/dpkg/status)
+      set(STOREGW_CPACK_DPKG_ADMINDIR ${CMAKE_SYSROOT}/var/lib/dpkg)
+    else()
+      message(WARNING "storegw packaging: no dpkg database in the sysroot "
+                      "(${CMAKE_SYSROOT}/var/lib/dpkg): the deb's Depends will miss the libraries")
+    endif()
+  endif()
+endif()
+
 # storegw-hq's settings, for packaging/CPackProjectConfig.cmake.in.
 if(TARGET storegw-hq)
   set(STOREGW_HQ_EXE_GENEX "$<TARGET_FILE:storegw-hq>")

@@ -4,7 +4,23 @@
 # Safe to run again: when every package is already installed and the user
 # exists it does nothing (no apt-get update, no network). Needs root (or
 # sudo) only when a package is missing.
+#
+#   packaging/install-deps.sh                   the packages below (amd64 build)
+#   packaging/install-deps.sh --arm64 [SYSROOT] the same, then what the arm64
+#       cross build needs (packaging/build-arm64.sh): the cross compiler and
+#       qemu-user-static on this machine, and a sysroot of the arm64
+#       libraries (default build/arm64/sysroot). See install_arm64 below.
 set -euo pipefail
+
+ARM64=0
+ARM64_SYSROOT=""
+if [ "${1:-}" = "--arm64" ]; then
+  ARM64=1
+  ARM64_SYSROOT="${2:-$(cd "$(dirname "$0")/.." && pwd)/build/arm64/sysroot}"
+elif [ $# -gt 0 ]; then
+  echo "usage: $0 [--arm64 [SYSROOT]]" >&2
+  exit 2
+fi
 
 PKGS=(
   build-essential cmake ninja-build pkg-config git
@@ -47,40 +63,48 @@ ensure_pgtest_user() {
     --shell /usr/sbin/nologin "$PGTEST_USER"
 }
 
-missing=()
-for p in "${PKGS[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=("$p")
-  fi
-done
+install_plain() {
+  missing=()
+  for p in "${PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$p")
+    fi
+  done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#PKGS[@]} packages present"
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all ${#PKGS[@]} packages present"
+    ensure_pgtest_user
+    return 0
+  fi
+
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # The mosquitto package enables a system broker on :1883; tests start their
+  # own brokers on free ports, so the system one is left as the admin set it.
+  # Likewise the postgresql package's own cluster (port 5432, when the
+  # package's scripts created one): the tests start their own servers.
+  # The prometheus package is here for promtool only: when this run installed
+  # it, its server (enabled by the package, on :9090) is stopped and disabled.
+  # A prometheus installed before is left as the admin set it.
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    echo "install-deps: stopping and disabling the prometheus service (only promtool is needed)"
+    if [ -d /run/systemd/system ]; then
+      $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/prometheus ]; then
+      $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+      $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+  fi
   ensure_pgtest_user
-  exit 0
-fi
+  echo "install-deps: done"
+}
 
-echo "install-deps: installing ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# The mosquitto package enables a system broker on :1883; tests start their
-# own brokers on free ports, so the system one is left as the admin set it.
-# Likewise the postgresql package's own cluster (port 5432, when the
-# package's scripts created one): the tests start their own servers.
-# The prometheus package is here for promtool only: when this run installed
-# it, its server (enabled by the package, on :9090) is stopped and disabled.
-# A prometheus installed before is left as the admin set it.
-if [[ " ${missing[*]} " == *" prometheus "* ]]; then
-  echo "install-deps: stopping and disabling the prometheus service (only promtool is needed)"
-  if [ -d /run/systemd/system ]; then
-    $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
-  elif [ -x /etc/init.d/prometheus ]; then
-    $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
-    $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
-  fi
+install_plain
+if [ "$ARM64" = 1 ]; then
+  source "$(dirname "$0")/arm64-deps.sh"
+  install_arm64 "$ARM64_SYSROOT"
 fi
-ensure_pgtest_user
-echo "install-deps: done"
