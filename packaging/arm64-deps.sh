@@ -1,5 +1,6 @@
 # The arm64 part of packaging/install-deps.sh (`install-deps.sh --arm64`),
-# sourced by it after the plain install; not run on its own.
+# sourced by it after the plain install (it uses its as_root and
+# missing_packages); not run on its own.
 #
 # install_arm64 SYSROOT:
 #  1. On this machine (amd64): Debian's cross compiler
@@ -41,10 +42,6 @@ ARM64_DEV_PKGS=(
 )
 ARM64_HOST_PKGS=(crossbuild-essential-arm64 qemu-user-static)
 
-arm64_sudo() {
-  if [ "$(id -u)" -ne 0 ]; then sudo "$@"; else "$@"; fi
-}
-
 # True when apt has arm64 package lists (after an apt-get update with the
 # arm64 architecture added).
 arm64_lists_present() {
@@ -52,18 +49,14 @@ arm64_lists_present() {
 }
 
 install_arm64_host_tools() {
-  local missing=() p
-  for p in "${ARM64_HOST_PKGS[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-      missing+=("$p")
-    fi
-  done
+  local missing
+  missing_packages "${ARM64_HOST_PKGS[@]}"
   if [ ${#missing[@]} -eq 0 ]; then
     echo "install-deps: arm64: cross compiler and qemu-user-static present"
     return 0
   fi
   export DEBIAN_FRONTEND=noninteractive
-  arm64_sudo apt-get update -qq
+  as_root apt-get update -qq
   local sim
   sim=$(apt-get -s install --no-install-recommends "${missing[@]}")
   # "Remv pkg" removes; "Inst pkg [old-version] (new ...)" upgrades one that
@@ -75,16 +68,16 @@ install_arm64_host_tools() {
     return 1
   fi
   echo "install-deps: arm64: installing ${missing[*]}"
-  arm64_sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
 ensure_arm64_architecture() {
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     echo "install-deps: arm64: dpkg --add-architecture arm64"
-    arm64_sudo dpkg --add-architecture arm64
+    as_root dpkg --add-architecture arm64
   fi
   if ! arm64_lists_present; then
-    arm64_sudo apt-get update -qq
+    as_root apt-get update -qq
   fi
 }
 

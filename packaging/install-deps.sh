@@ -63,13 +63,24 @@ ensure_pgtest_user() {
     --shell /usr/sbin/nologin "$PGTEST_USER"
 }
 
-install_plain() {
+# Runs a command as root (through sudo when not root already).
+as_root() {
+  if [ "$(id -u)" -ne 0 ]; then sudo "$@"; else "$@"; fi
+}
+
+# Sets `missing` to those of the named packages that are not installed.
+missing_packages() {
   missing=()
-  for p in "${PKGS[@]}"; do
+  local p
+  for p in "$@"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
       missing+=("$p")
     fi
   done
+}
+
+install_plain() {
+  missing_packages "${PKGS[@]}"
 
   if [ ${#missing[@]} -eq 0 ]; then
     echo "install-deps: all ${#PKGS[@]} packages present"
@@ -78,11 +89,9 @@ install_plain() {
   fi
 
   echo "install-deps: installing ${missing[*]}"
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
   # The mosquitto package enables a system broker on :1883; tests start their
   # own brokers on free ports, so the system one is left as the admin set it.
   # Likewise the postgresql package's own cluster (port 5432, when the
@@ -93,10 +102,10 @@ install_plain() {
   if [[ " ${missing[*]} " == *" prometheus "* ]]; then
     echo "install-deps: stopping and disabling the prometheus service (only promtool is needed)"
     if [ -d /run/systemd/system ]; then
-      $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+      as_root systemctl disable --now prometheus.service >/dev/null 2>&1 || true
     elif [ -x /etc/init.d/prometheus ]; then
-      $SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
-      $SUDO update-rc.d prometheus disable >/dev/null 2>&1 || true
+      as_root /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+      as_root update-rc.d prometheus disable >/dev/null 2>&1 || true
     fi
   fi
   ensure_pgtest_user

@@ -407,46 +407,58 @@ std::string WireBatch(std::string payload, bool columnar) {
   return c.ok() ? std::move(*c) : payload;
 }
 
-std::vector<std::pair<std::string, std::string_view>> ColumnarColumns(std::string_view payload) {
-  std::vector<std::pair<std::string, std::string_view>> out;
-  if (!IsColumnar(payload)) return out;
+namespace {
+
+Status BadColumnar(const std::string& why) {
+  return Status::InvalidArgument("payload", "columnar batch: " + why);
+}
+
+// The header and the columns' bytes.
+Status ParseLayout(std::string_view payload, ColumnarHeader* h, std::string_view raw[kColumns]) {
+  if (!IsColumnar(payload)) return BadColumnar("no SGC1 magic");
   Reader head(payload.substr(kColumnarMagic.size()), "the header");
-  std::string_view s;
-  uint64_t v = 0;
-  if (!head.Bytes(&s) || !head.Bytes(&s) || !head.Fixed64(&v) || !head.Varint(&v) ||
-      !head.Varint(&v)) {
-    return out;
+  if (!head.Bytes(&h->store_id) || !head.Bytes(&h->gateway_id) || !head.Fixed64(&h->epoch) ||
+      !head.Varint(&h->first_seq) || !head.Varint(&h->count)) {
+    return BadColumnar(head.error());
   }
   for (int c = 0; c < kColumns; ++c) {
-    if (!head.Bytes(&s)) return {};
-    out.emplace_back(kNames[c], s);
+    if (!head.Bytes(&raw[c])) return BadColumnar(std::string(kNames[c]) + ": " + head.error());
   }
+  if (!head.done()) return BadColumnar("bytes after the last column");
+  return {};
+}
+
+}  // namespace
+
+Result<ColumnarHeader> ReadColumnarHeader(std::string_view payload) {
+  ColumnarHeader h;
+  std::string_view raw[kColumns];
+  if (Status s = ParseLayout(payload, &h, raw); !s.ok()) return s;
+  return h;
+}
+
+std::vector<std::pair<std::string, std::string_view>> ColumnarColumns(std::string_view payload) {
+  std::vector<std::pair<std::string, std::string_view>> out;
+  ColumnarHeader h;
+  std::string_view raw[kColumns];
+  if (!ParseLayout(payload, &h, raw).ok()) return out;
+  for (int c = 0; c < kColumns; ++c) out.emplace_back(kNames[c], raw[c]);
   return out;
 }
 
 Result<v1::EventBatch> DecodeColumnar(std::string_view payload, size_t max_events,
                                       size_t max_bytes) {
-  const auto bad = [](const std::string& why) {
-    return Status::InvalidArgument("payload", "columnar batch: " + why);
-  };
-  if (!IsColumnar(payload)) return bad("no SGC1 magic");
-  Reader head(payload.substr(kColumnarMagic.size()), "the header");
-  std::string_view store, gateway;
-  uint64_t epoch = 0, first = 0, count = 0;
-  if (!head.Bytes(&store) || !head.Bytes(&gateway) || !head.Fixed64(&epoch) ||
-      !head.Varint(&first) || !head.Varint(&count)) {
-    return bad(head.error());
-  }
+  const auto bad = BadColumnar;
+  ColumnarHeader h;
+  std::string_view raw[kColumns];
+  if (Status s = ParseLayout(payload, &h, raw); !s.ok()) return s;
+  const std::string_view store = h.store_id, gateway = h.gateway_id;
+  const uint64_t epoch = h.epoch, first = h.first_seq, count = h.count;
   if (count == 0 || count > max_events) {
     return bad("holds " + std::to_string(count) + " events (1.." + std::to_string(max_events) +
                " allowed)");
   }
   if (first == 0 || first > UINT64_MAX - count) return bad("first_seq out of range");
-  std::string_view raw[kColumns];
-  for (int c = 0; c < kColumns; ++c) {
-    if (!head.Bytes(&raw[c])) return bad(std::string(kNames[c]) + ": " + head.error());
-  }
-  if (!head.done()) return bad("bytes after the last column");
   std::vector<Reader> col;
   for (int c = 0; c < kColumns; ++c) col.emplace_back(raw[c], kNames[c]);
 

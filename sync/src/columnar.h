@@ -72,6 +72,17 @@ inline bool IsColumnar(std::string_view payload) {
 // malformed (every length and index is checked; at most `max_events`
 // events, and at most about `max_bytes` of decoded strings and bodies: a
 // table entry named by many one-byte indexes cannot blow up memory).
+// A columnar batch's header: whose it is and which seqs, without decoding
+// the events (the columns are checked to be all there).
+struct ColumnarHeader {
+  std::string_view store_id, gateway_id;
+  uint64_t epoch = 0;
+  uint64_t first_seq = 0;
+  uint64_t count = 0;  // events: seqs first_seq .. first_seq + count - 1
+};
+// kInvalidArgument naming what is wrong.
+Result<ColumnarHeader> ReadColumnarHeader(std::string_view payload);
+
 // The columns of a columnar batch by name, for measuring where its bytes
 // go (empty when `payload` is not a well-formed columnar batch).
 std::vector<std::pair<std::string, std::string_view>> ColumnarColumns(std::string_view payload);

@@ -21,6 +21,8 @@ Uplink::Impl::Impl(UplinkOptions options, storage::Journal* journal, TransportFa
       // Over HTTPS, HQ's own 2xx answer is its acknowledgement: there is
       // no separate HqAck channel, so "hq" means the same as "broker".
       hq_mode_(opt_.ack == "hq" && opt_.transport != "https"),
+      adaptive_(opt_.batch_sizing == "adaptive"),
+      live_lane_(opt_.live_lane == "auto"),
       batcher_(journal, opt_.store_id, opt_.gateway_id, journal->epoch(),
                static_cast<size_t>(opt_.batch_events), static_cast<size_t>(opt_.max_message_bytes)),
       live_batcher_(journal, opt_.store_id, opt_.gateway_id, journal->epoch(),
@@ -310,9 +312,7 @@ Status Uplink::Impl::Handle(Ev& ev, Backoff& backoff) {
                 "batches of at most {} bytes (set uplink.max_message_bytes below "
                 "the broker's limit)",
                 pend.bytes, smaller);
-            broker_limit_ = smaller;
-            batcher_.set_limits(batcher_.max_events(), smaller);
-            live_batcher_.set_limits(live_batcher_.max_events(), smaller);
+            broker_limit_ = smaller;  // SizeForLink applies it to both batchers
           }
         }
         return Status(ev.status.code(), "batch seq " + SeqRange(pend.first, pend.last) + " (" +
@@ -363,13 +363,38 @@ size_t Uplink::Impl::SizeForLink() {
   const auto max_events = static_cast<size_t>(opt_.batch_events);
   const auto max_window = static_cast<size_t>(opt_.max_inflight);
   live_batcher_.set_limits(max_events, max_bytes);
-  if (opt_.batch_sizing == "fixed") {
+  if (!adaptive_) {
     batcher_.set_limits(max_events, max_bytes);
     return max_window;
   }
   const size_t batch_bytes = link_.BatchBytes(max_bytes);
   batcher_.set_limits(max_events, batch_bytes);
   return link_.Window(batch_bytes, max_window);
+}
+
+bool Uplink::Impl::LiveDue(uint64_t journal_last) const {
+  return live_from_ != 0 && journal_last >= live_next_ &&
+         SteadyClock::now() - live_at_ >= kLiveEvery;
+}
+
+// Hands `batch` to the transport and records it in the window.
+Status Uplink::Impl::Send(Transport& t, Batch& batch) {
+  const uint64_t id = ++next_id_;
+  const size_t bytes = batch.payload.size();
+  if (bytes > opt_.max_message_bytes) {
+    spdlog::warn(
+        "uplink: event seq {} alone is {} bytes, over max_message_bytes {}; "
+        "sending it alone",
+        batch.first_seq, bytes, opt_.max_message_bytes);
+  }
+  if (Status s = t.SendBatch(id, std::move(batch.payload), {batch.first_seq, batch.last_seq});
+      !s.ok()) {
+    return s;
+  }
+  if (window_.empty()) last_hq_progress_ = SteadyClock::now();
+  window_.Add(id, batch.first_seq, batch.last_seq, batch.events, bytes, SteadyClock::now());
+  RecordSent(batch.events, bytes, window_.batches());
+  return {};
 }
 
 // Replays from the watermark until the connection breaks or Stop().
@@ -383,7 +408,6 @@ Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
   last_hq_progress_ = SteadyClock::now();
   TimePoint next_status = SteadyClock::now();
   const size_t max_pending = std::max<size_t>(1, t.max_pending_sends());
-  const bool live_lane = opt_.live_lane == "auto";
 
   for (;;) {
     std::deque<Ev> evs;
@@ -427,9 +451,8 @@ Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
     // A backlog of more than 4 batches: what is journaled from now on goes
     // on the live lane, ahead of it.
     // (In batches as they are now: adaptive sizing cuts them by bytes.)
-    const size_t batch_now =
-        std::max<size_t>(1, std::min(batcher_.max_events(), std::max<size_t>(last_batch_events_, 256)));
-    if (live_lane && live_from_ == 0 && !halted_ && journal_last >= next_seq_ &&
+    const size_t batch_now = std::min(batcher_.max_events(), std::max<size_t>(last_batch_events_, 256));
+    if (live_lane_ && live_from_ == 0 && !halted_ && journal_last >= next_seq_ &&
         journal_last - next_seq_ + 1 > 4 * batch_now) {
       live_from_ = live_next_ = journal_last + 1;
       spdlog::info("uplink: backlog of {} events from seq {}; events from seq {} go ahead of it",
@@ -438,23 +461,14 @@ Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
     // The live lane: a batch of what is new at most every kLiveEvery,
     // beside the window (each waits only for the backlog bytes already
     // handed to the connection).
-    if (live_from_ != 0 && !halted_ && journal_last >= live_next_ &&
-        SteadyClock::now() - live_at_ >= kLiveEvery && window_.sends() < max_pending) {
+    if (!halted_ && LiveDue(journal_last) && window_.sends() < max_pending) {
       auto b = live_batcher_.Build(live_next_);
       if (!b.ok()) return b.status();
       if (b->has_value()) {
-        Batch& batch = **b;
-        const uint64_t id = ++next_id_;
-        const size_t bytes = batch.payload.size();
-        if (Status s = t.SendBatch(id, std::move(batch.payload), {batch.first_seq, batch.last_seq});
-            !s.ok()) {
-          return s;
-        }
-        if (window_.empty()) last_hq_progress_ = SteadyClock::now();
-        window_.Add(id, batch.first_seq, batch.last_seq, batch.events, bytes, SteadyClock::now());
+        const uint64_t last = (*b)->last_seq;
+        if (Status s = Send(t, **b); !s.ok()) return s;
         live_at_ = SteadyClock::now();
-        live_next_ = batch.last_seq + 1;
-        RecordSent(batch.events, bytes, window_.batches());
+        live_next_ = last + 1;
       }
     }
     bool journal_empty = false;
@@ -480,24 +494,11 @@ Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
         journal_empty = true;
         break;
       }
-      Batch& batch = **b;
-      const uint64_t id = ++next_id_;
-      const size_t bytes = batch.payload.size();
-      if (bytes > opt_.max_message_bytes) {
-        spdlog::warn(
-            "uplink: event seq {} alone is {} bytes, over max_message_bytes {}; "
-            "sending it alone",
-            batch.first_seq, bytes, opt_.max_message_bytes);
-      }
-      if (Status s = t.SendBatch(id, std::move(batch.payload), {batch.first_seq, batch.last_seq});
-          !s.ok()) {
-        return s;
-      }
-      if (window_.empty()) last_hq_progress_ = SteadyClock::now();
-      window_.Add(id, batch.first_seq, batch.last_seq, batch.events, bytes, SteadyClock::now());
-      next_seq_ = batch.last_seq + 1;
-      last_batch_events_ = batch.events;
-      RecordSent(batch.events, bytes, window_.batches());
+      const uint64_t last = (*b)->last_seq;
+      const size_t events = (*b)->events;
+      if (Status s = Send(t, **b); !s.ok()) return s;
+      next_seq_ = last + 1;
+      last_batch_events_ = events;
     }
     RecordInflight(window_.batches());
 
@@ -524,8 +525,7 @@ Status Uplink::Impl::Replay(Transport& t, Backoff& backoff) {
     if (reread_later) deadline = std::min(deadline, SteadyClock::now() + Millis(5));
     cv_.wait_until(lk, deadline, [&] {
       return stop_ || !events_.empty() || (room && !reread_later && journal_last_ >= next_seq_) ||
-             (live_from_ != 0 && journal_last_ >= live_next_ &&
-              SteadyClock::now() - live_at_ >= kLiveEvery);
+             LiveDue(journal_last_);
     });
   }
 }

@@ -168,6 +168,8 @@ class Uplink::Impl {
   TimePoint started_at_{};
 
   // Engine thread only.
+  const bool adaptive_;   // uplink.batch_sizing = "adaptive"
+  const bool live_lane_;  // uplink.live_lane = "auto"
   Batcher batcher_;       // the backlog, in seq order
   Batcher live_batcher_;  // the live lane (its own read-ahead)
   DeliveryWindow window_;
@@ -183,6 +185,10 @@ class Uplink::Impl {
   TimePoint live_at_{};
   size_t last_batch_events_ = 0;  // events of the last backlog batch sent
   void ResetLiveLane() { live_from_ = live_next_ = 0; }
+  // New events wait for the live lane, and kLiveEvery has passed.
+  bool LiveDue(uint64_t journal_last) const;
+  // Hands `batch` to `t` and records it in the window.
+  Status Send(Transport& t, Batch& batch);
   // What the window may hold now, and sets the batcher's limits (adaptive
   // sizing).
   size_t SizeForLink();

@@ -330,11 +330,24 @@ struct Offline {
   double cpu_us_per_event = 0;
 };
 
+// A figure this program cannot produce ends it: a wrong figure is worse
+// than none.
+[[noreturn]] void Fail(const std::string& what) {
+  std::fprintf(stderr, "thinlink_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+size_t CompressedSize(storegw::sync::Compression c, int level, const std::string& payload) {
+  auto z = storegw::sync::Compress(c, payload, storegw::sync::DefaultLevel(c, level));
+  if (!z.ok()) Fail("compress: " + z.status().ToString());
+  return z->size();
+}
+
 std::vector<Offline> MeasureOffline(const Args& a, const fs::path& dir,
                                     const std::vector<std::string>& codecs) {
   auto o = storegw::sync_test::TestJournalOptions(dir);
   auto j = storegw::storage::Journal::Open(o);
-  if (!j.ok()) return {};
+  if (!j.ok()) Fail("open the journal: " + j.status().ToString());
   // The batches as --batch-events / --max-message-bytes cut them, and as
   // the default settings do (for the +fixed variants).
   const auto cut = [&](size_t max_events, size_t max_bytes, uint64_t* events) {
@@ -343,7 +356,8 @@ std::vector<Offline> MeasureOffline(const Args& a, const fs::path& dir,
     std::vector<std::string> out;
     for (uint64_t seq = 1;;) {
       auto b = batcher.Build(seq);
-      if (!b.ok() || !b->has_value()) break;
+      if (!b.ok()) Fail("build a batch: " + b.status().ToString());
+      if (!b->has_value()) break;
       *events += (*b)->events;
       seq = (*b)->last_seq + 1;
       out.push_back(std::move((*b)->payload));
@@ -379,8 +393,8 @@ std::vector<Offline> MeasureOffline(const Args& a, const fs::path& dir,
     if (!ParseCodec(spec, &c, &level, &col)) continue;
     measure(spec, [&](const std::string& p) {
       const std::string wire = storegw::sync::WireBatch(p, col);
-      auto z = storegw::sync::Compress(c, wire, storegw::sync::DefaultLevel(c, level));
-      return z.ok() ? z->size() : wire.size();
+      if (col && !storegw::sync::IsColumnar(wire)) Fail("a batch the columnar encoding refused");
+      return CompressedSize(c, level, wire);
     }, 0, spec.find("+fixed") != std::string::npos);
   }
   // Where a columnar batch's bytes go: each column compressed on its own
@@ -399,9 +413,8 @@ std::vector<Offline> MeasureOffline(const Args& a, const fs::path& dir,
       }
       for (size_t k = 0; k < cols.size() && k < columns.size(); ++k) {
         const std::string one(cols[k].second);
-        auto z = storegw::sync::Compress(c, one, storegw::sync::DefaultLevel(c, level));
         columns[k].second.first += one.size();
-        columns[k].second.second += z.ok() ? z->size() : one.size();
+        columns[k].second.second += CompressedSize(c, level, one);
       }
     }
     std::printf("\nColumns of %s (each compressed on its own), bytes/event: raw -> compressed\n",
@@ -436,13 +449,13 @@ std::vector<Offline> MeasureOffline(const Args& a, const fs::path& dir,
                 buf.resize(ZSTD_compressBound(p.size()));
                 const size_t n =
                     ZSTD_compress_usingCDict(cc, buf.data(), buf.size(), p.data(), p.size(), cd);
-                return ZSTD_isError(n) ? p.size() : n;
+                if (ZSTD_isError(n)) Fail(std::string("zstd with a dictionary: ") + ZSTD_getErrorName(n));
+                return n;
               },
               sample, true);
       measure("zstd:" + std::to_string(level) + " same fixed_batches, no dict",
               [&](const std::string& p) {
-                auto z = storegw::sync::ZstdCompress(p, level);
-                return z.ok() ? z->size() : p.size();
+                return CompressedSize(storegw::sync::Compression::kZstd, level, p);
               },
               sample, true);
       ZSTD_freeCCtx(cc);

@@ -457,31 +457,6 @@ std::string Self() {
 
 // ------------------------------------------------------------ storegw run
 
-// first_seq and the number of events from a columnar batch's header (the
-// counter does not need the events themselves).
-bool ColumnarRange(const char* p, size_t n, uint64_t* first, uint64_t* last) {
-  size_t pos = storegw::sync::kColumnarMagic.size();
-  const auto varint = [&](uint64_t* v) {
-    *v = 0;
-    for (int shift = 0; shift < 64 && pos < n; shift += 7) {
-      const auto b = static_cast<uint8_t>(p[pos++]);
-      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if (!(b & 0x80)) return true;
-    }
-    return false;
-  };
-  uint64_t len = 0, count = 0;
-  for (int k = 0; k < 2; ++k) {  // store_id, gateway_id
-    if (!varint(&len) || len > n - pos) return false;
-    pos += len;
-  }
-  if (n - pos < 8) return false;
-  pos += 8;  // epoch
-  if (!varint(first) || !varint(&count) || count == 0) return false;
-  *last = *first + count - 1;
-  return true;
-}
-
 Figures RunStoregw(const Args& a, const fs::path& dir, uint64_t* vmhwm_kb, uint64_t* max_rss_kb,
                    double* cpu_s) {
   Figures f;
@@ -515,8 +490,8 @@ Figures RunStoregw(const Args& a, const fs::path& dir, uint64_t* vmhwm_kb, uint6
         ++counter.compressed;
       }
       if (storegw::sync::IsColumnar(std::string_view(p, n))) {
-        if (ColumnarRange(p, n, &first, &last)) {
-          for (uint64_t s = first; s <= last; ++s) counter.Mark(s);
+        if (auto h = storegw::sync::ReadColumnarHeader(std::string_view(p, n)); h.ok()) {
+          for (uint64_t s = h->first_seq; s < h->first_seq + h->count; ++s) counter.Mark(s);
         }
       } else if (BatchRange(p, n, &first, &last)) {
         for (uint64_t s = first; s <= last; ++s) counter.Mark(s);

@@ -17,34 +17,12 @@
 #include <vector>
 
 #include "test_util.h"
+#include "till_load.h"
 
 using namespace storegw::test;
 namespace v1 = storegw::v1;
 
 namespace {
-
-// Every (event_id, seq) of `acked` is in `events` once, with that seq, and
-// the events' seqs are dense from 1.
-void BackupHoldsAcked(const std::vector<v1::JournaledEvent>& events,
-                      const std::map<std::string, uint64_t>& acked) {
-  std::map<std::string, uint64_t> by_id;
-  for (size_t i = 0; i < events.size(); ++i) {
-    REQUIRE_MESSAGE(events[i].seq() == i + 1, "seq gap or disorder at index " << i);
-    CHECK_MESSAGE(by_id.emplace(events[i].event().event_id(), events[i].seq()).second,
-                  events[i].event().event_id() << " is in the copy twice");
-  }
-  size_t missing = 0, wrong = 0;
-  for (const auto& [id, seq] : acked) {
-    auto it = by_id.find(id);
-    if (it == by_id.end()) {
-      ++missing;
-    } else if (it->second != seq) {
-      ++wrong;
-    }
-  }
-  CHECK_MESSAGE(missing == 0, missing << " acknowledged events missing from the copy");
-  CHECK_MESSAGE(wrong == 0, wrong << " acknowledged events with another seq in the copy");
-}
 
 std::set<std::string> BackupListing(const std::filesystem::path& dir) {
   std::set<std::string> out;
@@ -76,67 +54,17 @@ TEST_CASE("journal backup: a running daemon's journal under load, moved to a new
   auto d = StartDaemon(data, dir / "logs", "backup", &why);
   REQUIRE_MESSAGE(d, why);
 
-  // Tills posting batches of 5 receipts for as long as `stop` is false.
-  constexpr int kClients = 3;
-  std::atomic<bool> stop{false};
-  std::mutex mu;
-  std::map<std::string, uint64_t> acked;  // guarded by mu
-  std::atomic<int> bad_answers{0};
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      httplib::Client cli("127.0.0.1", d->port);
-      cli.set_keep_alive(true);
-      cli.set_connection_timeout(2s);
-      cli.set_read_timeout(5s);
-      for (int n = 0; !stop; ++n) {
-        std::vector<std::string> events, ids;
-        for (int i = 0; i < 5; ++i) {
-          ids.push_back("bk-" + std::to_string(c) + "-" + std::to_string(n) + "-" +
-                        std::to_string(i));
-          events.push_back(ReceiptJson(ids.back(), "till-0" + std::to_string(c),
-                                       "SKU-B" + std::to_string(i), 1));
-        }
-        auto res = cli.Post("/v1/events", BatchJson(events), "application/json");
-        if (!res || res->status != 200) {
-          std::this_thread::sleep_for(5ms);
-          continue;
-        }
-        auto resp = FromJson<v1::IngestResponse>(res->body);
-        if (!resp || resp->results_size() != 5) {
-          ++bad_answers;
-          continue;
-        }
-        std::lock_guard lock(mu);
-        for (int i = 0; i < 5; ++i) acked[resp->results(i).event_id()] = resp->results(i).seq();
-      }
-    });
-  }
-  auto stop_clients = [&] {
-    stop = true;
-    for (auto& t : clients) {
-      if (t.joinable()) t.join();
-    }
-  };
-  // A failed REQUIRE below must not leave the tills' threads joinable.
-  struct BackupJoinTills {
-    std::function<void()> fn;
-    ~BackupJoinTills() { fn(); }
-  } join_tills{stop_clients};
-  auto acked_now = [&] {
-    std::lock_guard lock(mu);
-    return acked;
-  };
-  WaitFor([&] { return acked_now().size() >= 1000; }, 20s);
+  TillLoad tills(d->port, 3, "bk", "SKU-B");
+  WaitFor([&] { return tills.acked().size() >= 1000; }, 20s);
 
   // 1. A copy while the tills keep posting: everything acknowledged before
   // it started is in it.
-  const auto before = acked_now();
+  const auto before = tills.acked();
   const auto live_copy = dir / "out" / "live.db";
   std::filesystem::create_directories(dir / "out");
   RunResult live = Run(StoregwArgs(
       {"journal", "backup", "--data-dir", data.string(), "--output", live_copy.string()}));
-  const size_t acked_after_copy = acked_now().size();
+  const size_t acked_after_copy = tills.acked().size();
   REQUIRE_MESSAGE(live.exit.ok(), Describe(live.exit) << ": " << live.err);
   CHECK(live.out.rfind("journal backup: ok: " + live_copy.string() + ": ", 0) == 0);
   CHECK(live.out.find(", verified\n") != std::string::npos);
@@ -144,16 +72,16 @@ TEST_CASE("journal backup: a running daemon's journal under load, moved to a new
   BackupRestoreInto(live_copy, dir / "live-restored");
   auto live_events = ExportJournal(dir / "live-restored", &why);
   REQUIRE_MESSAGE(live_events, why);
-  BackupHoldsAcked(*live_events, before);
+  CheckAcknowledged(*live_events, before);
   MESSAGE(before.size() << " events acknowledged before the copy, " << live_events->size()
                         << " in it, " << acked_after_copy << " acknowledged when it ended");
   CHECK(live_events->size() >= before.size());
 
   // 2. The tills stop; a copy of the still running daemon holds every event
   // it ever acknowledged.
-  stop_clients();
-  CHECK(bad_answers == 0);
-  const auto all = acked_now();
+  tills.Stop();
+  CHECK(tills.bad_answers() == 0);
+  const auto all = tills.acked();
   REQUIRE(all.size() >= 1000);
   const auto final_copy = dir / "out" / "final.db";
   RunResult fin = Run(StoregwArgs(
@@ -162,7 +90,7 @@ TEST_CASE("journal backup: a running daemon's journal under load, moved to a new
   BackupRestoreInto(final_copy, dir / "new-box");
   auto copied = ExportJournal(dir / "new-box", &why);
   REQUIRE_MESSAGE(copied, why);
-  BackupHoldsAcked(*copied, all);
+  CheckAcknowledged(*copied, all);
   CHECK(copied->size() == all.size());
 
   // 3. The move: the old daemon stops (its journal ends where the copy

@@ -223,7 +223,7 @@ const std::vector<storegw::gateway::RetiredKey>& CliTestRetired() {
 
 }  // namespace
 
-TEST_CASE("gateway cli: config check reports every renamed or removed key of the real table") {
+TEST_CASE("gateway cli: config check names a typo with a suggestion, --strict passes a clean file, and reports any key of the retired-keys table") {
   // Each entry of this release's table through the binary: never accepted
   // silently. (The table is empty while no key was renamed or removed; the
   // mechanism is tested below with test-only entries.)

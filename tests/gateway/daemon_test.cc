@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "test_util.h"
+#include "till_load.h"
 
 using namespace storegw::test;
 namespace v1 = storegw::v1;
@@ -24,29 +25,6 @@ namespace v1 = storegw::v1;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Every acknowledged (event_id, seq) is in the export exactly once, with
-// that seq; the export's seqs are dense from 1.
-void CheckAcknowledged(const std::vector<v1::JournaledEvent>& events,
-                       const std::map<std::string, uint64_t>& acked) {
-  std::map<std::string, std::vector<uint64_t>> by_id;
-  for (size_t i = 0; i < events.size(); ++i) {
-    REQUIRE_MESSAGE(events[i].seq() == i + 1, "seq gap or disorder at index " << i);
-    by_id[events[i].event().event_id()].push_back(events[i].seq());
-  }
-  size_t missing = 0, wrong = 0;
-  for (const auto& [id, seq] : acked) {
-    auto it = by_id.find(id);
-    if (it == by_id.end()) {
-      ++missing;
-      continue;
-    }
-    if (it->second.size() != 1 || it->second[0] != seq) ++wrong;
-  }
-  CHECK_MESSAGE(missing == 0, missing << " acknowledged events missing from the journal");
-  CHECK_MESSAGE(wrong == 0, wrong << " acknowledged events journaled twice or with another seq");
-  for (const auto& [id, seqs] : by_id) CHECK_MESSAGE(seqs.size() == 1, id << " journaled twice");
-}
 
 // Posts `events` as one batch; on 200 adds the results to `acked`.
 HttpResult PostBatch(uint16_t port, const std::vector<std::string>& ids,
@@ -302,62 +280,15 @@ TEST_CASE("gateway daemon: SIGTERM under load loses nothing acknowledged") {
   auto d = StartDaemon(data, dir / "logs", "load", &why);
   REQUIRE_MESSAGE(d, why);
 
-  constexpr int kClients = 4;
-  std::atomic<bool> stop{false};
-  std::mutex mu;
-  std::map<std::string, uint64_t> acked;  // guarded by mu
-  std::atomic<int> refused{0}, no_answer{0}, bad_answers{0};
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      httplib::Client cli("127.0.0.1", d->port);
-      cli.set_keep_alive(true);
-      cli.set_connection_timeout(2s);
-      cli.set_read_timeout(5s);
-      for (int n = 0; !stop; ++n) {
-        std::vector<std::string> events, ids;
-        for (int i = 0; i < 5; ++i) {
-          ids.push_back("load-" + std::to_string(c) + "-" + std::to_string(n) + "-" +
-                        std::to_string(i));
-          events.push_back(ReceiptJson(ids.back(), "till-0" + std::to_string(c),
-                                       "SKU-L" + std::to_string(i), 1));
-        }
-        auto res = cli.Post("/v1/events", BatchJson(events), "application/json");
-        if (!res) {
-          ++no_answer;
-          std::this_thread::sleep_for(5ms);
-          continue;
-        }
-        if (res->status != 200) {
-          ++refused;
-          continue;
-        }
-        auto resp = FromJson<v1::IngestResponse>(res->body);
-        if (!resp || resp->results_size() != 5) {
-          ++bad_answers;
-          continue;
-        }
-        std::lock_guard lock(mu);
-        for (int i = 0; i < 5; ++i) {
-          if (resp->results(i).event_id() != ids[static_cast<size_t>(i)]) ++bad_answers;
-          acked[resp->results(i).event_id()] = resp->results(i).seq();
-        }
-      }
-    });
-  }
+  TillLoad tills(d->port, 4, "load", "SKU-L");
   // Let the load build up, then stop the daemon in the middle of it.
-  WaitFor(
-      [&] {
-        std::lock_guard lock(mu);
-        return acked.size() >= 500;
-      },
-      10s);
+  WaitFor([&] { return tills.acked().size() >= 500; }, 10s);
   StopWithin5s(*d);
-  stop = true;
-  for (auto& t : clients) t.join();
-  MESSAGE(acked.size() << " events acknowledged, " << refused.load() << " refused (503), "
-                       << no_answer.load() << " requests without an answer");
-  CHECK(bad_answers == 0);
+  tills.Stop();
+  const auto acked = tills.acked();
+  MESSAGE(acked.size() << " events acknowledged, " << tills.refused() << " refused (503), "
+                       << tills.no_answer() << " requests without an answer");
+  CHECK(tills.bad_answers() == 0);
   CHECK(acked.size() >= 500);
 
   auto events = ExportJournal(data, &why);
