@@ -47,36 +47,14 @@ TEST_CASE("backup: a copy taken while another thread appends verifies and holds 
   TempDir dir, out;
   const fs::path data = dir / "data";
   auto j = MustOpen(Options(data));
-  for (int i = 0; i < 40; ++i) {
-    std::vector<v1::Event> batch;
-    for (int k = 0; k < 50; ++k) {
-      batch.push_back(Sale(test::Id("pre-", i) + test::Id("-", k), {{test::Id("sku-", k % 7), 1}}));
-    }
-    MustAppend(*j, batch);
-  }
+  AppendHistory(*j);
   REQUIRE(j->Ack(1500).ok());
   const uint64_t before = j->Stats().last_seq;
   REQUIRE(before == 2000);
 
-  std::atomic<bool> stop{false}, writer_failed{false};
-  std::atomic<uint64_t> appended{0};
-  std::string err;
-  std::thread writer([&] {
-    for (int i = 0; !stop.load() && i < 100000; ++i) {
-      auto r = j->Append({Receipt(test::Id("live-", i), {{"sku-1", 2}}),
-                          Sale(test::Id("live-s-", i), {{"sku-2", 1}})});
-      if (!r.ok()) {
-        err = r.status().ToString();
-        writer_failed = true;
-        return;
-      }
-      appended += r->size();
-    }
-  });
+  BackgroundAppender writer(*j);
   // Let the writer get going before the copy starts.
-  for (int i = 0; i < 5000 && appended.load() < 100 && !writer_failed; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  writer.WaitForMore(100, 5000);
 
   const fs::path copy = out / "store-0042.db";
   BackupOptions opts;
@@ -89,20 +67,16 @@ TEST_CASE("backup: a copy taken while another thread appends verifies and holds 
     // A few steps in, let the writer commit a good number of events while
     // the copy's read transaction is open (bounded wait).
     if (++calls == 3) {
-      const uint64_t target = appended.load() + 200;
-      for (int i = 0; i < 10000 && appended.load() < target && !writer_failed; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-      waited_for = appended.load();
+      writer.WaitForMore(200);
+      waited_for = writer.appended();
     }
   };
   uint64_t verify_calls = 0;
   opts.verify_progress = [&](uint64_t, uint64_t) { ++verify_calls; };
   auto r = BackupJournal(data, copy, opts);
-  stop = true;
-  writer.join();
+  writer.Stop();
   REQUIRE_MESSAGE(r.ok(), r.status().ToString());
-  CHECK_MESSAGE(err.empty(), err);
+  CHECK_MESSAGE(writer.error().empty(), writer.error());
   CHECK(r->steps >= 3);
   CHECK(calls >= 3);
   CHECK(last_done == r->pages);
@@ -122,10 +96,10 @@ TEST_CASE("backup: a copy taken while another thread appends verifies and holds 
   CHECK(v.events == v.last_seq);
   const uint64_t final_last = j->Stats().last_seq;
   MESSAGE("copied seq 1.." << v.last_seq << " in " << r->steps << " steps of 2 pages while "
-                           << appended.load() << " events were appended (journal at seq "
+                           << writer.appended() << " events were appended (journal at seq "
                            << final_last << ")");
   // What the writer committed while the copy was under way is not in it.
-  CHECK(appended.load() >= 200);
+  CHECK(writer.appended() >= 200);
   CHECK(v.last_seq < final_last);
   CHECK(v.last_seq < before + waited_for);
 

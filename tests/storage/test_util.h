@@ -17,10 +17,12 @@
 #include <iterator>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "common/files.h"
+#include "common/ids.h"
 #include "storegw/storage/journal.h"
 
 namespace storegw::storage::testing {
@@ -207,6 +209,61 @@ inline std::vector<AppendResult> MustAppend(Journal& j, std::vector<v1::Event> e
   REQUIRE_MESSAGE(r.ok(), "Append: " << r.status().ToString());
   return std::move(r).value();
 }
+
+// 2,000 sales (40 commits of 50) over 7 skus: a journal with some history.
+inline void AppendHistory(Journal& j) {
+  for (int i = 0; i < 40; ++i) {
+    std::vector<v1::Event> batch;
+    for (int k = 0; k < 50; ++k) {
+      batch.push_back(Sale(test::Id("pre-", i) + test::Id("-", k), {{test::Id("sku-", k % 7), 1}}));
+    }
+    MustAppend(j, batch);
+  }
+}
+
+// A thread committing a receipt and a sale at a time to `j` (at most
+// 100,000 commits) until Stop() or destruction; a failed append ends it
+// and is kept in error().
+class BackgroundAppender {
+ public:
+  explicit BackgroundAppender(Journal& j) {
+    thread_ = std::thread([this, &j] {
+      for (int i = 0; !stop_.load() && i < 100000; ++i) {
+        auto r = j.Append({Receipt(test::Id("live-", i), {{"sku-1", 2}}),
+                           Sale(test::Id("live-s-", i), {{"sku-2", 1}})});
+        if (!r.ok()) {
+          error_ = r.status().ToString();
+          failed_ = true;
+          return;
+        }
+        appended_ += r->size();
+      }
+    });
+  }
+  ~BackgroundAppender() { Stop(); }
+  BackgroundAppender(const BackgroundAppender&) = delete;
+  BackgroundAppender& operator=(const BackgroundAppender&) = delete;
+
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  uint64_t appended() const { return appended_.load(); }
+  // Waits (at most `limit` ms) until `n` more events were appended.
+  void WaitForMore(uint64_t n, int limit = 10000) const {
+    const uint64_t target = appended_.load() + n;
+    for (int i = 0; i < limit && appended_.load() < target && !failed_; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  const std::string& error() const { return error_; }  // after Stop()
+
+ private:
+  std::atomic<bool> stop_{false}, failed_{false};
+  std::atomic<uint64_t> appended_{0};
+  std::string error_;
+  std::thread thread_;
+};
 
 inline int64_t OnHand(Journal& j, const std::string& sku) {
   auto r = j.Stock(sku);

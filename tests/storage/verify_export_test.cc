@@ -188,54 +188,26 @@ TEST_CASE("verify: a missing journal is an error, not a pass") {
 TEST_CASE("export: every event in seq order while another instance keeps appending") {
   TempDir dir;
   auto j = MustOpen(Options(dir.path()));
-  for (int i = 0; i < 40; ++i) {
-    std::vector<v1::Event> batch;
-    for (int k = 0; k < 50; ++k) {
-      batch.push_back(Sale(test::Id("pre-", i) + test::Id("-", k),
-                           {{test::Id("sku-", k % 7), 1}}));
-    }
-    MustAppend(*j, batch);
-  }
+  AppendHistory(*j);
   const uint64_t before = j->Stats().last_seq;
   REQUIRE(before >= 2000);
 
-  std::atomic<bool> stop{false};
-  std::atomic<uint64_t> appended_during{0};
-  std::atomic<bool> writer_failed{false};
-  std::string err;
-  std::thread writer([&] {
-    for (int i = 0; !stop.load() && i < 100000; ++i) {
-      auto r = j->Append({Receipt(test::Id("live-", i), {{"sku-1", 2}}),
-                          Sale(test::Id("live-s-", i), {{"sku-2", 1}})});
-      if (!r.ok()) {
-        err = r.status().ToString();
-        writer_failed = true;
-        return;
-      }
-      appended_during += r->size();
-    }
-  });
+  BackgroundAppender writer(*j);
 
   std::vector<v1::JournaledEvent> got;
   Status s = ExportJournal(dir.path(), [&](const v1::JournaledEvent& e) {
     got.push_back(e);
     // Halfway through, let the writer commit a good number of events while
     // the export's read transaction is open (bounded wait).
-    if (got.size() == 1000) {
-      const uint64_t target = appended_during.load() + 200;
-      for (int i = 0; i < 10000 && appended_during.load() < target && !writer_failed; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-    }
+    if (got.size() == 1000) writer.WaitForMore(200);
     return Status::Ok();
   });
-  stop = true;
-  writer.join();
+  writer.Stop();
   REQUIRE_MESSAGE(s.ok(), s.ToString());
-  CHECK_MESSAGE(err.empty(), err);
+  CHECK_MESSAGE(writer.error().empty(), writer.error());
 
   REQUIRE(got.size() >= before);
-  CHECK(appended_during.load() >= 200);
+  CHECK(writer.appended() >= 200);
   for (size_t i = 0; i < got.size(); ++i) {
     REQUIRE_MESSAGE(got[i].seq() == i + 1, "export out of order or with a gap at " << i);
     CHECK(got[i].epoch() == j->epoch());
@@ -250,7 +222,7 @@ TEST_CASE("export: every event in seq order while another instance keeps appendi
     CHECK_MESSAGE(MessageDifferencer::Equals(got[i], all[i]),
                   got[i].ShortDebugString() << " != " << all[i].ShortDebugString());
   }
-  MESSAGE("exported " << got.size() << " events while " << appended_during.load()
+  MESSAGE("exported " << got.size() << " events while " << writer.appended()
                       << " more were appended");
 
   // At rest, the export is the whole journal.
