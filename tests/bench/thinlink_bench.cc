@@ -544,9 +544,15 @@ int RoleDrain(const Args& a) {
     }
   });
   Clock::time_point up{}, done{};
+  // When each quarter of the backlog was acknowledged: is the rate flat, or
+  // is the figure made by the start (batch sizing learning the link)?
+  std::vector<Clock::time_point> quarters;
   for (;;) {
     const auto st = (*u)->status();
     if (up == Clock::time_point{} && st.link == "up") up = Clock::now();
+    while (quarters.size() < 4 && st.watermark >= last * (quarters.size() + 1) / 4) {
+      quarters.push_back(Clock::now());
+    }
     if (st.watermark >= last && done == Clock::time_point{}) {
       done = Clock::now();
       backlog_done = true;
@@ -569,10 +575,15 @@ int RoleDrain(const Args& a) {
       out << seq << " " << at.time_since_epoch().count() << "\n";
     }
   }
+  const auto start = up == Clock::time_point{} ? t0 : up;
   std::printf("DRAINED events=%" PRIu64 " from_link_up_s=%.3f batches=%" PRIu64
-              " payload_bytes=%" PRIu64 " live_committed=%zu cpu_s=%.3f\n",
-              last, Secs(done - (up == Clock::time_point{} ? t0 : up)), st.batches_sent,
-              st.bytes_sent, committed.size(), CpuSeconds());
+              " payload_bytes=%" PRIu64 " live_committed=%zu cpu_s=%.3f",
+              last, Secs(done - start), st.batches_sent, st.bytes_sent, committed.size(),
+              CpuSeconds());
+  for (size_t i = 0; i < quarters.size(); ++i) {
+    std::printf(" q%zu_s=%.3f", i + 1, Secs(quarters[i] - (i == 0 ? start : quarters[i - 1])));
+  }
+  std::printf("\n");
   return 0;
 }
 
@@ -589,6 +600,7 @@ struct LinkFigures {
   double seconds = 0, wire_per_event = 0, payload_per_event = 0, utilisation = 0, rate = 0;
   double ack_bytes_per_event = 0;
   double live_n = 0, live_p50 = 0, live_p99 = 0, live_max = 0, cpu_s = 0;
+  double quarter_rate[4] = {0, 0, 0, 0};  // events/s in each quarter of the backlog
 };
 
 LinkFigures RunLink(const Args& a, const fs::path& base, const fs::path& work,
@@ -668,6 +680,10 @@ LinkFigures RunLink(const Args& a, const fs::path& base, const fs::path& work,
     f.live_max = lat.back();
   }
   f.seconds = Field(report, "from_link_up_s");
+  for (int i = 0; i < 4; ++i) {
+    const double q = Field(report, "q" + std::to_string(i + 1) + "_s");
+    if (q > 0) f.quarter_rate[i] = static_cast<double>(a.events) / 4 / q;
+  }
   f.ok = events > 0 && f.seconds > 0;
   // The wire carried the live events too: per event of all of them.
   const double all = events + std::max(0.0, Field(report, "live_committed"));
@@ -738,6 +754,13 @@ int Main(int argc, char** argv) {
               "sale committed while the backlog drains, to its arrival at HQ's broker, %.0f/s; "
               "CPU: the draining process, per backlog event)\n",
               a.live_rate);
+  std::printf("\n  events/s in each quarter of the backlog (flat: the figure is the line's, not the "
+              "start's)\n");
+  for (const auto& r : rows) {
+    if (!r.ok) continue;
+    std::printf("  %-24s | %9.0f | %9.0f | %9.0f | %9.0f\n", r.codec.c_str(), r.quarter_rate[0],
+                r.quarter_rate[1], r.quarter_rate[2], r.quarter_rate[3]);
+  }
   for (const auto& r : rows) {
     if (!r.ok) return 1;
   }
