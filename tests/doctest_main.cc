@@ -2,6 +2,11 @@
 // (`--test-case=NAME`, from doctest_discover_tests); a name that ctest split
 // (a ';' in it) or that no longer exists would match nothing and pass
 // vacuously. So: a run with a --test-case filter that ran no case fails.
+//
+// Under a sanitizer, doctest's crash handler is off: it would replace the
+// sanitizer's SIGSEGV/SIGABRT handler (which prints the faulting stack) with
+// one that only names the signal, and under TSan it allocates inside the
+// handler, so TSan reports that instead of the crash.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
@@ -32,8 +37,20 @@ struct CountCases : doctest::IReporter {
 
 DOCTEST_REGISTER_LISTENER("count-cases", 1, CountCases);
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define STOREGW_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define STOREGW_TEST_SANITIZED 1
+#endif
+#endif
+
 int main(int argc, char** argv) {
-  doctest::Context context(argc, argv);
+  doctest::Context context;
+#ifdef STOREGW_TEST_SANITIZED
+  context.setOption("no-crash-handler", true);
+#endif
+  context.applyCommandLine(argc, argv);
   const int rc = context.run();
   if (context.shouldExit()) return rc;
   bool filtered = false;
