@@ -90,16 +90,31 @@ need_packages() {
   fi
 }
 
-# The Debian package that owns a library file, trying the paths dpkg may know
-# it by (merged /usr: /lib/... and /usr/lib/..., the soname link's target).
-owner_package() {
-  local p real
+# lib_candidates LIB: the paths dpkg may know a library file by (merged
+# /usr: /lib/... and /usr/lib/..., the soname link's target), in order.
+lib_candidates() {
+  local real
   real=$(readlink -f "$1")
-  for p in "$1" "${1#/usr}" "/usr$1" "$real" "${real#/usr}" "$(dirname "$1")/$(basename "$real")"; do
-    if out=$(dpkg -S "$p" 2>/dev/null); then
-      head -n1 <<<"$out" | cut -d: -f1
-      return 0
-    fi
+  printf '%s\n' "$1" "${1#/usr}" "/usr$1" "$real" "${real#/usr}" "$(dirname "$1")/$(basename "$real")"
+}
+
+# owner_packages LIB...: "LIB PACKAGE" for each LIB a Debian package owns,
+# from one `dpkg -S` over every candidate path (it reads dpkg's whole file
+# list each time it runs: once, not once per path).
+owner_packages() {
+  local lib c owners
+  local -a all=()
+  for lib in "$@"; do mapfile -t -O "${#all[@]}" all < <(lib_candidates "$lib"); done
+  owners=$(dpkg -S "${all[@]}" 2>/dev/null || true)
+  for lib in "$@"; do
+    while IFS= read -r c; do
+      local pkg
+      pkg=$(awk -v p="$c" '{ i = index($0, ": "); if (substr($0, i + 2) == p) { print substr($0, 1, i - 1); exit } }' <<<"$owners")
+      if [ -n "$pkg" ]; then
+        echo "$lib ${pkg%%[:,]*}"
+        break
+      fi
+    done < <(lib_candidates "$lib")
   done
 }
 
@@ -362,10 +377,19 @@ depends_checks() {
   depends=$(dpkg-deb -f "$deb" Depends)
   echo "    Depends: $depends"
   check "no mosquitto in Depends (not needed at run time)" not contains "$depends" "mosquitto"
-  for soname in $(needed_sonames "$exe"); do
+  local -a sonames=() libs=()
+  local owners
+  mapfile -t sonames < <(needed_sonames "$exe")
+  for soname in "${sonames[@]}"; do
     # (awk reads to the end: an early exit would SIGPIPE ldconfig under pipefail)
-    lib=$(ldconfig -p | awk -v s="$soname" '$1 == s && lib == "" { lib = $NF } END { print lib }')
-    pkg=$(owner_package "$lib")
+    libs+=("$(ldconfig -p | awk -v s="$soname" '$1 == s && lib == "" { lib = $NF } END { print lib }')")
+  done
+  owners=$(owner_packages "${libs[@]}")
+  local i
+  for i in "${!sonames[@]}"; do
+    soname=${sonames[$i]}
+    lib=${libs[$i]}
+    pkg=$(awk -v l="$lib" '$1 == l { print $2; exit }' <<<"$owners")
     if [ -z "$pkg" ]; then
       fail "no Debian package owns $soname ($lib)"
     elif depends_on "$depends" "$pkg"; then
@@ -577,8 +601,32 @@ pkg_state() {
   echo "$st"
 }
 
+# man-db's dpkg trigger rebuilds the manual page index after every dpkg run
+# that adds or removes a man page: 4 s each on a quiet machine, 10-15 s
+# under the suite's load, and these tests run dpkg some 25 times. While one
+# of them runs, the trigger is paused the way man-db itself offers (its
+# postinst skips the rebuild when /var/lib/man-db/auto-update is absent:
+# debconf man-db/auto-update = false); cleanup puts the file back. A file
+# left paused by a test that was killed is put back by the next run.
+MANDB_FLAG=/var/lib/man-db/auto-update
+MANDB_PAUSED=/var/lib/man-db/auto-update.paused-by-storegw-test
+mandb_paused=0
+pause_mandb() {
+  if [ -e "$MANDB_PAUSED" ] && [ ! -e "$MANDB_FLAG" ]; then mv -f "$MANDB_PAUSED" "$MANDB_FLAG"; fi
+  if [ -e "$MANDB_FLAG" ]; then
+    mv -f "$MANDB_FLAG" "$MANDB_PAUSED" && mandb_paused=1
+  fi
+}
+resume_mandb() {
+  if [ "$mandb_paused" = 1 ] && [ -e "$MANDB_PAUSED" ]; then
+    mv -f "$MANDB_PAUSED" "$MANDB_FLAG"
+    mandb_paused=0
+  fi
+}
+
 cleanup() {
   set +e
+  resume_mandb
   if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
     kill -KILL "$daemon_pid"
     wait "$daemon_pid" 2>/dev/null
@@ -737,6 +785,7 @@ mode_install() {
   chmod 0755 "$tmp"
   trap cleanup EXIT
   trap 'exit 1' TERM INT HUP
+  pause_mandb
 
   echo "== 1. install"
   dpkg_do "dpkg -i" dpkg -i "$DEB"
@@ -1073,6 +1122,7 @@ mode_upgrade() {
   chmod 0755 "$tmp"
   trap upgrade_cleanup EXIT
   trap 'exit 1' TERM INT HUP
+  pause_mandb
   local mqtt_port last0 wm0 last1 wm1 last2 wm2 c schema
   # HQ's broker port, chosen now; nothing listens on it until step 5: the
   # uplink is down, the journal fills.
