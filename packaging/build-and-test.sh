@@ -166,6 +166,13 @@ stage_tsan() {
   step "tsan: tests" setarch "$(uname -m)" -R ctest --preset tsan -j "$TSAN_CTEST_JOBS"
 }
 
+stage_arm64() {
+  echo "== arm64: cross build of the packages, unit tests under qemu-user"
+  # Its own build lock is off: this script may itself run under the lock.
+  STOREGW_BUILD_LOCK= JOBS="$JOBS" step "arm64: build + unit tests" \
+    bash packaging/build-arm64.sh --packages --unit
+}
+
 stage_fuzz() {
   echo "== fuzz targets, ${FUZZ_SECONDS} s each (ASan+UBSan)"
   wait_background_build asan

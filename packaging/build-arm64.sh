@@ -11,6 +11,8 @@
 #     (dpkg-shlibdeps against the arm64 libraries) and rpm Requires.
 #   packaging/build-arm64.sh --test    builds the tests too and runs them under
 #     qemu-user (see run_tests below for what runs and what does not).
+#   packaging/build-arm64.sh --unit    only the unit tests (target unit_tests,
+#     label "unit") under qemu-user: what CI's arm64 stage runs.
 #   packaging/build-arm64.sh --bench   journal_bench under qemu-user
 #     (informational: how the code behaves on arm64, not how fast an arm64
 #     box is).
@@ -39,17 +41,18 @@ JOBS="${JOBS:-$(nproc)}"
 CTEST_JOBS="${CTEST_JOBS:-$((JOBS + 1))}"
 LOCK="${STOREGW_BUILD_LOCK-/work/build.lock}"
 
-DO_PACKAGES=0 DO_TEST=0 DO_BENCH=0 TEST_RC=0
+DO_PACKAGES=0 DO_TEST=0 DO_UNIT=0 DO_BENCH=0 TEST_RC=0
 for a in "$@"; do
   case "$a" in
     --packages) DO_PACKAGES=1 ;;
     --test) DO_TEST=1 ;;
+    --unit) DO_UNIT=1 ;;
     --bench) DO_BENCH=1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: $0 [--packages] [--test] [--bench]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--packages] [--test | --unit] [--bench]" >&2; exit 2 ;;
   esac
 done
-if ((DO_TEST + DO_BENCH == 0)); then DO_PACKAGES=1; fi
+if ((DO_TEST + DO_UNIT + DO_BENCH == 0)); then DO_PACKAGES=1; fi
 
 WAITS=$OUT/.lock-waits  # seconds waited for the lock, one line per wait
 mkdir -p "$OUT"
@@ -204,13 +207,13 @@ ensure_binfmt() {
 }
 
 # Not run on arm64 (the rest of the suite runs):
-#   packaging.build/deb/rpm/install  build and check the host's packages and
+#   packaging.build/deb/rpm/install/upgrade  build and check the host's packages and
 #       install them with dpkg -i here; the arm64 packages cannot be installed
 #       on amd64. check_packages above checks the arm64 ones.
 #   *_bench_smoke                   benchmark smoke runs (--bench runs
 #       journal_bench on its own).
 #   chaos_soak                      a timed soak; the emulator only stretches it.
-ARM64_TEST_EXCLUDE='^packaging\.(build|deb|rpm|install)$|_bench_smoke$|^chaos_soak$'
+ARM64_TEST_EXCLUDE='^packaging\.(build|deb|rpm|install|upgrade)$|_bench_smoke$|^chaos_soak$'
 
 build_tests() { locked cmake --build "$BUILD" -j "$JOBS"; }
 run_ctest() {
@@ -230,6 +233,15 @@ if ((DO_TEST)); then
   ensure_binfmt
   echo "== tests under qemu-user ($(qemu-aarch64-static --version | head -n1))"
   step "ctest (qemu-user)" run_ctest || TEST_RC=$?
+fi
+
+if ((DO_UNIT && !DO_TEST)); then
+  echo "== unit tests: build (arm64)"
+  step "build unit tests" locked cmake --build "$BUILD" -j "$JOBS" --target unit_tests
+  ensure_binfmt
+  echo "== unit tests under qemu-user ($(qemu-aarch64-static --version | head -n1))"
+  ARM64_CTEST_ARGS="-L unit ${ARM64_CTEST_ARGS:-}" step "ctest -L unit (qemu-user)" run_ctest ||
+    TEST_RC=$?
 fi
 
 if ((DO_BENCH)); then
