@@ -26,6 +26,10 @@
 #          (STOREGW_BENCHMARKS=OFF): the build stage runs their smoke runs.
 #          Catches: data races and lock-order problems, also in the daemon
 #          under the soak's faults.
+#   arm64  (not in the default stages: 414 s on a quiet machine, more than
+#          CI's 25-minute budget leaves) packaging/build-arm64.sh --packages
+#          --unit: the arm64 packages cross-built and checked, the unit
+#          tests under qemu-user. STAGES="build asan fuzz tsan arm64" adds it.
 #
 # Compiles overlap the tests: once the build stage has compiled, the asan
 # and tsan builds compile one after the other in the background at the
