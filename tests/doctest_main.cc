@@ -37,7 +37,9 @@ struct CountCases : doctest::IReporter {
 
 DOCTEST_REGISTER_LISTENER("count-cases", 1, CountCases);
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// (The TSan build undefines __SANITIZE_THREAD__ for protobuf's sake and
+// defines STOREGW_TSAN_BUILD instead: cmake/flags.cmake.)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(STOREGW_TSAN_BUILD)
 #define STOREGW_TEST_SANITIZED 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
