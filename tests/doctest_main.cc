@@ -3,10 +3,20 @@
 // (a ';' in it) or that no longer exists would match nothing and pass
 // vacuously. So: a run with a --test-case filter that ran no case fails.
 //
-// Under a sanitizer, doctest's crash handler is off: it would replace the
-// sanitizer's SIGSEGV/SIGABRT handler (which prints the faulting stack) with
-// one that only names the signal, and under TSan it allocates inside the
-// handler, so TSan reports that instead of the crash.
+// Under a sanitizer, doctest's signal handlers are compiled out
+// (DOCTEST_CONFIG_NO_POSIX_SIGNALS; this doctest has no run-time switch):
+// they would replace the sanitizer's SIGSEGV/SIGABRT handler, which prints
+// the faulting stack, with one that only names the signal, and under TSan
+// they allocate inside the handler, so TSan reports that instead of the
+// crash. (The TSan build undefines __SANITIZE_THREAD__ for protobuf's sake
+// and defines STOREGW_TSAN_BUILD instead: cmake/flags.cmake.)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(STOREGW_TSAN_BUILD)
+#define DOCTEST_CONFIG_NO_POSIX_SIGNALS
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define DOCTEST_CONFIG_NO_POSIX_SIGNALS
+#endif
+#endif
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
@@ -37,22 +47,8 @@ struct CountCases : doctest::IReporter {
 
 DOCTEST_REGISTER_LISTENER("count-cases", 1, CountCases);
 
-// (The TSan build undefines __SANITIZE_THREAD__ for protobuf's sake and
-// defines STOREGW_TSAN_BUILD instead: cmake/flags.cmake.)
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(STOREGW_TSAN_BUILD)
-#define STOREGW_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define STOREGW_TEST_SANITIZED 1
-#endif
-#endif
-
 int main(int argc, char** argv) {
-  doctest::Context context;
-#ifdef STOREGW_TEST_SANITIZED
-  context.setOption("no-crash-handler", true);
-#endif
-  context.applyCommandLine(argc, argv);
+  doctest::Context context(argc, argv);
   const int rc = context.run();
   if (context.shouldExit()) return rc;
   bool filtered = false;
