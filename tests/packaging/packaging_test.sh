@@ -764,10 +764,10 @@ journal_counts() {
   sed -n 's/^journal verify: ok: .*(seq [0-9]*\.\.\([0-9]*\), watermark \([0-9]*\)).*/\1 \2/p' <<<"$out"
 }
 
-mode_install() {
-  need_packages
-  [ "$(id -u)" = 0 ] || die "the install test needs root (it installs the deb with dpkg)"
-  # One at a time on this machine (dpkg has one database).
+# claim_machine: one package test at a time on this machine (dpkg has one
+# database), and only where storegw is not installed and has no data or
+# config: these tests must never touch a real installation.
+claim_machine() {
   exec 9>/tmp/storegw-packaging-install-test.lock
   flock -w 300 9 || die "another packaging install test holds /tmp/storegw-packaging-install-test.lock"
   [ "$(pkg_state)" = "not-installed" ] ||
@@ -775,6 +775,12 @@ mode_install() {
   [ ! -e "$DATA" ] || die "$DATA exists; this test will not mix its journal with it (move it away first)"
   [ ! -e /etc/storegw ] || die "/etc/storegw exists; this test will not touch it (move it away first)"
   getent passwd storegw >/dev/null || had_user=0
+}
+
+mode_install() {
+  need_packages
+  [ "$(id -u)" = 0 ] || die "the install test needs root (it installs the deb with dpkg)"
+  claim_machine
   if have_hq; then
     [ "$(pkg_state storegw-hq)" = "not-installed" ] ||
       die "storegw-hq is already installed here ($(pkg_state storegw-hq)); this test will not touch it"
@@ -1111,13 +1117,7 @@ mode_upgrade() {
   [ -n "${STOREGW_HQ_EXE:-}" ] || die "the upgrade test needs storegw-hq in the build (the deduping HQ)"
   [ -f "$OLD_DEB" ] || die "$OLD_DEB is missing (tests/packaging/make_release_fixture.sh makes it; it exists for amd64 only)"
   [ -f "$OLD_RPM" ] || die "$OLD_RPM is missing (tests/packaging/make_release_fixture.sh makes it)"
-  exec 9>/tmp/storegw-packaging-install-test.lock
-  flock -w 300 9 || die "another packaging install test holds /tmp/storegw-packaging-install-test.lock"
-  [ "$(pkg_state)" = "not-installed" ] ||
-    die "storegw is already installed here ($(pkg_state)); this test will not touch it (dpkg -P storegw first)"
-  [ ! -e "$DATA" ] || die "$DATA exists; this test will not mix its journal with it (move it away first)"
-  [ ! -e /etc/storegw ] || die "/etc/storegw exists; this test will not touch it (move it away first)"
-  getent passwd storegw >/dev/null || had_user=0
+  claim_machine
   tmp=$(mktemp -d)
   chmod 0755 "$tmp"
   trap upgrade_cleanup EXIT
