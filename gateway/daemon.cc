@@ -140,6 +140,15 @@ storage::JournalOptions JournalOptionsFrom(const Config& c) {
   o.count_mismatch_threshold = c.alerts.count_mismatch_threshold;
   o.low_stock_default = c.alerts.low_stock_default;
   // alerts.low_stock_file: read (and checked) by RunDaemon.
+  using std::chrono::ceil;
+  using std::chrono::seconds;
+  o.default_hold = ceil<seconds>(c.perishables.default_hold);
+  o.escalate_after = ceil<seconds>(c.perishables.escalate_after);
+  o.cold_chain_metric = c.cold_chain.metric;
+  o.cold_chain_grace = ceil<seconds>(c.cold_chain.grace);
+  o.cold_chain_clear_after = ceil<seconds>(c.cold_chain.clear_after);
+  o.silent_after = ceil<seconds>(c.cold_chain.silent_after);
+  // perishables.hold_times_file, cold_chain.sensors_file: read by RunDaemon.
   return o;
 }
 
@@ -310,6 +319,31 @@ int RunDaemon(const RunFlags& flags) {
     journal_options.low_stock_thresholds = std::move(*thresholds);
     spdlog::info("alerts: {} per-sku low-stock thresholds from {}",
                  journal_options.low_stock_thresholds.size(), config->alerts.low_stock_file);
+  }
+  if (!config->perishables.hold_times_file.empty()) {
+    auto holds = LoadHoldTimesFile(config->perishables.hold_times_file);
+    if (!holds.ok()) return StartFailure(holds.status().message());
+    for (const auto& [sku, d] : *holds) {
+      journal_options.hold_times[sku] = std::chrono::ceil<std::chrono::seconds>(d);
+    }
+    spdlog::info("perishables: {} per-sku hold times from {}", journal_options.hold_times.size(),
+                 config->perishables.hold_times_file);
+  }
+  if (!config->cold_chain.sensors_file.empty()) {
+    auto sensors = LoadSensorsFile(config->cold_chain.sensors_file);
+    if (!sensors.ok()) return StartFailure(sensors.status().message());
+    for (const auto& [id, l] : *sensors) {
+      storage::JournalOptions::SensorLimits sl;
+      sl.location = l.location;
+      sl.metric = l.metric.empty() ? config->cold_chain.metric : l.metric;
+      sl.min_value = l.min_value;
+      sl.max_value = l.max_value;
+      sl.grace = std::chrono::ceil<std::chrono::seconds>(l.grace);
+      sl.silent_after = std::chrono::ceil<std::chrono::seconds>(l.silent_after);
+      journal_options.sensor_limits[id] = sl;
+    }
+    spdlog::info("cold chain: limits of {} sensors from {}", journal_options.sensor_limits.size(),
+                 config->cold_chain.sensors_file);
   }
   auto journal = storage::Journal::Open(journal_options);
   if (!journal.ok()) return StartFailure(journal.status().message(), "journal");

@@ -233,6 +233,40 @@ const std::vector<KeySpec>& Keys() {
        .min = -1,
        .max = 1000000000},
       {.name = "alerts.low_stock_file", .kind = Kind::kPath, .field = FIELD(alerts.low_stock_file)},
+
+      {.name = "perishables.default_hold",
+       .kind = Kind::kDuration,
+       .field = FIELD(perishables.default_hold),
+       .min = 60 * kSec,
+       .max = 7 * kDay},
+      {.name = "perishables.escalate_after",
+       .kind = Kind::kDuration,
+       .field = FIELD(perishables.escalate_after),
+       .min = 60 * kSec,
+       .max = kDay},
+      {.name = "perishables.hold_times_file",
+       .kind = Kind::kPath,
+       .field = FIELD(perishables.hold_times_file)},
+
+      {.name = "cold_chain.metric", .kind = Kind::kClientId, .field = FIELD(cold_chain.metric)},
+      {.name = "cold_chain.grace",
+       .kind = Kind::kDuration,
+       .field = FIELD(cold_chain.grace),
+       .min = 0,
+       .max = kDay},
+      {.name = "cold_chain.clear_after",
+       .kind = Kind::kDuration,
+       .field = FIELD(cold_chain.clear_after),
+       .min = 0,
+       .max = kDay},
+      {.name = "cold_chain.silent_after",
+       .kind = Kind::kDuration,
+       .field = FIELD(cold_chain.silent_after),
+       .min = 60 * kSec,
+       .max = 7 * kDay},
+      {.name = "cold_chain.sensors_file",
+       .kind = Kind::kPath,
+       .field = FIELD(cold_chain.sensors_file)},
   };
   return keys;
 }
@@ -638,6 +672,10 @@ std::string_view Scheme(std::string_view url) {
 
 void CrossChecks(const Config& c, std::string_view source, std::vector<std::string>& problems) {
   std::string where(source);
+  if (c.cold_chain.metric.empty()) {
+    problems.push_back(where + ": cold_chain.metric: must not be empty (the sensor metric the "
+                               "limits apply to, e.g. \"temp_mc\")");
+  }
   if (c.uplink.backoff_initial > c.uplink.backoff_max) {
     problems.push_back(
         where + ": uplink.backoff_initial: " + Quote(FormatDuration(c.uplink.backoff_initial)) +
@@ -816,12 +854,22 @@ Status CheckConfigFiles(const Config& config) {
                            {"uplink.tls.ca_file", &config.uplink.tls.ca_file},
                            {"uplink.tls.cert_file", &config.uplink.tls.cert_file},
                            {"uplink.tls.key_file", &config.uplink.tls.key_file},
-                           {"alerts.low_stock_file", &config.alerts.low_stock_file}}) {
+                           {"alerts.low_stock_file", &config.alerts.low_stock_file},
+                           {"perishables.hold_times_file", &config.perishables.hold_times_file},
+                           {"cold_chain.sensors_file", &config.cold_chain.sensors_file}}) {
     Status s = CheckReadable(key, *path);
     if (!s.ok()) return s;
   }
   if (!config.alerts.low_stock_file.empty()) {
     auto loaded = LoadLowStockFile(config.alerts.low_stock_file);
+    if (!loaded.ok()) return loaded.status();
+  }
+  if (!config.perishables.hold_times_file.empty()) {
+    auto loaded = LoadHoldTimesFile(config.perishables.hold_times_file);
+    if (!loaded.ok()) return loaded.status();
+  }
+  if (!config.cold_chain.sensors_file.empty()) {
+    auto loaded = LoadSensorsFile(config.cold_chain.sensors_file);
     if (!loaded.ok()) return loaded.status();
   }
   return Status::Ok();
@@ -856,6 +904,114 @@ Result<std::map<std::string, int64_t>> LoadLowStockFile(const std::filesystem::p
       return bad("threshold must be an integer from -1 (off) to 1000000000, got " + Quote(number));
     }
     if (!out.emplace(sku, n).second) return bad("sku " + Quote(sku) + " is listed twice");
+  }
+  return out;
+}
+
+namespace {
+
+// "SKU" format of the journal: 1..64 printable ASCII characters.
+bool PrintableWord(const std::string& s, size_t max) {
+  return !s.empty() && s.size() <= max &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+bool ParseInt64(const std::string& text, int64_t& v) {
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  return ec == std::errc() && ptr == text.data() + text.size();
+}
+
+}  // namespace
+
+Result<std::map<std::string, Millis>> LoadHoldTimesFile(const std::filesystem::path& path) {
+  const std::string key = "perishables.hold_times_file";
+  std::ifstream in(path);
+  if (!in) return Status::NotFound(key + ": " + path.string() + ": cannot be read");
+  std::map<std::string, Millis> out;
+  std::string line;
+  int lineno = 0;
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument(
+        key, key + ": " + path.string() + ":" + std::to_string(lineno) + ": " + why);
+  };
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::istringstream words(line);
+    std::string sku, hold, extra;
+    if (!(words >> sku)) continue;
+    if (!(words >> hold) || (words >> extra)) {
+      return bad("expected \"SKU DURATION\" (two words, e.g. \"chicken-roast 2h\"), got " +
+                 Quote(line));
+    }
+    if (!PrintableWord(sku, 64)) return bad("sku must be 1..64 printable characters");
+    auto d = ParseDuration(hold);
+    if (!d.ok()) return bad(d.status().message());
+    if (d->count() < 60 * kSec || d->count() > 7 * kDay) {
+      return bad("hold time must be between 1m and 7d, got " + Quote(hold));
+    }
+    if (!out.emplace(sku, *d).second) return bad("sku " + Quote(sku) + " is listed twice");
+  }
+  return out;
+}
+
+Result<std::map<std::string, SensorLimitLine>> LoadSensorsFile(const std::filesystem::path& path) {
+  const std::string key = "cold_chain.sensors_file";
+  std::ifstream in(path);
+  if (!in) return Status::NotFound(key + ": " + path.string() + ": cannot be read");
+  std::map<std::string, SensorLimitLine> out;
+  std::string line;
+  int lineno = 0;
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument(
+        key, key + ": " + path.string() + ":" + std::to_string(lineno) + ": " + why);
+  };
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::istringstream words(line);
+    std::string id, min_text, max_text;
+    if (!(words >> id)) continue;
+    if (!(words >> min_text >> max_text)) {
+      return bad("expected \"SENSOR_ID MIN MAX [grace=DUR] [silent_after=DUR] [metric=NAME] "
+                 "[LOCATION...]\", got " + Quote(line));
+    }
+    if (!PrintableWord(id, 64)) return bad("sensor id must be 1..64 printable characters");
+    SensorLimitLine l;
+    if (!ParseInt64(min_text, l.min_value)) {
+      return bad("MIN must be an integer (milli-Celsius for temp_mc), got " + Quote(min_text));
+    }
+    if (!ParseInt64(max_text, l.max_value)) {
+      return bad("MAX must be an integer (milli-Celsius for temp_mc), got " + Quote(max_text));
+    }
+    if (l.min_value > l.max_value) {
+      return bad("MIN " + min_text + " is above MAX " + max_text);
+    }
+    std::string word, location;
+    while (words >> word) {
+      auto opt_duration = [&](std::string_view name, Millis& field) -> std::string {
+        auto d = ParseDuration(word.substr(name.size() + 1));
+        if (!d.ok()) return std::string(name) + ": " + d.status().message();
+        if (d->count() < 0 || d->count() > 7 * kDay) {
+          return std::string(name) + " must be between 0s and 7d, got " + Quote(word);
+        }
+        field = *d;
+        return "";
+      };
+      if (location.empty() && word.rfind("grace=", 0) == 0) {
+        if (auto why = opt_duration("grace", l.grace); !why.empty()) return bad(why);
+      } else if (location.empty() && word.rfind("silent_after=", 0) == 0) {
+        if (auto why = opt_duration("silent_after", l.silent_after); !why.empty()) return bad(why);
+      } else if (location.empty() && word.rfind("metric=", 0) == 0) {
+        l.metric = word.substr(7);
+        if (!PrintableWord(l.metric, 64)) return bad("metric must be 1..64 printable characters");
+      } else {
+        location += location.empty() ? word : " " + word;
+      }
+    }
+    if (location.size() > 64) return bad("location is longer than 64 bytes");
+    l.location = location;
+    if (!out.emplace(id, l).second) return bad("sensor " + Quote(id) + " is listed twice");
   }
   return out;
 }

@@ -285,12 +285,15 @@ Status Journal::Impl::DoAppend(internal::Request& r, int64_t now) {
         if (!a.ok()) return a.status();
       }
       internal::MarkTracked(*count_st);
-    } else if (e.body_case() == v1::Event::kReceipt) {
+    } else if (e.body_case() == v1::Event::kReceipt ||
+               e.body_case() == v1::Event::kProduction) {
       for (auto& [sku, st] : touched) internal::MarkTracked(*st);
     }
     for (auto& [sku, st] : touched) {
       if (Status s = CheckStockAlerts(sku, *st, seq, now); !s.ok()) return s;
     }
+    // Batches (production, sales, waste) and cold-chain readings.
+    if (Status s = ApplyPerishables(e, seq, now); !s.ok()) return s;
   }
   return {};
 }
@@ -325,6 +328,13 @@ Status Journal::Impl::DoPrice(internal::Request& r, int64_t now) {
       .Bind(5, p.currency());
   int rc = ins_price.Step();
   if (rc != SQLITE_DONE) return wdb.Error(rc, "journal: record price of " + p.sku());
+  // In force now: its price_in_force event right after it; else when its
+  // effective_from comes (the timer).
+  if (p.effective_from() <= now) {
+    if (Status s = PriceComesIntoForce(p, *seq, now); !s.ok()) return s;
+  } else {
+    LowerTimerDue(p.effective_from());
+  }
   r.price_result.seq = *seq;
   r.price_result.duplicate = false;
   return {};

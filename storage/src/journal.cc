@@ -27,6 +27,13 @@ void Journal::Close() {
 // Stops the writer after committing what is pending, then the background
 // threads; folds the WAL into the main file and releases the lock.
 void Journal::Impl::Shutdown() {
+  // The timer first: it submits to the writer, which still runs.
+  {
+    std::lock_guard lk(timer_mu);
+    timer_stop = true;
+  }
+  timer_cv.notify_all();
+  if (timer.joinable()) timer.join();
   {
     std::lock_guard lk(mu);
     stopping = true;

@@ -73,7 +73,16 @@ struct SnapshotRun {
 
 // One call waiting for the writer.
 struct Request {
-  enum class Kind { kAppend, kSnapshot, kPrice, kPrune, kDevices, kAck } kind = Kind::kAppend;
+  enum class Kind {
+    kAppend,
+    kSnapshot,
+    kPrice,
+    kPrune,
+    kDevices,
+    kAck,
+    kTimers,
+    kRules
+  } kind = Kind::kAppend;
   const std::vector<std::pair<std::string, std::string>>* devices = nullptr;  // kDevices
   std::vector<v1::Event>* events = nullptr;
   SnapshotRun* run = nullptr;  // kSnapshot: lines [begin, end) of run->snap
@@ -86,8 +95,21 @@ struct Request {
   uint64_t ack_seq = 0;  // kAck: the alert; by, note in ack_by, ack_note
   std::string ack_by, ack_note;
   AckResult ack;
+  const v1::StoreRules* rules = nullptr;  // kRules
+  RulesResult rules_result;
+  TimerResult timers;                     // kTimers
   uint64_t pruned = 0;
   std::promise<void> done;
+};
+
+// The writer's statements of the perishables and cold-chain rules
+// (perishables.cc).
+struct PerishStmts {
+  sql::Stmt ins_batch, open_batches, put_batch_remaining, close_batch, due_batches,
+      set_batch_alert, escalate_batches, set_batch_escalated, next_pending, next_unescalated,
+      get_hold, put_hold, del_hold, get_limits, put_limits, del_limits, get_sensor, put_sensor,
+      all_sensors, seed_sensor, set_alert_detail, clear_alert_seq, pending_prices,
+      superseded_price, set_in_force, next_price, prune_batches;
 };
 
 // A read-only connection with its statements, owned by one thread at a time.
@@ -192,6 +214,17 @@ struct Journal::Impl {
   std::atomic<int64_t> a_oldest{0};
   std::atomic<bool> a_full{false};
 
+  // ---- perishables, cold chain, prices coming into force (perishables.cc)
+  internal::PerishStmts ps;
+  // The earliest time (journal clock, us) something may be due for
+  // RunTimers; INT64_MAX: nothing. Lowered by the writer when it records a
+  // batch, a reading or a future price; set by each timer run.
+  std::atomic<int64_t> timer_due{0};
+  std::mutex timer_mu;
+  std::condition_variable timer_cv;
+  bool timer_stop = false;  // guarded by timer_mu
+  std::thread timer;
+
   // Signalled after each commit that added events (WaitForSeqAbove).
   std::mutex seq_mu;
   std::condition_variable seq_cv;
@@ -230,6 +263,22 @@ struct Journal::Impl {
   Status DoPrice(Request& r, int64_t now);
   Status DoDevices(Request& r);
   Status DoAck(Request& r, int64_t now);
+
+  // ---- perishables (perishables.cc)
+  Status PreparePerishables();
+  Status SeedSensors(int64_t now);  // Open: rows for the configured sensors
+  Result<int64_t> NextDue(int64_t now);
+  void LowerTimerDue(int64_t at);
+  Status ApplyPerishables(const v1::Event& e, uint64_t seq, int64_t now);
+  Status ConsumeBatches(const std::string& sku, int64_t qty, const char* reason, uint64_t seq,
+                        int64_t now);
+  Status ApplyReading(const v1::SensorReading& r, uint64_t seq, int64_t now);
+  Result<uint64_t> RaiseDetailed(const v1::Alert& a, int64_t now);
+  Status CloseAlert(uint64_t alert_seq, v1::AlertCleared c, int64_t now);
+  Status PriceComesIntoForce(const v1::PriceUpdate& p, uint64_t update_seq, int64_t now);
+  Status DoTimers(Request& r, int64_t now);
+  Status DoRules(Request& r, int64_t now);
+  void TimerLoop();
 
   // ---- snapshots (snapshot.cc)
   Status DoSnapshot(Request& r, int64_t now);

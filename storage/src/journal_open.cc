@@ -453,6 +453,14 @@ Result<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& options) {
   }
   if (!s.ok()) return s;
   if (Status p = impl->Prepare(); !p.ok()) return p;
+  if (Status p = impl->PreparePerishables(); !p.ok()) return p;
+  if (Status p = impl->SeedSensors(impl->Now()); !p.ok()) return p;
+  {
+    // What is due first (after a restart: possibly already).
+    auto due = impl->NextDue(impl->Now());
+    if (!due.ok()) return due.status();
+    impl->timer_due = *due;
+  }
 
   sqlite3_wal_hook(impl->wdb.get(), &Impl::WalHook, impl.get());
   impl->Publish(true, true);
@@ -460,6 +468,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& options) {
   impl->writer = std::thread([raw] { raw->WriterLoop(); });
   impl->checkpointer = std::thread([raw] { raw->CheckpointLoop(); });
   impl->ic_thread = std::thread([raw] { raw->IntegrityLoop(); });
+  if (impl->opt.timer_thread) impl->timer = std::thread([raw] { raw->TimerLoop(); });
   return std::unique_ptr<Journal>(new Journal(std::move(impl)));
 }
 

@@ -45,7 +45,8 @@ Result<std::unique_ptr<Reader>> Journal::Impl::AcquireReader() {
   if (Status s = r->alerts.Prepare(
           r->db.get(),
           "SELECT seq, kind, sku, on_hand, message, raised_at, acked_seq, acked_by, acked_at, "
-          "ack_note FROM alerts WHERE cleared_seq IS NULL AND (kind IN (1, 4) OR raised_at >= ?) "
+          "ack_note, detail FROM alerts WHERE cleared_seq IS NULL AND "
+          "(kind IN (1, 4, 5, 6, 7) OR raised_at >= ?) "
           "ORDER BY seq DESC LIMIT ?");
       !s.ok()) {
     return s;
@@ -53,7 +54,7 @@ Result<std::unique_ptr<Reader>> Journal::Impl::AcquireReader() {
   if (Status s = r->alert_counts.Prepare(
           r->db.get(),
           "SELECT kind, count(*), count(acked_seq) FROM alerts WHERE cleared_seq IS NULL AND "
-          "(kind IN (1, 4) OR raised_at >= ?) GROUP BY kind");
+          "(kind IN (1, 4, 5, 6, 7) OR raised_at >= ?) GROUP BY kind");
       !s.ok()) {
     return s;
   }
@@ -190,7 +191,8 @@ Result<std::vector<v1::StatusAlert>> Journal::OpenAlerts(size_t limit) {
   std::vector<v1::StatusAlert> out;
   Status st;
   {
-    // Oversell alerts stay until cleared; other kinds are shown for a day.
+    // Oversell, low-stock, perishables and cold-chain alerts stay until
+    // cleared; the other kinds are shown for a day.
     const int64_t since = impl_->Now() - int64_t{24} * 3600 * 1000000;
     sql::ResetGuard g((*r)->alerts);
     (*r)->alerts.Bind(1, since).Bind(2, static_cast<int64_t>(limit));
@@ -208,6 +210,21 @@ Result<std::vector<v1::StatusAlert>> Journal::OpenAlerts(size_t limit) {
         a.set_acked_by(std::string((*r)->alerts.Text(7)));
         a.set_acked_at((*r)->alerts.Int(8));
         a.set_ack_note(std::string((*r)->alerts.Text(9)));
+      }
+      if (!(*r)->alerts.IsNull(10)) {
+        // The perishables / cold-chain fields, kept with the alert.
+        v1::Alert d;
+        const std::string_view blob = (*r)->alerts.Blob(10);
+        if (d.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+          a.set_location(d.location());
+          a.set_sensor_id(d.sensor_id());
+          a.set_batch_seq(d.batch_seq());
+          a.set_qty(d.qty());
+          a.set_since(d.since());
+          a.set_min_seen(d.min_seen());
+          a.set_max_seen(d.max_seen());
+          a.set_escalated(d.escalated());
+        }
       }
       out.push_back(std::move(a));
     }

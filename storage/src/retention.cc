@@ -67,6 +67,13 @@ Result<uint64_t> Journal::Impl::PruneBatch(int64_t now) {
     int rc = prune_alerts.Step();
     if (rc != SQLITE_DONE) return wdb.Error(rc, "journal: prune alerts");
   }
+  {
+    // Batches used up by a pruned event (their alerts went above).
+    sql::ResetGuard g(ps.prune_batches);
+    ps.prune_batches.Bind(1, static_cast<int64_t>(upto));
+    int rc = ps.prune_batches.Step();
+    if (rc != SQLITE_DONE) return wdb.Error(rc, "journal: prune batches");
+  }
   return n;
 }
 

@@ -88,6 +88,77 @@ constexpr const char* kMigrations[] = {
     ALTER TABLE alerts ADD COLUMN acked_at INTEGER;
     ALTER TABLE alerts ADD COLUMN ack_note TEXT;
     )sql",
+    // 4 -> 5: perishables (production batches, HQ hold times), cold chain
+    // (sensor limits and state) and prices coming into force.
+    R"sql(
+    -- One row per `production` event (seq): a tray put out at a counter.
+    -- remaining = qty minus what sales and waste took (oldest due first);
+    -- closed_seq is the event that used it up.
+    CREATE TABLE batches(
+      seq         INTEGER PRIMARY KEY,
+      sku         TEXT NOT NULL,
+      location    TEXT NOT NULL,
+      qty         INTEGER NOT NULL,
+      remaining   INTEGER NOT NULL,
+      produced_at INTEGER NOT NULL,  -- us since epoch: the hold clock's start
+      due_at      INTEGER NOT NULL,  -- produced_at + the hold time then in force
+      alert_seq   INTEGER,           -- its open REMOVE_FROM_SHELF alert
+      escalated   INTEGER NOT NULL DEFAULT 0,
+      closed_seq  INTEGER
+    );
+    CREATE INDEX batches_open ON batches(sku, due_at, seq) WHERE closed_seq IS NULL;
+    CREATE INDEX batches_due ON batches(due_at, seq) WHERE closed_seq IS NULL;
+    CREATE INDEX batches_pending ON batches(due_at, seq)
+      WHERE closed_seq IS NULL AND alert_seq IS NULL;
+    CREATE INDEX batches_unescalated ON batches(due_at, seq)
+      WHERE closed_seq IS NULL AND alert_seq IS NOT NULL AND escalated = 0;
+
+    -- HQ's hold time per sku (the newest store_rules event that named it).
+    CREATE TABLE hold_times(
+      sku    TEXT PRIMARY KEY,
+      hold_s INTEGER NOT NULL,
+      seq    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    -- HQ's limits per sensor (they win over the local configuration).
+    CREATE TABLE sensor_limits(
+      sensor_id      TEXT PRIMARY KEY,
+      location       TEXT NOT NULL,
+      metric         TEXT NOT NULL,
+      min_value      INTEGER NOT NULL,
+      max_value      INTEGER NOT NULL,
+      grace_s        INTEGER NOT NULL,
+      silent_after_s INTEGER NOT NULL,
+      seq            INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    -- The state of each watched cold-chain sensor.
+    CREATE TABLE sensors(
+      sensor_id       TEXT PRIMARY KEY,
+      watched_since   INTEGER NOT NULL,  -- us: silence is counted from here
+      last_value      INTEGER NOT NULL DEFAULT 0,
+      last_at         INTEGER NOT NULL DEFAULT 0,  -- 0: no reading yet
+      out_since       INTEGER NOT NULL DEFAULT 0,  -- outside the limits since
+      in_since        INTEGER NOT NULL DEFAULT 0,  -- back inside (alert open) since
+      min_seen        INTEGER NOT NULL DEFAULT 0,
+      max_seen        INTEGER NOT NULL DEFAULT 0,
+      excursion_alert INTEGER NOT NULL DEFAULT 0,  -- open alert seq, 0: none
+      silent_alert    INTEGER NOT NULL DEFAULT 0,
+      excursions      INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+
+    -- The alert's own fields (serialized storegw.v1.Alert) for the kinds
+    -- that carry more than a sku.
+    ALTER TABLE alerts ADD COLUMN detail BLOB;
+
+    -- The price_in_force event of each update: NULL until its
+    -- effective_from comes, 0 when it never was (a later update already
+    -- held). Updates recorded before this schema are in force or past.
+    ALTER TABLE prices ADD COLUMN in_force_seq INTEGER;
+    UPDATE prices SET in_force_seq = 0
+     WHERE effective_from <= CAST(strftime('%s', 'now') AS INTEGER) * 1000000;
+    CREATE INDEX prices_pending ON prices(effective_from, seq) WHERE in_force_seq IS NULL;
+    )sql",
 };
 
 static_assert(std::size(kMigrations) == kSchemaVersion);

@@ -10,7 +10,7 @@ namespace storegw::storage {
 
 // The schema this build writes. A journal with a higher user_version was
 // written by a newer storegw and is refused (never downgraded or moved).
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 // Brings `db` from `from` (0 for a new file) to kSchemaVersion in one
 // transaction. `in_txn`, when set, runs inside that same transaction after

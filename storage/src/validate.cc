@@ -60,6 +60,22 @@ Status CheckLineCount(const std::string& field, const Lines& lines) {
   return {};
 }
 
+// A name for people (a counter, a fridge's place): 1..64 bytes (0.. when
+// optional), UTF-8 allowed, no control characters.
+Status CheckLabel(const std::string& field, const std::string& v, bool required) {
+  if (v.empty()) {
+    return required ? Status::InvalidArgument(field, "is required (e.g. \"hot counter 1\")")
+                    : Status();
+  }
+  if (v.size() > 64) return Status::InvalidArgument(field, "is longer than 64 bytes");
+  for (unsigned char c : v) {
+    if (c < 0x20 || c == 0x7f) {
+      return Status::InvalidArgument(field, "must not hold control characters");
+    }
+  }
+  return {};
+}
+
 std::string At(const std::string& field, int i) { return field + "[" + std::to_string(i) + "]"; }
 
 Status CheckSaleLines(const std::string& body,
@@ -102,7 +118,19 @@ Status ValidateDeviceEvent(const v1::Event& e) {
     case v1::Event::BODY_NOT_SET:
       return Status::InvalidArgument(
           "body", "is missing: set exactly one of sale, sale_return, receipt, adjustment, "
-                  "count, transfer, reservation, pickup, sensor");
+                  "count, transfer, reservation, pickup, sensor, production");
+    case v1::Event::kProduction: {
+      const auto& p = e.production();
+      if (Status s = CheckSku("production.sku", p.sku()); !s.ok()) return s;
+      if (Status s = CheckQty("production.qty", p.qty(), false, false); !s.ok()) return s;
+      return CheckLabel("production.location", p.location(), true);
+    }
+    case v1::Event::kAlertCleared:
+      return Status::InvalidArgument("alert_cleared", "is written only by the gateway itself");
+    case v1::Event::kPriceInForce:
+      return Status::InvalidArgument("price_in_force", "is written only by the gateway itself");
+    case v1::Event::kStoreRules:
+      return Status::InvalidArgument("store_rules", "is written only by the gateway itself");
     case v1::Event::kSale:
       return CheckSaleLines("sale", e.sale().lines());
     case v1::Event::kSaleReturn:
@@ -183,6 +211,59 @@ Status ValidateSnapshot(const v1::StockSnapshot& snap) {
   return {};
 }
 
+Status ValidateStoreRules(const v1::StoreRules& r) {
+  constexpr int64_t kWeek = 7 * 24 * 3600;
+  if (r.hold_times().empty() && r.sensor_limits().empty()) {
+    return Status::InvalidArgument("hold_times", "store rules need at least one hold time or "
+                                                 "sensor limit");
+  }
+  if (static_cast<size_t>(r.hold_times_size() + r.sensor_limits_size()) > 100000) {
+    return Status::InvalidArgument("hold_times", "more than 100000 rules in one message");
+  }
+  std::unordered_map<std::string_view, int> seen;
+  for (int i = 0; i < r.hold_times_size(); ++i) {
+    const auto& h = r.hold_times(i);
+    const std::string p = At("hold_times", i);
+    if (Status s = CheckSku(p + ".sku", h.sku()); !s.ok()) return s;
+    if (h.hold_s() != 0 && (h.hold_s() < 60 || h.hold_s() > kWeek)) {
+      return Status::InvalidArgument(p + ".hold_s", "must be 0 (remove) or 60..604800 seconds, "
+                                                    "got " + std::to_string(h.hold_s()));
+    }
+    if (auto [it, fresh] = seen.emplace(h.sku(), i); !fresh) {
+      return Status::InvalidArgument(p + ".sku", "repeats sku \"" + h.sku() + "\" of " +
+                                                     At("hold_times", it->second));
+    }
+  }
+  seen.clear();
+  for (int i = 0; i < r.sensor_limits_size(); ++i) {
+    const auto& l = r.sensor_limits(i);
+    const std::string p = At("sensor_limits", i);
+    if (Status s = CheckId(p + ".sensor_id", l.sensor_id(), 64); !s.ok()) return s;
+    if (auto [it, fresh] = seen.emplace(l.sensor_id(), i); !fresh) {
+      return Status::InvalidArgument(p + ".sensor_id", "repeats sensor \"" + l.sensor_id() +
+                                                           "\" of " +
+                                                           At("sensor_limits", it->second));
+    }
+    if (l.remove()) continue;
+    if (Status s = CheckLabel(p + ".location", l.location(), false); !s.ok()) return s;
+    if (!l.metric().empty()) {
+      if (Status s = CheckId(p + ".metric", l.metric(), 64); !s.ok()) return s;
+    }
+    if (l.min_value() > l.max_value()) {
+      return Status::InvalidArgument(p + ".max_value",
+                                     "is below min_value (" + std::to_string(l.max_value()) +
+                                         " < " + std::to_string(l.min_value()) + ")");
+    }
+    if (l.grace_s() < 0 || l.grace_s() > kWeek) {
+      return Status::InvalidArgument(p + ".grace_s", "must be 0..604800 seconds");
+    }
+    if (l.silent_after_s() < 0 || l.silent_after_s() > kWeek) {
+      return Status::InvalidArgument(p + ".silent_after_s", "must be 0..604800 seconds");
+    }
+  }
+  return {};
+}
+
 Status ValidatePriceUpdate(const v1::PriceUpdate& p) {
   if (Status s = CheckSku("sku", p.sku()); !s.ok()) return s;
   if (p.price() < 0) return Status::InvalidArgument("price", "must be >= 0");
@@ -217,6 +298,9 @@ std::vector<std::pair<std::string, int64_t>> StockDeltas(const v1::Event& e) {
     }
     case v1::Event::kPickup:
       for (const auto& l : e.pickup().lines()) out.emplace_back(l.sku(), -l.qty());
+      break;
+    case v1::Event::kProduction:
+      out.emplace_back(e.production().sku(), e.production().qty());
       break;
     default:
       break;  // count (absolute), reservation, sensor, alert, snapshot, price: no delta

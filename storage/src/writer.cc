@@ -111,6 +111,10 @@ void Journal::Impl::ProcessGroup(std::vector<Request*>& group) {
       st = DoDevices(*r);
     } else if (r->kind == Request::Kind::kAck) {
       st = DoAck(*r, now);
+    } else if (r->kind == Request::Kind::kTimers) {
+      st = DoTimers(*r, now);
+    } else if (r->kind == Request::Kind::kRules) {
+      st = DoRules(*r, now);
     }
     live.push_back(r);
   }

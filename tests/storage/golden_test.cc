@@ -147,11 +147,11 @@ TEST_CASE("golden: a schema v1 journal opens with its events, ledger, identity a
   auto v = VerifyJournal(dir.path());
   REQUIRE_MESSAGE(v.ok(), v.status().ToString());
   CHECK(v->full_replay);
-  CHECK(v->last_seq == 10);
+  CHECK(v->last_seq == 11);  // the price (seq 10) is in force at once: price_in_force 11
   CHECK(v->watermark == 3);
 }
 
-TEST_CASE("golden: a schema v2 journal written by the storegw daemon opens and migrates to 4") {
+TEST_CASE("golden: a schema v2 journal written by the storegw daemon opens and migrates to 5") {
   TempDir dir;
   const fs::path golden = kGoldenDir / "journal-v2.db";
   REQUIRE(fs::exists(golden));
@@ -205,7 +205,7 @@ TEST_CASE("golden: a schema v2 journal written by the storegw daemon opens and m
   CHECK(dup[0].duplicate);
   CHECK(dup[0].seq == 2);
   j.reset();
-  CHECK(SqlInt(dir / "journal.db", "PRAGMA user_version") == 4);
+  CHECK(SqlInt(dir / "journal.db", "PRAGMA user_version") == 5);
   CHECK(SqlInt(dir / "journal.db", "SELECT count(*) FROM devices") == 1);
   auto v = VerifyJournal(dir.path());
   REQUIRE_MESSAGE(v.ok(), v.status().ToString());

@@ -81,6 +81,38 @@ struct JournalOptions {
   // snapshot must not stall ingest > 100 ms at a time). 0 means 1.
   size_t snapshot_chunk_lines = 2000;
 
+  // Perishables (`production` events): a batch is due hold time after it
+  // was put out; the hold time is HQ's for the sku (StoreRules), else
+  // hold_times[sku] (local config), else default_hold. A batch still out
+  // escalate_after past its due time escalates.
+  std::chrono::seconds default_hold = std::chrono::hours(4);
+  std::map<std::string, std::chrono::seconds> hold_times;
+  std::chrono::seconds escalate_after = std::chrono::minutes(30);
+  // Cold chain: local limits per sensor_id (HQ's, when it sent some, win).
+  // A reading of `metric` outside [min_value, max_value] for longer than
+  // grace raises TEMPERATURE_EXCURSION; back inside for clear_after clears
+  // it. A watched sensor (one with limits, or one that sent the metric)
+  // silent for silent_after raises SENSOR_SILENT. grace / silent_after of 0
+  // in a sensor's limits mean the defaults below.
+  struct SensorLimits {
+    std::string location;
+    std::string metric = "temp_mc";
+    int64_t min_value = 0;
+    int64_t max_value = 0;
+    std::chrono::seconds grace{0};
+    std::chrono::seconds silent_after{0};
+  };
+  std::map<std::string, SensorLimits> sensor_limits;
+  std::string cold_chain_metric = "temp_mc";
+  std::chrono::seconds cold_chain_grace = std::chrono::minutes(10);
+  std::chrono::seconds cold_chain_clear_after = std::chrono::minutes(5);
+  std::chrono::seconds silent_after = std::chrono::minutes(15);
+  // The time rules (batches due, excursions past their grace, silent
+  // sensors, prices coming into force) run on a thread of the journal, at
+  // each due time and at least every second. Tests that drive an injected
+  // clock turn it off and call Journal::RunTimers() themselves.
+  bool timer_thread = true;
+
   // Fault injection and small limits, for tests only: production leaves
   // every field at its default.
   struct TestHooks {
@@ -153,6 +185,30 @@ struct StockRow {
   // false until the sku has a baseline (a snapshot line, a count or a
   // receipt); an untracked sku raises no stock alert.
   bool tracked = true;
+};
+
+// What Journal::RunTimers() did.
+struct TimerResult {
+  uint64_t raised = 0;       // alerts raised (due batches, escalations,
+                             // excursions past their grace, silent sensors)
+  uint64_t cleared = 0;      // excursions back in limits long enough
+  uint64_t prices = 0;       // price_in_force events journaled
+  int64_t next_due_us = 0;   // the next time something is due, 0: nothing
+};
+
+// Outcome of ApplyStoreRules().
+struct RulesResult {
+  uint64_t seq = 0;          // the journaled store_rules event
+  size_t hold_times = 0;
+  size_t sensor_limits = 0;
+};
+
+// Open perishable batches and watched sensors (status page, CLI, metrics).
+struct PerishablesView {
+  uint64_t batches_open = 0;
+  uint64_t batches_overdue = 0;  // due, still out
+  std::vector<v1::PerishableBatch> due_next;  // by due time, at most `next`
+  std::vector<v1::SensorState> sensors;       // by sensor_id
 };
 
 // The open alerts by kind (true counts) and the ledger's skus.
@@ -323,6 +379,24 @@ class Journal {
   Result<AckResult> AcknowledgeAlert(uint64_t alert_seq, const std::string& by,
                                      const std::string& note);
 
+  // Runs the time rules now, at the journal's clock, through the writer:
+  // REMOVE_FROM_SHELF for batches whose due time has come (the alert's
+  // `since` is the due time), escalations, TEMPERATURE_EXCURSION for
+  // sensors outside their limits past the grace, clears of excursions back
+  // in limits for clear_after, SENSOR_SILENT, and a price_in_force event
+  // for each price update whose effective_from has come. Each due thing is
+  // acted on once (the state is in the journal: a restart resumes it).
+  Result<TimerResult> RunTimers();
+
+  // Journals HQ's hold times and sensor limits (a store_rules event) and
+  // records them, through the writer. kInvalidArgument (ValidateStoreRules,
+  // or another store: field "store_id") changes nothing.
+  Result<RulesResult> ApplyStoreRules(const v1::StoreRules& rules);
+
+  // Open batches (the next `next` by due time) and watched sensors, as of
+  // the journal's clock. Reader pool.
+  Result<PerishablesView> Perishables(size_t next = 10);
+
   // Blocks until last_seq > `seq`, the timeout passes or the journal
   // closes; returns last_seq. Lets the uplink send live events right
   // behind the backlog without polling.
@@ -350,6 +424,12 @@ Status ValidateDeviceEvent(const v1::Event& event);
 // sku in the device sku format and not repeated, qty >= 0. kInvalidArgument
 // with a field path like "lines[3].qty".
 Status ValidateSnapshot(const v1::StockSnapshot& s);
+
+// Checks HQ's store rules: at least one hold time or sensor limit; sku
+// format, hold_s 0 or 60..604800; sensor_id 1..64 printable, location at
+// most 64 bytes, min_value <= max_value, grace_s and silent_after_s 0..7
+// days. kInvalidArgument with a field path like "sensor_limits[2].max_value".
+Status ValidateStoreRules(const v1::StoreRules& rules);
 
 // Checks an HQ price update: sku format, price >= 0, currency of three
 // upper-case letters (ISO 4217), effective_from > 0. kInvalidArgument with

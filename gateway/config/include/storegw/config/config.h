@@ -144,6 +144,32 @@ struct Config {
     // to be generated centrally and shipped with the config. Empty: none.
     std::string low_stock_file;
   } alerts;
+
+  struct Perishables {
+    // Hold time of a `production` batch whose sku has no hold time from HQ
+    // (nor in hold_times_file): REMOVE_FROM_SHELF when it runs out.
+    Millis default_hold{4 * 3600'000};
+    // A batch still out this long after its due time escalates.
+    Millis escalate_after{30 * 60'000};
+    // Local per-sku hold times, "SKU DURATION" a line ('#' comments); HQ's
+    // (downstream rules) win. Empty: none.
+    std::string hold_times_file;
+  } perishables;
+
+  struct ColdChain {
+    // The sensor metric the limits apply to (milli-Celsius by convention).
+    std::string metric = "temp_mc";
+    // Outside the limits longer than this: TEMPERATURE_EXCURSION.
+    Millis grace{10 * 60'000};
+    // Back inside for this long: the excursion clears.
+    Millis clear_after{5 * 60'000};
+    // A watched sensor silent this long: SENSOR_SILENT.
+    Millis silent_after{15 * 60'000};
+    // Local limits per sensor, one a line:
+    //   SENSOR_ID MIN MAX [grace=DUR] [silent_after=DUR] [metric=NAME] [LOCATION...]
+    // HQ's limits for a sensor win. Empty: none.
+    std::string sensors_file;
+  } cold_chain;
 };
 
 // A key an earlier release read that this one does not: renamed or
@@ -207,6 +233,20 @@ Status ValidateConfig(const Config& config, std::string_view source_name);
 // blank lines ignored, THRESHOLD an integer >= -1, a sku at most once.
 // Errors name the file and line.
 Result<std::map<std::string, int64_t>> LoadLowStockFile(const std::filesystem::path& path);
+
+// Reads perishables.hold_times_file: "SKU DURATION" a line (DURATION as in
+// the config, 1m..7d), '#' comments, a sku at most once. Errors name the
+// file and line.
+Result<std::map<std::string, Millis>> LoadHoldTimesFile(const std::filesystem::path& path);
+
+// One line of cold_chain.sensors_file.
+struct SensorLimitLine {
+  std::string location, metric;  // metric "": cold_chain.metric
+  int64_t min_value = 0, max_value = 0;
+  Millis grace{0}, silent_after{0};  // 0: the cold_chain defaults
+};
+// Reads cold_chain.sensors_file (format above). Errors name the file and line.
+Result<std::map<std::string, SensorLimitLine>> LoadSensorsFile(const std::filesystem::path& path);
 
 // Checks that every file the config names exists and is readable (tokens
 // file, TLS files). Separate from parsing so unit tests and tools can parse
