@@ -187,9 +187,16 @@ Status Journal::Impl::PreparePerishables() {
 
 void Journal::Impl::LowerTimerDue(int64_t at) {
   int64_t cur = timer_due.load();
-  while (at < cur && !timer_due.compare_exchange_weak(cur, at)) {
+  while (at < cur) {
+    if (timer_due.compare_exchange_weak(cur, at)) {
+      // Wake the timer so that it sleeps until the new, earlier time (it
+      // may be sleeping towards a later one). Taking timer_mu orders this
+      // with its check of timer_due: the wake-up cannot be lost.
+      { std::lock_guard lk(timer_mu); }
+      timer_cv.notify_all();
+      return;
+    }
   }
-  if (at <= Now()) timer_cv.notify_all();
 }
 
 namespace {
@@ -852,7 +859,7 @@ void Journal::Impl::TimerLoop() {
     // test's, or jump), or until the writer lowers the due time.
     const int64_t wait_us = std::min<int64_t>(due - now, kUs);
     timer_cv.wait_for(lk, std::chrono::microseconds(wait_us),
-                      [&] { return timer_stop || timer_due.load() <= Now(); });
+                      [&] { return timer_stop || timer_due.load() != due; });
   }
 }
 
