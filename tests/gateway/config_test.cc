@@ -90,6 +90,18 @@ count_mismatch_threshold = 5
 low_stock_default = 3
 low_stock_file = "/etc/storegw/low-stock.txt"
 
+[perishables]
+default_hold = "3h"
+escalate_after = "45m"
+hold_times_file = "/etc/storegw/hold-times.txt"
+
+[cold_chain]
+metric = "temp_dc"
+grace = "15m"
+clear_after = "10m"
+silent_after = "30m"
+sensors_file = "/etc/storegw/sensors.txt"
+
 [status]
 listen = "127.0.0.1:9100"
 token = "status-token-0123456789"
@@ -193,6 +205,14 @@ TEST_CASE("gateway config: every key is parsed") {
   CHECK(c.devices.silent_after == 15min);
   CHECK(c.devices.opening_hours == "22:00-06:00");
   CHECK(c.metrics.max_devices == 7);
+  CHECK(c.perishables.default_hold == 3h);
+  CHECK(c.perishables.escalate_after == 45min);
+  CHECK(c.perishables.hold_times_file == "/etc/storegw/hold-times.txt");
+  CHECK(c.cold_chain.metric == "temp_dc");
+  CHECK(c.cold_chain.grace == 15min);
+  CHECK(c.cold_chain.clear_after == 10min);
+  CHECK(c.cold_chain.silent_after == 30min);
+  CHECK(c.cold_chain.sensors_file == "/etc/storegw/sensors.txt");
 
   // The test above covers the whole key table: every key differs from its
   // default here, so a key added to the table without a test shows up.
@@ -782,4 +802,58 @@ TEST_CASE("gateway config: a typo that is no retired key is unknown, with a sugg
   CHECK(loaded->uplink.batch_events == 7);
   REQUIRE(warnings.size() == 1);
   CHECK(warnings[0].rfind(path.string() + ":2: key 'uplink.batch_size'", 0) == 0);
+}
+
+// ------------------------------------------------------------ perishables files
+
+TEST_CASE("gateway config: hold times and sensor limits files, good lines and bad ones") {
+  TempDir dir;
+  const auto holds = dir.path() / "hold-times.txt";
+  std::ofstream(holds) << "# sku hold\nchicken-roast 2h\n\nsushi 90m  # HQ may override\n";
+  auto h = LoadHoldTimesFile(holds);
+  REQUIRE_MESSAGE(h.ok(), h.status().ToString());
+  REQUIRE(h->size() == 2);
+  CHECK(h->at("chicken-roast") == 2h);
+  CHECK(h->at("sushi") == 90min);
+
+  struct Bad {
+    const char* text;
+    const char* error;
+  };
+  for (const Bad& b : {Bad{"a 2h\nb\n", ":2: expected \"SKU DURATION\""},
+                       Bad{"a 30s\n", ":1: hold time must be between 1m and 7d"},
+                       Bad{"a 2x\n", ":1: "},
+                       Bad{"a 2h\na 3h\n", ":2: sku \"a\" is listed twice"}}) {
+    CAPTURE(b.text);
+    std::ofstream(holds) << b.text;
+    auto r = LoadHoldTimesFile(holds);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message().find(holds.string() + b.error) != std::string::npos);
+  }
+
+  const auto sensors = dir.path() / "sensors.txt";
+  std::ofstream(sensors) << "fridge-2 0 5000 dairy fridge 2\n"
+                            "freezer-1 -25000 -15000 grace=20m silent_after=1h freezer aisle\n"
+                            "lamp-1 60000 90000 metric=temp_mc hot counter\n";
+  auto s = LoadSensorsFile(sensors);
+  REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+  REQUIRE(s->size() == 3);
+  CHECK(s->at("fridge-2").location == "dairy fridge 2");
+  CHECK(s->at("fridge-2").max_value == 5000);
+  CHECK(s->at("freezer-1").min_value == -25000);
+  CHECK(s->at("freezer-1").grace == 20min);
+  CHECK(s->at("freezer-1").silent_after == 1h);
+  CHECK(s->at("freezer-1").location == "freezer aisle");
+  CHECK(s->at("lamp-1").metric == "temp_mc");
+  for (const Bad& b : {Bad{"f 1\n", ":1: expected \"SENSOR_ID MIN MAX"},
+                       Bad{"f 9 1\n", ":1: MIN 9 is above MAX 1"},
+                       Bad{"f x 1\n", ":1: MIN must be an integer"},
+                       Bad{"f 0 1 grace=soon\n", ":1: grace: "},
+                       Bad{"f 0 1\nf 0 2\n", ":2: sensor \"f\" is listed twice"}}) {
+    CAPTURE(b.text);
+    std::ofstream(sensors) << b.text;
+    auto r = LoadSensorsFile(sensors);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message().find(sensors.string() + b.error) != std::string::npos);
+  }
 }
