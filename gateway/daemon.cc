@@ -338,8 +338,10 @@ int RunDaemon(const RunFlags& flags) {
       sl.metric = l.metric.empty() ? config->cold_chain.metric : l.metric;
       sl.min_value = l.min_value;
       sl.max_value = l.max_value;
-      sl.grace = std::chrono::ceil<std::chrono::seconds>(l.grace);
-      sl.silent_after = std::chrono::ceil<std::chrono::seconds>(l.silent_after);
+      if (l.grace) sl.grace = std::chrono::ceil<std::chrono::seconds>(*l.grace);
+      if (l.silent_after) {
+        sl.silent_after = std::chrono::ceil<std::chrono::seconds>(*l.silent_after);
+      }
       journal_options.sensor_limits[id] = sl;
     }
     spdlog::info("cold chain: limits of {} sensors from {}", journal_options.sensor_limits.size(),

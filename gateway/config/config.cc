@@ -989,7 +989,7 @@ Result<std::map<std::string, SensorLimitLine>> LoadSensorsFile(const std::filesy
     }
     std::string word, location;
     while (words >> word) {
-      auto opt_duration = [&](std::string_view name, Millis& field) -> std::string {
+      auto opt_duration = [&](std::string_view name, std::optional<Millis>& field) -> std::string {
         auto d = ParseDuration(word.substr(name.size() + 1));
         if (!d.ok()) return std::string(name) + ": " + d.status().message();
         if (d->count() < 0 || d->count() > 7 * kDay) {

@@ -217,7 +217,8 @@ Result<Limits> ResolveLimits(sql::Db& db, sql::Stmt& get_limits, const JournalOp
       l.metric = std::string(get_limits.Text(1));
       l.min_value = get_limits.Int(2);
       l.max_value = get_limits.Int(3);
-      l.grace_us = get_limits.Int(4) * kUs;
+      // 0 in HQ's limits: the local defaults.
+      l.grace_us = get_limits.Int(4) > 0 ? get_limits.Int(4) * kUs : -1;
       l.silent_us = get_limits.Int(5) * kUs;
     } else if (rc != SQLITE_DONE) {
       return db.Error(rc, "journal: read limits of sensor " + id);
@@ -232,12 +233,12 @@ Result<Limits> ResolveLimits(sql::Db& db, sql::Stmt& get_limits, const JournalOp
       l.metric = it->second.metric;
       l.min_value = it->second.min_value;
       l.max_value = it->second.max_value;
-      l.grace_us = it->second.grace.count() * kUs;
-      l.silent_us = it->second.silent_after.count() * kUs;
+      l.grace_us = it->second.grace ? it->second.grace->count() * kUs : -1;
+      l.silent_us = it->second.silent_after ? it->second.silent_after->count() * kUs : -1;
     }
   }
   if (l.metric.empty()) l.metric = opt.cold_chain_metric;
-  if (l.grace_us <= 0) l.grace_us = opt.cold_chain_grace.count() * kUs;
+  if (l.grace_us < 0) l.grace_us = opt.cold_chain_grace.count() * kUs;
   if (l.silent_us <= 0) l.silent_us = opt.silent_after.count() * kUs;
   return l;
 }

@@ -843,6 +843,7 @@ TEST_CASE("gateway config: hold times and sensor limits files, good lines and ba
   CHECK(s->at("freezer-1").min_value == -25000);
   CHECK(s->at("freezer-1").grace == 20min);
   CHECK(s->at("freezer-1").silent_after == 1h);
+  CHECK_FALSE(s->at("fridge-2").grace.has_value());
   CHECK(s->at("freezer-1").location == "freezer aisle");
   CHECK(s->at("lamp-1").metric == "temp_mc");
   for (const Bad& b : {Bad{"f 1\n", ":1: expected \"SENSOR_ID MIN MAX"},

@@ -92,15 +92,15 @@ struct JournalOptions {
   // A reading of `metric` outside [min_value, max_value] for longer than
   // grace raises TEMPERATURE_EXCURSION; back inside for clear_after clears
   // it. A watched sensor (one with limits, or one that sent the metric)
-  // silent for silent_after raises SENSOR_SILENT. grace / silent_after of 0
-  // in a sensor's limits mean the defaults below.
+  // silent for silent_after raises SENSOR_SILENT. A sensor's grace /
+  // silent_after when set, else the defaults below.
   struct SensorLimits {
     std::string location;
     std::string metric = "temp_mc";
     int64_t min_value = 0;
     int64_t max_value = 0;
-    std::chrono::seconds grace{0};
-    std::chrono::seconds silent_after{0};
+    std::optional<std::chrono::seconds> grace;
+    std::optional<std::chrono::seconds> silent_after;
   };
   std::map<std::string, SensorLimits> sensor_limits;
   std::string cold_chain_metric = "temp_mc";

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -243,7 +244,7 @@ Result<std::map<std::string, Millis>> LoadHoldTimesFile(const std::filesystem::p
 struct SensorLimitLine {
   std::string location, metric;  // metric "": cold_chain.metric
   int64_t min_value = 0, max_value = 0;
-  Millis grace{0}, silent_after{0};  // 0: the cold_chain defaults
+  std::optional<Millis> grace, silent_after;  // unset: the cold_chain defaults
 };
 // Reads cold_chain.sensors_file (format above). Errors name the file and line.
 Result<std::map<std::string, SensorLimitLine>> LoadSensorsFile(const std::filesystem::path& path);
