@@ -42,8 +42,18 @@ Decoded Refuse(RefuseReason r, std::string detail) {
 }
 
 bool GatewayOnlyBody(const v1::Event& e) {
-  return e.body_case() == v1::Event::kAlert || e.body_case() == v1::Event::kStockSnapshot ||
-         e.body_case() == v1::Event::kPriceUpdate || e.body_case() == v1::Event::kAlertAck;
+  switch (e.body_case()) {
+    case v1::Event::kAlert:
+    case v1::Event::kStockSnapshot:
+    case v1::Event::kPriceUpdate:
+    case v1::Event::kAlertAck:
+    case v1::Event::kAlertCleared:
+    case v1::Event::kPriceInForce:
+    case v1::Event::kStoreRules:
+      return true;
+    default:
+      return false;
+  }
 }
 
 // An event the gateway journaled itself: a gateway-only body under an id
