@@ -1,8 +1,8 @@
-// `storegw-hq publish stock|prices --config FILE --store S --csv FILE`:
+// `storegw-hq publish stock|prices|rules --config FILE --store S --csv FILE`:
 // HQ's downstream (sync/README.md, "Downstream"): a CSV file, checked line
 // by line first (csv.h: nothing is published from a file with an error),
-// published with QoS 1 to {prefix}/{store}/downstream/stock|prices on the
-// broker of [mqtt].
+// published with QoS 1 (not retained) to
+// {prefix}/{store}/downstream/stock|prices|rules on the broker of [mqtt].
 //
 // stock:  one StockSnapshot of every line. Its epoch and as_of_seq are the
 //         store's gateway's current epoch and HQ's applied seq of it, read
@@ -11,6 +11,8 @@
 //         publish time): increasing as long as the clock does not step back,
 //         with no shared counter to keep between HQ replicas.
 // prices: one PriceUpdate per line.
+// rules:  one StoreRules of every line (hold times of perishable skus,
+//         cold-chain sensor limits).
 //
 // Exit 0 only when the broker acknowledged every message (MQTT 5: with a
 // success reason code). A broker that reports "no matching subscribers"
@@ -45,7 +47,7 @@ using gateway::FormatCount;
 using gateway::ParseDuration;
 
 struct PublishFlags {
-  std::string kind;  // "stock" or "prices"
+  std::string kind;  // "stock", "prices" or "rules"
   std::string config;
   std::string store;
   std::string csv;
@@ -61,7 +63,7 @@ struct PublishFlags {
 struct Message {
   std::string topic;
   std::string payload;
-  std::string what;  // for messages: "the stock snapshot", "price of SKU-1"
+  std::string what;  // for messages: "the stock snapshot", "price of SKU-1", "the store rules"
 };
 
 // An epoch is a random 64-bit number: parsed as unsigned, in full.
@@ -306,6 +308,21 @@ int Run(PublishFlags f) {
               f.store + (gw.empty() ? "" : " (gateway " + gw + ")") + ", epoch " +
               std::to_string(epoch) + ", as_of_seq " + std::to_string(as_of) + ", hq_version " +
               std::to_string(snap.hq_version()) + ", " + FormatBytes(msgs.back().payload.size());
+  } else if (f.kind == "rules") {
+    auto rules = ParseRulesCsv(*text, f.csv, &problems);
+    if (!rules.ok()) {
+      std::fprintf(stderr, "storegw-hq publish: %s has errors; nothing was published:\n",
+                   f.csv.c_str());
+      for (const auto& p : problems) std::fprintf(stderr, "  %s\n", p.c_str());
+      return kExitFailure;
+    }
+    rules->set_store_id(f.store);
+    msgs.push_back({base + "rules", rules->SerializeAsString(), "the store rules"});
+    summary = "the store rules (" + FormatCount(uint64_t(rules->hold_times_size())) +
+              (rules->hold_times_size() == 1 ? " hold time, " : " hold times, ") +
+              FormatCount(uint64_t(rules->sensor_limits_size())) +
+              (rules->sensor_limits_size() == 1 ? " sensor limit" : " sensor limits") +
+              ") for store " + f.store + ", " + FormatBytes(msgs.back().payload.size());
   } else {
     auto prices = ParsePriceCsv(*text, f.csv, default_effective, &problems);
     if (!prices.ok()) {
@@ -354,7 +371,9 @@ int Run(PublishFlags f) {
 
 void AddPublishCommand(CLI::App& app, int* exit_code) {
   auto* publish = app.add_subcommand(
-      "publish", "Publish stock or prices from a CSV file to a store (MQTT, QoS 1)");
+      "publish",
+      "Publish stock, prices or store rules (hold times, sensor limits) from a CSV file to a "
+      "store (MQTT, QoS 1)");
   publish->require_subcommand(1);
   const auto duration = [](const std::string& v) -> std::string {
     auto d = ParseDuration(v);
@@ -363,13 +382,18 @@ void AddPublishCommand(CLI::App& app, int* exit_code) {
   const auto unsigned64 = [](const std::string& v) -> std::string {
     return ParseU64(v) ? "" : "expected a decimal number from 0 to 18446744073709551615";
   };
-  for (const char* kind : {"stock", "prices"}) {
+  for (const char* kind : {"stock", "prices", "rules"}) {
     auto f = std::make_shared<PublishFlags>();
     f->kind = kind;
     const bool stock = f->kind == "stock";
+    const bool prices = f->kind == "prices";
     auto* cmd = publish->add_subcommand(
-        kind, stock ? "A StockSnapshot from sku,qty lines (HQ's stock on hand of each sku)"
-                    : "A PriceUpdate per sku,price,currency[,effective_from] line");
+        kind, stock    ? "A StockSnapshot from sku,qty lines (HQ's stock on hand of each sku)"
+              : prices ? "A PriceUpdate per sku,price,currency[,effective_from] line"
+                       : "A StoreRules of hold,SKU,HOLD lines (hold times of perishable skus: "
+                         "4h, 90m, 0 removes) and sensor,SENSOR_ID,LOCATION,MIN,MAX[,GRACE[,"
+                         "SILENT_AFTER]][,metric=NAME] lines (cold-chain limits, milli-degrees "
+                         "Celsius; sensor,SENSOR_ID,remove drops them)");
     cmd->add_option("--config,-c", f->config, "The TOML config file ([mqtt], [hq] database)")
         ->required();
     cmd->add_option("--store", f->store, "The store's id (its gateways' gateway.store_id)")
@@ -385,7 +409,7 @@ void AddPublishCommand(CLI::App& app, int* exit_code) {
       cmd->add_option("--epoch", f->epoch_text,
                       "The gateway's epoch, decimal (default: its current epoch at HQ)")
           ->check(unsigned64);
-    } else {
+    } else if (prices) {
       cmd->add_option("--effective-from", f->effective_from,
                       "For lines without effective_from: a UTC date-time "
                       "(2026-12-01T06:00:00Z) or Unix microseconds (default: now)");

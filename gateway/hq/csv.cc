@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 #include "storegw/config/config_text.h"
@@ -137,11 +138,14 @@ std::optional<int64_t> ParseInteger(std::string_view s) {
 }
 
 // Calls `record(line_number, fields)` for every record that is not blank,
-// a comment or the header; checks the header against `columns` (the last
-// `optional` of them may be left out).
+// a comment or the header (a first record whose first field is columns[0]);
+// checks the header against `columns` (the last `optional` of them may be
+// left out), unless `check_header` is false (any header starting with
+// columns[0] is taken).
 template <typename OnRecord>
 void ForEachRecord(std::string_view text, Problems& problems,
-                   const std::vector<std::string_view>& columns, size_t optional, OnRecord record) {
+                   const std::vector<std::string_view>& columns, size_t optional, OnRecord record,
+                   bool check_header = true) {
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   int line_no = 0;
   bool first = true;
@@ -161,8 +165,9 @@ void ForEachRecord(std::string_view text, Problems& problems,
       first = false;
       continue;
     }
-    if (first && Lower(fields[0].text) == "sku") {
+    if (first && Lower(fields[0].text) == columns.front()) {
       first = false;
+      if (!check_header) continue;
       std::string expected;
       for (size_t i = 0; i < columns.size(); ++i) {
         expected += (i ? "," : "");
@@ -204,6 +209,36 @@ std::string WrongFieldCount(size_t got, std::string_view expected_columns) {
   return "expected " + std::string(expected_columns) + ", got " + std::to_string(got) + " field" +
          (got == 1 ? "" : "s");
 }
+
+// A duration of the rules file in whole seconds: "4h", "90m", "3600s", "0";
+// empty is 0 when `empty_is_zero`. nullopt with *why set otherwise.
+std::optional<int64_t> ParseSeconds(std::string_view text, bool empty_is_zero, std::string* why) {
+  if (text == "0" || (empty_is_zero && text.empty())) return 0;
+  auto d = gateway::ParseDuration(text);
+  if (!d.ok()) {
+    *why = "expected a duration such as \"4h\", \"90m\" or \"3600s\" (or 0), got " + Quote(text);
+    return std::nullopt;
+  }
+  if (d->count() % 1000 != 0) {
+    *why = "must be whole seconds, got " + Quote(text);
+    return std::nullopt;
+  }
+  return d->count() / 1000;
+}
+
+// The column names of a rules file for the StoreRules fields.
+std::string RulesColumnName(const Status& s) {
+  const std::string f = FieldName(s);
+  if (f == "hold_s") return "hold";
+  if (f == "min_value") return "min";
+  if (f == "max_value") return "max";
+  if (f == "grace_s") return "grace";
+  if (f == "silent_after_s") return "silent_after";
+  return f;
+}
+
+constexpr std::string_view kSensorColumns =
+    "sensor,SENSOR_ID,LOCATION,MIN,MAX[,GRACE[,SILENT_AFTER]][,metric=NAME]";
 
 }  // namespace
 
@@ -311,6 +346,141 @@ Result<std::vector<v1::PriceUpdate>> ParsePriceCsv(std::string_view text, std::s
   if (!problems.empty()) return problems.ToStatus(problems_out);
   if (problems_out) problems_out->clear();
   return prices;
+}
+
+Result<v1::StoreRules> ParseRulesCsv(std::string_view text, std::string_view name,
+                                     std::vector<std::string>* problems_out) {
+  Problems problems(name);
+  v1::StoreRules rules;
+  std::map<std::string, int> holds, sensors;  // sku / sensor_id -> line
+  ForEachRecord(
+      text, problems, {"kind"}, 0,
+      [&](int line, const std::vector<CsvField>& f, int end_col) {
+        const std::string kind = Lower(f[0].text);
+        if (kind == "hold") {
+          if (f.size() != 3) {
+            problems.Add(line, f.size() > 3 ? f[3].column : end_col,
+                         WrongFieldCount(f.size(), "3 fields (hold,SKU,HOLD)"));
+            return;
+          }
+          std::string why;
+          auto hold = ParseSeconds(f[2].text, false, &why);
+          if (!hold) {
+            problems.Add(line, f[2].column, "hold: " + why);
+            return;
+          }
+          v1::StoreRules one;
+          auto* h = one.add_hold_times();
+          h->set_sku(f[1].text);
+          h->set_hold_s(*hold);
+          if (Status s = storage::ValidateStoreRules(one); !s.ok()) {
+            problems.Add(line, ColumnOf(s, {{".sku", f[1].column}, {".hold_s", f[2].column}}),
+                         RulesColumnName(s) + ": " + s.message());
+            return;
+          }
+          auto [it, fresh] = holds.emplace(h->sku(), line);
+          if (!fresh) {
+            problems.Add(line, f[1].column,
+                         "sku: " + Quote(h->sku()) + " has a hold time on line " +
+                             std::to_string(it->second) + " already (a sku appears once)");
+            return;
+          }
+          *rules.add_hold_times() = std::move(*h);
+          return;
+        }
+        if (kind != "sensor") {
+          problems.Add(line, f[0].column,
+                       "expected a line of kind \"hold\" or \"sensor\", got " + Quote(f[0].text));
+          return;
+        }
+        v1::StoreRules one;
+        auto* l = one.add_sensor_limits();
+        std::vector<std::pair<std::string, int>> columns;  // field suffix -> column
+        if (f.size() == 3 && Lower(f[2].text) == "remove") {
+          l->set_sensor_id(f[1].text);
+          l->set_remove(true);
+          columns = {{".sensor_id", f[1].column}};
+        } else {
+          // The positional fields, then an optional metric=NAME last.
+          size_t n = f.size();
+          const bool has_metric = n >= 6 && Lower(f[n - 1].text).rfind("metric=", 0) == 0;
+          if (has_metric) --n;
+          if (n < 5 || n > 7) {
+            // Where the first extra field starts, or where one is missing.
+            const int col = n > 7 ? f[7].column : has_metric ? f[n].column : end_col;
+            problems.Add(line, col,
+                         WrongFieldCount(f.size(), "5 to 8 fields (" + std::string(kSensorColumns) +
+                                                       ") or 3 (sensor,SENSOR_ID,remove)"));
+            return;
+          }
+          if (has_metric && f[n].text.size() == 7) {
+            problems.Add(line, f[n].column,
+                         "metric: the name after \"metric=\" is missing (leave the field out for "
+                         "temp_mc)");
+            return;
+          }
+          auto min = ParseInteger(f[3].text);
+          auto max = ParseInteger(f[4].text);
+          for (auto [v, i, col] : {std::tuple{&min, 3, "min"}, std::tuple{&max, 4, "max"}}) {
+            if (!*v) {
+              problems.Add(line, f[i].column,
+                           std::string(col) +
+                               ": expected a whole number in the metric's unit (temp_mc: "
+                               "milli-degrees Celsius, 4000 for 4 C), got " +
+                               Quote(f[i].text));
+              return;
+            }
+          }
+          std::string why;
+          std::optional<int64_t> grace = 0, silent = 0;
+          if (n > 5 && !(grace = ParseSeconds(f[5].text, true, &why))) {
+            problems.Add(line, f[5].column, "grace: " + why);
+            return;
+          }
+          if (n > 6 && !(silent = ParseSeconds(f[6].text, true, &why))) {
+            problems.Add(line, f[6].column, "silent_after: " + why);
+            return;
+          }
+          l->set_sensor_id(f[1].text);
+          l->set_location(f[2].text);
+          l->set_min_value(*min);
+          l->set_max_value(*max);
+          l->set_grace_s(*grace);
+          l->set_silent_after_s(*silent);
+          if (has_metric) l->set_metric(f[n].text.substr(7));
+          columns = {{".sensor_id", f[1].column},
+                     {".location", f[2].column},
+                     {".min_value", f[3].column},
+                     {".max_value", f[4].column},
+                     {".grace_s", n > 5 ? f[5].column : end_col},
+                     {".silent_after_s", n > 6 ? f[6].column : end_col},
+                     {".metric", has_metric ? f[n].column + 7 : end_col}};
+        }
+        if (Status s = storage::ValidateStoreRules(one); !s.ok()) {
+          problems.Add(line, ColumnOf(s, columns), RulesColumnName(s) + ": " + s.message());
+          return;
+        }
+        auto [it, fresh] = sensors.emplace(l->sensor_id(), line);
+        if (!fresh) {
+          problems.Add(line, f[1].column,
+                       "sensor: " + Quote(l->sensor_id()) + " has limits on line " +
+                           std::to_string(it->second) + " already (a sensor appears once)");
+          return;
+        }
+        *rules.add_sensor_limits() = std::move(*l);
+      },
+      false);
+  if (problems.empty() && rules.hold_times().empty() && rules.sensor_limits().empty()) {
+    problems.AddFile("no rules (expected hold,SKU,HOLD or " + std::string(kSensorColumns) +
+                     " lines)");
+  }
+  // What only the whole message can break (the count of rules).
+  if (problems.empty()) {
+    if (Status s = storage::ValidateStoreRules(rules); !s.ok()) problems.AddFile(s.message());
+  }
+  if (!problems.empty()) return problems.ToStatus(problems_out);
+  if (problems_out) problems_out->clear();
+  return rules;
 }
 
 Result<int64_t> ParseTimestamp(std::string_view t) {

@@ -26,7 +26,15 @@
 namespace storegw::sync {
 
 std::string_view DownstreamKindName(DownstreamKind kind) {
-  return kind == DownstreamKind::kStock ? "stock" : "prices";
+  switch (kind) {
+    case DownstreamKind::kStock:
+      return "stock";
+    case DownstreamKind::kPrices:
+      return "prices";
+    case DownstreamKind::kRules:
+      return "rules";
+  }
+  return "unknown";
 }
 
 namespace {
@@ -58,8 +66,16 @@ class Downstream::Impl {
 
   Status Handle(DownstreamKind kind, std::string_view payload, bool last_attempt) {
     try {
-      return kind == DownstreamKind::kStock ? HandleStock(payload, last_attempt)
-                                            : HandlePrice(payload, last_attempt);
+      switch (kind) {
+        case DownstreamKind::kStock:
+          return HandleStock(payload, last_attempt);
+        case DownstreamKind::kPrices:
+          return HandlePrice(payload, last_attempt);
+        case DownstreamKind::kRules:
+          return HandleRules(payload, last_attempt);
+      }
+      return Refuse(kind, payload.size(), "internal",
+                    Status::FailedPrecondition("internal error: unknown downstream kind"));
     } catch (const std::exception& e) {
       return Refuse(
           kind, payload.size(), "internal",
@@ -295,6 +311,43 @@ class Downstream::Impl {
       spdlog::info("downstream: price of {} = {} {} from {} (us) recorded, seq {}", up.sku(),
                    up.price(), up.currency(), up.effective_from(), r->seq);
     }
+    return {};
+  }
+
+  Status HandleRules(std::string_view payload, bool last_attempt) {
+    const auto kind = DownstreamKind::kRules;
+    if (payload.empty()) {
+      return Refuse(kind, 0, "empty",
+                    Status::InvalidArgument("payload", "empty message (expected a StoreRules)"));
+    }
+    v1::StoreRules rules;
+    if (payload.size() > INT_MAX ||
+        !rules.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+      return Refuse(kind, payload.size(), "undecodable",
+                    Status::InvalidArgument("payload", "not a StoreRules protobuf message"));
+    }
+    if (Status v = storage::ValidateStoreRules(rules); !v.ok()) {
+      return Refuse(kind, payload.size(), ReasonForField(v.field()), v);
+    }
+    if (rules.store_id() != journal_->store_id()) {
+      return Refuse(kind, payload.size(), "other_store",
+                    Status::InvalidArgument(
+                        "store_id", "store rules for store \"" + rules.store_id() +
+                                        "\", this is store \"" + journal_->store_id() + "\""));
+    }
+    auto r = journal_->ApplyStoreRules(rules);
+    if (!r.ok()) {
+      const Status& s = r.status();
+      if (s.code() == StatusCode::kInvalidArgument) {
+        return Refuse(kind, payload.size(), ReasonForField(s.field()), s);
+      }
+      if (last_attempt || !Transient(s)) (void)Refuse(kind, payload.size(), "journal_error", s);
+      return s;
+    }
+    std::lock_guard lk(mu_);
+    ++c_.rules_applied;
+    spdlog::info("downstream: store rules applied ({} hold times, {} sensor limits), seq {}",
+                 r->hold_times, r->sensor_limits, r->seq);
     return {};
   }
 

@@ -121,6 +121,7 @@ struct Shared {
   std::string ack_topic;
   std::string stock_topic;   // {prefix}/{store_id}/downstream/stock
   std::string prices_topic;  // {prefix}/{store_id}/downstream/prices
+  std::string rules_topic;   // {prefix}/{store_id}/downstream/rules
   std::string url;
 };
 
@@ -169,12 +170,12 @@ class Callbacks final : public mqtt::callback, public mqtt::iaction_listener {
   void message_arrived(mqtt::const_message_ptr msg) override {
     if (!msg) return;
     const std::string& topic = msg->get_topic();
-    if (topic == s_->stock_topic || topic == s_->prices_topic) {
+    if (topic == s_->stock_topic || topic == s_->prices_topic || topic == s_->rules_topic) {
+      const DownstreamKind kind = topic == s_->stock_topic    ? DownstreamKind::kStock
+                                  : topic == s_->prices_topic ? DownstreamKind::kPrices
+                                                              : DownstreamKind::kRules;
       // Applied here, without our mutex (see the top of this file).
-      if (BusyListener l(*s_); l) {
-        l->OnDownstream(topic == s_->stock_topic ? DownstreamKind::kStock : DownstreamKind::kPrices,
-                        msg->get_payload_str());
-      }
+      if (BusyListener l(*s_); l) l->OnDownstream(kind, msg->get_payload_str());
       return;
     }
     if (topic != s_->ack_topic) return;
@@ -239,6 +240,7 @@ class MqttTransport final : public Transport {
     shared_->ack_topic = base + "/ack";
     shared_->stock_topic = o.topic_prefix + "/" + id.store_id + "/downstream/stock";
     shared_->prices_topic = o.topic_prefix + "/" + id.store_id + "/downstream/prices";
+    shared_->rules_topic = o.topic_prefix + "/" + id.store_id + "/downstream/rules";
     shared_->url = o.url;
     codec_ = ParseCompression(o.compression).value_or(Compression::kNone);
     level_ = DefaultLevel(codec_, o.compression_level);
@@ -268,11 +270,14 @@ class MqttTransport final : public Transport {
     if (req.want_downstream) {
       // A broker that refuses them (ACL) must not stop the uplink: say so
       // loudly and keep sending.
-      for (const std::string* topic : {&shared_->stock_topic, &shared_->prices_topic}) {
+      for (const std::string* topic :
+           {&shared_->stock_topic, &shared_->prices_topic, &shared_->rules_topic}) {
         if (Status sub = Subscribe(*topic, req); !sub.ok()) {
           if (sub.code() != StatusCode::kPermissionDenied) return sub;
-          spdlog::error("downstream: {}: HQ stock snapshots or prices will not reach this store",
-                        sub.message());
+          const char* what = topic == &shared_->stock_topic    ? "stock snapshots"
+                             : topic == &shared_->prices_topic ? "prices"
+                                                               : "hold times and sensor limits";
+          spdlog::error("downstream: {}: HQ's {} will not reach this store", sub.message(), what);
         }
       }
     }

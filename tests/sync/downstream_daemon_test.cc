@@ -7,6 +7,10 @@
 //     the journal and reach HQ upstream.
 //   * Bad messages of each kind published to the live daemon are refused
 //     and counted in /metrics; a good one after them is still applied.
+//   * HQ's store rules (hold times, sensor limits) reach the live gateway,
+//     are journaled as a store_rules event (and reach HQ upstream), and
+//     set the due time of the production batches that follow, also after
+//     a restart; bad ones are refused with their reason.
 //   * A 50,000-sku snapshot applied while a device keeps posting: the ingest
 //     latency during it is printed (figures, not a timed assertion), and
 //     the uplink's connection survives it.
@@ -104,6 +108,37 @@ v1::StockSnapshot MakeSnapshot(uint64_t epoch, uint64_t as_of_seq, uint64_t hq_v
     l->set_qty(qty);
   }
   return s;
+}
+
+v1::StoreRules MakeRules(const std::string& sku, int64_t hold_s,
+                         const std::string& store = "store-0001") {
+  v1::StoreRules r;
+  r.set_store_id(store);
+  auto* h = r.add_hold_times();
+  h->set_sku(sku);
+  h->set_hold_s(hold_s);
+  auto* l = r.add_sensor_limits();
+  l->set_sensor_id("fridge-1");
+  l->set_location("dairy fridge 1");
+  l->set_min_value(0);
+  l->set_max_value(5000);
+  return r;
+}
+
+// A tray put out now.
+std::string ProductionJson(const std::string& event_id, const std::string& sku, int64_t qty) {
+  return R"({"event_id":")" + event_id + R"(","device_id":"oven-1","occurred_at":)" +
+         std::to_string(NowUs()) + R"(,"production":{"sku":")" + sku + R"(","qty":)" +
+         std::to_string(qty) + R"(,"location":"hot counter 1"}})";
+}
+
+// due_at - produced_at of the open batch of `sku` on /v1/status (due_next);
+// nullopt when it is not there.
+std::optional<int64_t> BatchHoldUs(const v1::GatewayStatus& s, const std::string& sku) {
+  for (const auto& b : s.due_next()) {
+    if (b.sku() == sku) return b.due_at() - b.produced_at();
+  }
+  return std::nullopt;
 }
 
 std::vector<std::string> DaemonConfig(const gt::TempDir& dir, const std::string& broker_url) {
@@ -315,6 +350,110 @@ TEST_CASE(
         std::string::npos);
   CHECK(err.find("invalid_currency") != std::string::npos);
   CHECK(d->proc.Running());
+}
+
+TEST_CASE(
+    "downstream daemon: HQ's store rules are journaled and a production batch is due at HQ's "
+    "hold time, also after a restart") {
+  gt::TempDir dir;
+  chmod(dir.path().c_str(), 0755);
+  const auto data = dir / "data";
+  st::Mosquitto broker(dir / "broker");
+  st::HqConsumer::Options co;
+  co.url = broker.url();
+  st::HqConsumer hq(co);
+  const auto cfg = DaemonConfig(dir, broker.url());
+  std::string why;
+  auto d = gt::StartDaemon(data, dir / "logs", "rules", &why, 0, cfg);
+  REQUIRE_MESSAGE(d, why);
+  const uint16_t port = d->port;
+  REQUIRE(gt::WaitFor([&] { return LinkUp(port); }, 20s));
+
+  // Bad rules first (refused, nothing journaled), then the good ones.
+  constexpr int64_t kHold = 2 * 3600;  // HQ's; the gateway's default is 4 h
+  {
+    HqPublisher pub(broker.url(), "retail/v1", "store-0001");
+    pub.Publish("rules", std::string("\xff\xfe\x00\x13garbage\x80", 12));
+    pub.Publish("rules", MakeRules("SKU-ROTI", 30).SerializeAsString());
+    pub.Publish("rules", MakeRules("SKU-ROTI", kHold, "store-0002").SerializeAsString());
+    pub.Publish("rules", MakeRules("SKU-ROTI", kHold).SerializeAsString());
+  }
+  // Applied: the sensor is watched with HQ's limits.
+  REQUIRE_MESSAGE(gt::WaitFor(
+                      [&] {
+                        auto s = DaemonStatus(port);
+                        if (!s) return false;
+                        for (const auto& x : s->sensors()) {
+                          if (x.sensor_id() == "fridge-1" && x.limits_from() == "hq") return true;
+                        }
+                        return false;
+                      },
+                      20s),
+                  d->proc.Stderr());
+  CHECK(Refused(port, "undecodable") == 1);
+  CHECK(Refused(port, "invalid_hold_s") == 1);
+  CHECK(Refused(port, "other_store") == 1);
+  const std::string err = d->proc.Stderr();
+  CHECK(err.find("refused a rules message") != std::string::npos);
+  CHECK(err.find("store rules applied (1 hold times, 1 sensor limits)") != std::string::npos);
+
+  // A tray of SKU-ROTI is due HQ's 2 h after it was put out, another sku's
+  // after the default 4 h.
+  for (const auto& body :
+       {ProductionJson("p-1", "SKU-ROTI", 12), ProductionJson("p-2", "SKU-PIE", 4)}) {
+    gt::HttpResult r = gt::HttpPost(port, "/v1/events", body);
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+  }
+  auto s = DaemonStatus(port);
+  REQUIRE(s);
+  CHECK(s->batches_open() == 2);
+  CHECK(BatchHoldUs(*s, "SKU-ROTI") == kHold * 1'000'000);
+  CHECK(BatchHoldUs(*s, "SKU-PIE") == int64_t{4 * 3600} * 1'000'000);
+
+  // The rules are the journal's: after a restart a new tray still gets them.
+  d->proc.Signal(SIGTERM);
+  auto exited = d->proc.WaitExit(20s);
+  REQUIRE(exited);
+  REQUIRE(exited->ok());
+  auto d2 = gt::StartDaemon(data, dir / "logs", "rules2", &why, 0, cfg);
+  REQUIRE_MESSAGE(d2, why);
+  gt::HttpResult r = gt::HttpPost(d2->port, "/v1/events", ProductionJson("p-3", "SKU-CAKE", 1));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  r = gt::HttpPost(d2->port, "/v1/events", ProductionJson("p-4", "SKU-ROTI", 5));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  s = DaemonStatus(d2->port);
+  REQUIRE(s);
+  CHECK(s->batches_open() == 4);
+  int roti = 0;
+  for (const auto& b : s->due_next()) {
+    if (b.sku() != "SKU-ROTI") continue;
+    ++roti;
+    CHECK(b.due_at() - b.produced_at() == kHold * 1'000'000);
+  }
+  CHECK(roti == 2);
+
+  // Journaled once, as HQ sent it, and upstream at HQ like every event.
+  REQUIRE(gt::WaitFor(
+      [&] {
+        auto st2 = DaemonStatus(d2->port);
+        return st2 && st2->backlog_events() == 0 && hq.applied() == st2->last_seq();
+      },
+      30s));
+  d2->proc.Signal(SIGTERM);
+  REQUIRE(d2->proc.WaitExit(20s));
+  auto exported = gt::ExportJournal(data, &why);
+  REQUIRE_MESSAGE(exported, why);
+  int rules = 0, productions = 0;
+  for (const auto& e : *exported) {
+    productions += e.event().has_production();
+    if (!e.event().has_store_rules()) continue;
+    ++rules;
+    CHECK(e.event().store_rules().SerializeAsString() ==
+          MakeRules("SKU-ROTI", kHold).SerializeAsString());
+  }
+  CHECK(rules == 1);
+  CHECK(productions == 4);
+  CHECK(hq.Verify(*exported) == "");
 }
 
 TEST_CASE(

@@ -1,10 +1,12 @@
 // Downstream::Handle against a real journal in a temporary directory: every
 // kind of bad message is refused with its reason and counted, and changes
-// nothing; good snapshots and prices are applied and journaled; the queue
+// nothing; good snapshots, prices and store rules are applied and journaled
+// (HQ's hold time then sets a production batch's due time); the queue
 // applies in arrival order and Stop() drains it.
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <map>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -60,6 +62,32 @@ v1::PriceUpdate Price(const storage::Journal& j, const std::string& sku, int64_t
   p.set_currency(currency);
   p.set_effective_from(effective_from);
   return p;
+}
+
+v1::StoreRules Rules(const storage::Journal& j) {
+  v1::StoreRules r;
+  r.set_store_id(j.store_id());
+  auto* h = r.add_hold_times();
+  h->set_sku("SKU-ROTI");
+  h->set_hold_s(2 * 3600);
+  auto* l = r.add_sensor_limits();
+  l->set_sensor_id("fridge-1");
+  l->set_location("dairy fridge 1");
+  l->set_min_value(0);
+  l->set_max_value(5000);
+  return r;
+}
+
+// A tray of `sku` put out at a counter now (no occurred_at: the receipt).
+v1::Event Production(const std::string& id, const std::string& sku, int64_t qty) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.set_device_id("oven-1");
+  auto* p = e.mutable_production();
+  p->set_sku(sku);
+  p->set_qty(qty);
+  p->set_location("hot counter 1");
+  return e;
 }
 
 struct Fixture {
@@ -357,4 +385,119 @@ TEST_CASE("downstream: Submit retries a refusing journal and a stop request ends
     CHECK(c.prices_applied == 0);
     CHECK(j.PriceAt("SKU-5", NowUs()).status().code() == StatusCode::kNotFound);
   }
+}
+
+TEST_CASE("downstream: store rules are applied, journaled, and set the due time of batches") {
+  Fixture f;
+  storage::Journal& j = *f.journal;
+  sync::Downstream down(&j);
+  CHECK(sync::DownstreamKindName(DownstreamKind::kStock) == "stock");
+  CHECK(sync::DownstreamKindName(DownstreamKind::kPrices) == "prices");
+  CHECK(sync::DownstreamKindName(DownstreamKind::kRules) == "rules");
+
+  const v1::StoreRules rules = Rules(j);
+  storegw::Status s = down.Handle(DownstreamKind::kRules, Bytes(rules));
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  const sync::DownstreamCounters c = down.counters();
+  CHECK(c.rules_applied == 1);
+  CHECK(c.accepted() == 1);
+  CHECK(c.refused_total() == 0);
+
+  // Journaled as a store_rules event, as HQ sent it (and so goes upstream).
+  auto events = j.ReadEvents(1, 100, 1 << 20);
+  REQUIRE(events.ok());
+  int journaled = 0;
+  for (const auto& e : *events) {
+    if (!e.event().has_store_rules()) continue;
+    ++journaled;
+    CHECK(e.event().store_rules().SerializeAsString() == rules.SerializeAsString());
+  }
+  CHECK(journaled == 1);
+
+  // A batch of SKU-ROTI is due HQ's 2 h after it was put out; another sku
+  // the local default (4 h).
+  auto appended = j.Append({Production("p-1", "SKU-ROTI", 6), Production("p-2", "SKU-PLAIN", 3)});
+  REQUIRE_MESSAGE(appended.ok(), appended.status().ToString());
+  auto view = j.Perishables(10);
+  REQUIRE_MESSAGE(view.ok(), view.status().ToString());
+  CHECK(view->batches_open == 2);
+  REQUIRE(view->due_next.size() == 2);
+  std::map<std::string, int64_t> hold_us;
+  for (const auto& b : view->due_next) hold_us[b.sku()] = b.due_at() - b.produced_at();
+  CHECK(hold_us["SKU-ROTI"] == int64_t{2 * 3600} * 1000000);
+  CHECK(hold_us["SKU-PLAIN"] == int64_t{4 * 3600} * 1000000);
+  // The sensor is watched with HQ's limits.
+  REQUIRE(view->sensors.size() == 1);
+  CHECK(view->sensors[0].sensor_id() == "fridge-1");
+  CHECK(view->sensors[0].location() == "dairy fridge 1");
+  CHECK(view->sensors[0].has_limits());
+  CHECK(view->sensors[0].limits_from() == "hq");
+  CHECK(view->sensors[0].min_value() == 0);
+  CHECK(view->sensors[0].max_value() == 5000);
+}
+
+TEST_CASE("downstream: bad store rules are refused with their reason and change nothing") {
+  Fixture f;
+  storage::Journal& j = *f.journal;
+  sync::Downstream down(&j);
+  auto with = [&](auto edit) {
+    v1::StoreRules r = Rules(j);
+    edit(r);
+    return Bytes(r);
+  };
+  struct Case {
+    const char* name;
+    std::string payload;
+    const char* reason;
+    const char* field;  // of the Status Handle() answers
+  };
+  const std::string garbage("\xff\xfe\x00\x13garbage\x80", 12);
+  const Case cases[] = {
+      {"garbage", garbage, "undecodable", "payload"},
+      {"empty", "", "empty", "payload"},
+      {"no rule at all", with([](v1::StoreRules& r) {
+         r.clear_hold_times();
+         r.clear_sensor_limits();
+       }),
+       "invalid_hold_times", "hold_times"},
+      {"a hold time under a minute",
+       with([](v1::StoreRules& r) { r.mutable_hold_times(0)->set_hold_s(30); }), "invalid_hold_s",
+       "hold_times[0].hold_s"},
+      {"a bad sku", with([](v1::StoreRules& r) { r.mutable_hold_times(0)->set_sku("bad sku!"); }),
+       "invalid_sku", "hold_times[0].sku"},
+      {"max below min",
+       with([](v1::StoreRules& r) { r.mutable_sensor_limits(0)->set_max_value(-1); }),
+       "invalid_max_value", "sensor_limits[0].max_value"},
+      {"a sensor without an id",
+       with([](v1::StoreRules& r) { r.mutable_sensor_limits(0)->clear_sensor_id(); }),
+       "invalid_sensor_id", "sensor_limits[0].sensor_id"},
+      {"another store", with([](v1::StoreRules& r) { r.set_store_id("store-9999"); }),
+       "other_store", "store_id"},
+  };
+  const uint64_t last = j.Stats().last_seq;
+  std::map<std::string, uint64_t> expected;
+  for (const Case& c : cases) {
+    INFO(c.name);
+    const storegw::Status s = down.Handle(DownstreamKind::kRules, c.payload);
+    CHECK(s.code() == StatusCode::kInvalidArgument);
+    CHECK(s.field() == c.field);
+    CHECK_FALSE(s.message().empty());
+    ++expected[c.reason];
+    CHECK(down.counters().refused == expected);
+  }
+  CHECK(down.Handle(DownstreamKind::kRules,
+                    with([](v1::StoreRules& r) { r.set_store_id("store-9999"); }))
+            .message() == "store rules for store \"store-9999\", this is store \"store-0001\"");
+  // Nothing journaled, nothing recorded.
+  CHECK(j.Stats().last_seq == last);
+  auto view = j.Perishables(10);
+  REQUIRE(view.ok());
+  CHECK(view->sensors.empty());
+  CHECK(down.counters().rules_applied == 0);
+  CHECK(down.counters().accepted() == 0);
+
+  // Still working: good rules after all of them are applied.
+  CHECK(down.Handle(DownstreamKind::kRules, Bytes(Rules(j))).ok());
+  CHECK(down.counters().rules_applied == 1);
+  CHECK(j.Stats().last_seq == last + 1);
 }

@@ -3,12 +3,13 @@
 // binaries) that posts events upstream with uplink.ack = "hq" (so its
 // watermark moves only by storegw-hq's acks). Checked: /healthz, /v1/fleet
 // and /metrics while the gateway reports and after it stops; `status` exit
-// codes; `publish stock` and `publish prices` reaching the gateway (its
-// ledger, price table and journal show them, and the applied snapshot
-// comes back up to HQ as a stock_snapshot event); a CSV with errors
-// publishing nothing.
+// codes; `publish stock`, `publish prices` and `publish rules` reaching
+// the gateway (its ledger, price table, perishables and journal show them,
+// and the applied snapshot and rules come back up to HQ as events); a CSV
+// with errors publishing nothing.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <string>
 
 #include "hq_fleet_test_util.h"
@@ -191,6 +192,78 @@ TEST_CASE("storegw-hq with a real gateway: fleet, metrics, status exit codes, pu
   REQUIRE(WaitFor([&] { return HttpGet(gw->port, "/v1/prices/SKU-9").status == 200; }, 20s));
   CHECK(HttpGet(gw->port, "/v1/prices/SKU-1").body.find("\"price\":\"249\"") != std::string::npos);
   CHECK(WaitFor([&] { return spy.messages().size() == 3; }, 20s));
+
+  // Store rules: a file with an error publishes nothing; a good one is one
+  // StoreRules, journaled by the gateway (a store_rules event, which comes
+  // back up to HQ), whose hold time sets the due time of a production batch.
+  WriteFile(tmp / "bad-rules.csv", "hold,SKU-ROTI,2 hours\n");
+  bad = RunHq({"publish", "rules", "--config", hq_cfg, "--store", kStore, "--csv",
+               (tmp / "bad-rules.csv").string()});
+  CHECK(bad.exit.code == 1);
+  CHECK(bad.err.find("nothing was published") != std::string::npos);
+  CHECK(bad.err.find((tmp / "bad-rules.csv").string() +
+                     ":1:15: hold: expected a duration such as \"4h\", \"90m\" or \"3600s\" "
+                     "(or 0), got \"2 hours\"") != std::string::npos);
+  WriteFile(tmp / "rules.csv",
+            "kind,id,location,min,max,grace\nhold,SKU-ROTI,2h\n"
+            "sensor,fridge-1,dairy fridge 1,0,5000,15m\n");
+  ok = RunHq({"publish", "rules", "--config", hq_cfg, "--store", kStore, "--csv",
+              (tmp / "rules.csv").string(), "--dry-run"});
+  REQUIRE_MESSAGE(ok.exit.code == 0, ok.err);
+  CHECK(ok.out.find("would publish the store rules (1 hold time, 1 sensor limit) for store "
+                    "store-0001") != std::string::npos);
+  ok = RunHq({"publish", "rules", "--config", hq_cfg, "--store", kStore, "--csv",
+              (tmp / "rules.csv").string()});
+  REQUIRE_MESSAGE(ok.exit.code == 0, ok.err);
+  CHECK(ok.out.find("acknowledged 1 of 1") != std::string::npos);
+  REQUIRE(WaitFor([&] { return spy.messages().size() >= 4; }, 20s));
+  {
+    auto msgs = spy.messages();
+    REQUIRE(msgs.size() == 4);  // nothing from the bad file nor the dry run
+    CHECK(msgs[3].topic == "retail/v1/store-0001/downstream/rules");
+    v1::StoreRules rules;
+    REQUIRE(rules.ParseFromString(msgs[3].payload));
+    CHECK(rules.store_id() == kStore);
+    REQUIRE(rules.hold_times_size() == 1);
+    CHECK(rules.hold_times(0).sku() == "SKU-ROTI");
+    CHECK(rules.hold_times(0).hold_s() == 7200);
+    REQUIRE(rules.sensor_limits_size() == 1);
+    CHECK(rules.sensor_limits(0).location() == "dairy fridge 1");
+    CHECK(rules.sensor_limits(0).max_value() == 5000);
+    CHECK(rules.sensor_limits(0).grace_s() == 900);
+  }
+  // Applied at the gateway: the sensor is watched with HQ's limits ...
+  REQUIRE(WaitFor(
+      [&] {
+        auto s = GetStatus(gw->port);
+        return s && s->sensors_size() == 1 && s->sensors(0).limits_from() == "hq";
+      },
+      20s));
+  // ... and a tray of SKU-ROTI put out now is due in HQ's 2 h.
+  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  HttpResult tray =
+      HttpPost(gw->port, "/v1/events",
+               R"({"event_id":"p-1","device_id":"oven-1","occurred_at":)" + std::to_string(now_us) +
+                   R"(,"production":{"sku":"SKU-ROTI","qty":12,)"
+                   R"("location":"hot counter 1"}})");
+  REQUIRE_MESSAGE(tray.status == 200, tray.body);
+  {
+    auto s = GetStatus(gw->port);
+    REQUIRE(s);
+    REQUIRE(s->due_next_size() == 1);
+    CHECK(s->due_next(0).sku() == "SKU-ROTI");
+    CHECK(s->due_next(0).due_at() - s->due_next(0).produced_at() == int64_t{7200} * 1000000);
+  }
+  // The applied rules come back up to HQ as an event.
+  REQUIRE_MESSAGE(
+      WaitFor(
+          [&] { return db.Psql("SELECT count(*) FROM events WHERE kind = 'store_rules'") == "1"; },
+          30s),
+      HttpGet(hq->port, "/metrics").body);
+  CHECK(db.Psql("SELECT event->'store_rules'->'hold_times'->0->>'hold_s' FROM events WHERE kind "
+                "= 'store_rules'") == "7200");
 
   // A store HQ never heard of: no epoch to publish for; nothing published.
   RunResult unknown = RunHq({"publish", "stock", "--config", hq_cfg, "--store", "store-9999",

@@ -1,12 +1,15 @@
 // What head office sends down (docs/design.md, "HQ snapshots", "Prices" and
-// "Downstream application"): HQ stock snapshots and price updates,
-// decoded, checked and applied through the journal's writer, so each
-// applied change is journaled, survives restarts, and goes upstream like
-// any other event (HQ sees what the store applied).
+// "Downstream application"): HQ stock snapshots, price updates and store
+// rules (hold times of perishable skus, cold-chain sensor limits), decoded,
+// checked and applied through the journal's writer, so each applied change
+// is journaled, survives restarts, and goes upstream like any other event
+// (HQ sees what the store applied).
 //
 // Every message ends in exactly one outcome, counted and (when refused)
 // logged with its reason:
-//   applied    a snapshot rebased its skus / a price update was recorded
+//   applied    a snapshot rebased its skus / a price update was recorded /
+//              store rules were journaled (a store_rules event) and are
+//              in effect
 //   stale      a snapshot older than the skus' current base (as_of_seq
 //              below it, or equal with a lower hq_version): ignored, not
 //              an error
@@ -14,7 +17,10 @@
 //   refused    by reason: "undecodable" (not a protobuf message of the
 //              topic's type), "invalid_<field>" (e.g. invalid_sku,
 //              invalid_qty, invalid_lines, invalid_currency,
-//              invalid_price, invalid_effective_from), "other_store",
+//              invalid_price, invalid_effective_from; rules:
+//              invalid_hold_times, invalid_hold_s, invalid_sensor_id,
+//              invalid_location, invalid_metric, invalid_max_value,
+//              invalid_grace_s, invalid_silent_after_s), "other_store",
 //              "other_epoch", "rejected" (a snapshot the journal rejected
 //              otherwise, e.g. as_of_seq beyond the journal), "overflow"
 //              (the queue was over its byte cap), "journal_error" (the
@@ -22,7 +28,9 @@
 //              the attempt under way when the retries were given up),
 //              "shutting_down" (after Stop())
 // A snapshot for another store or epoch is handed to the journal anyway,
-// which journals a SNAPSHOT_REJECTED alert (upstream, on /v1/status).
+// which journals a SNAPSHOT_REJECTED alert (upstream, on /v1/status). A
+// price update or store rules for another store are refused before the
+// journal (nothing journaled).
 //
 // Threads: Handle() is synchronous (tests and the fuzz target call it
 // directly). Submit() is what the MQTT receive thread calls: it applies the
@@ -53,7 +61,7 @@ class Journal;
 
 namespace storegw::sync {
 
-// "stock" / "prices" (metric labels, logs).
+// "stock" / "prices" / "rules" (metric labels, logs).
 std::string_view DownstreamKindName(DownstreamKind kind);
 
 struct DownstreamOptions {
@@ -77,6 +85,7 @@ struct DownstreamCounters {
   uint64_t snapshot_lines_stale = 0;
   uint64_t prices_applied = 0;
   uint64_t prices_duplicate = 0;
+  uint64_t rules_applied = 0;               // StoreRules messages journaled
   std::map<std::string, uint64_t> refused;  // by reason (see above)
   uint64_t queued = 0;                      // messages waiting now
   uint64_t queued_bytes = 0;
@@ -85,7 +94,7 @@ struct DownstreamCounters {
   std::chrono::microseconds max_snapshot_apply{0};
 
   uint64_t accepted() const {
-    return snapshots_applied + snapshots_stale + prices_applied + prices_duplicate;
+    return snapshots_applied + snapshots_stale + prices_applied + prices_duplicate + rules_applied;
   }
   uint64_t refused_total() const {
     uint64_t n = 0;

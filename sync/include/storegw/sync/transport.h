@@ -30,9 +30,10 @@ namespace storegw::sync {
 struct UplinkOptions;
 
 // What HQ sends down: {prefix}/{store_id}/downstream/stock carries a
-// StockSnapshot, .../downstream/prices a PriceUpdate (docs/design.md,
-// "Downstream application").
-enum class DownstreamKind { kStock, kPrices };
+// StockSnapshot, .../downstream/prices a PriceUpdate, .../downstream/rules
+// a StoreRules (hold times and sensor limits) (docs/design.md,
+// "Downstream application"; sync/README.md, "Downstream").
+enum class DownstreamKind { kStock, kPrices, kRules };
 
 // How a failed send is to be treated, beyond its Status (see
 // TransportListener::OnSendFailed).
