@@ -1,10 +1,12 @@
 // libFuzzer target: what head office sends down (sync::Downstream::Handle:
-// StockSnapshot on .../downstream/stock, PriceUpdate on .../prices), applied
+// StockSnapshot on .../downstream/stock, PriceUpdate on .../prices,
+// StoreRules on .../rules), applied
 // to a real journal. Each input gets a fresh journal (in /dev/shm when it
 // exists: no disk syncs) holding three receipts, so every input is
 // reproducible on its own.
 //
-// Input: byte 0 chooses the topic (bit 0: 0 stock, 1 prices); when bit 1 is
+// Input: byte 0 chooses the topic (bit 2 set: rules, else bit 0: 0 stock,
+// 1 prices); when bit 1 is
 // set and the rest decodes as that message, its store_id (and a snapshot's
 // epoch) are replaced by the journal's, so that the fuzzer reaches the
 // apply paths it could never guess a random 64-bit epoch for. The rest is
@@ -92,11 +94,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fz::Check(r.ok(), "seed receipts not journaled");
   }
 
-  const auto kind = (data[0] & 1) ? storegw::sync::DownstreamKind::kPrices
-                                  : storegw::sync::DownstreamKind::kStock;
+  const auto kind = (data[0] & 4)   ? storegw::sync::DownstreamKind::kRules
+                    : (data[0] & 1) ? storegw::sync::DownstreamKind::kPrices
+                                    : storegw::sync::DownstreamKind::kStock;
   std::string payload(reinterpret_cast<const char*>(data + 1), size - 1);
   if (data[0] & 2) {
-    if (kind == storegw::sync::DownstreamKind::kStock) {
+    if (kind == storegw::sync::DownstreamKind::kRules) {
+      v1::StoreRules r;
+      if (r.ParseFromString(payload)) {
+        r.set_store_id((*journal)->store_id());
+        payload = r.SerializeAsString();
+      }
+    } else if (kind == storegw::sync::DownstreamKind::kStock) {
       v1::StockSnapshot s;
       if (s.ParseFromString(payload)) {
         s.set_store_id((*journal)->store_id());
