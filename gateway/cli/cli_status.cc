@@ -248,10 +248,122 @@ std::string AlertKind(v1::Alert::Kind k) {
   return s;
 }
 
+// What a device sent (sku, location, sensor id), safe for a terminal: no
+// control characters (an escape sequence would repaint the screen).
+std::string Printable(const std::string& in) {
+  std::string out = in;
+  for (char& c : out) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = '?';
+  }
+  return out;
+}
+
+// The stock kinds (on hand matters); the others are perishables and cold chain.
+bool IsStockKind(v1::Alert::Kind k) {
+  return k != v1::Alert::REMOVE_FROM_SHELF && k != v1::Alert::TEMPERATURE_EXCURSION &&
+         k != v1::Alert::SENSOR_SILENT;
+}
+
+// The metric of a watched sensor ("temp_mc" when unknown).
+std::string SensorMetric(const v1::GatewayStatus& s, const std::string& sensor_id) {
+  for (const auto& x : s.sensors()) {
+    if (x.sensor_id() == sensor_id) return x.metric().empty() ? "temp_mc" : x.metric();
+  }
+  return "temp_mc";
+}
+
+// How long from `since_us` to the document's time, "35 min 12 s"; "-" if unknown.
+std::string SinceAge(const v1::GatewayStatus& s, int64_t since_us) {
+  if (since_us <= 0 || s.updated_at() <= 0) return "-";
+  return FormatAge(static_cast<uint64_t>(std::max<int64_t>(0, s.updated_at() - since_us) / 1000000));
+}
+
+std::string Acked(const v1::StatusAlert& a) {
+  return " [acknowledged by " + Printable(a.acked_by()) + " at " + FormatLocalTime(a.acked_at()) +
+         (a.ack_note().empty() ? "" : ": " + Printable(a.ack_note())) + "]";
+}
+
+// Perishables and cold chain: kind, sku or sensor, location, qty, due or
+// since, how long overdue or out, and what else to know (escalated, the
+// extremes seen).
+void PrintPerishableAlerts(const v1::GatewayStatus& s, const Style& st) {
+  std::printf("  %8s  %-21s  %-16s  %-18s  %5s  %-19s  %-13s  %s\n", "SEQ", "KIND", "SKU/SENSOR",
+              "LOCATION", "QTY", "DUE/SINCE", "OVERDUE/FOR", "NOTE");
+  for (const auto& a : s.alerts()) {
+    if (IsStockKind(a.kind())) continue;
+    const std::string kind = AlertKind(a.kind());
+    const std::string pad(kind.size() < 21 ? 21 - kind.size() : 0, ' ');
+    const bool remove = a.kind() == v1::Alert::REMOVE_FROM_SHELF;
+    const std::string who = Printable(remove ? a.sku() : a.sensor_id());
+    std::string note;
+    if (remove) {
+      note = a.escalated() ? st.Red("ESCALATED") : "remove from the shelf";
+    } else if (a.kind() == v1::Alert::TEMPERATURE_EXCURSION) {
+      const std::string metric = SensorMetric(s, a.sensor_id());
+      note = "seen " + FormatSensorValue(a.min_seen(), metric) + " to " +
+             FormatSensorValue(a.max_seen(), metric);
+    } else {
+      note = "no reading since";
+    }
+    if (a.acked_seq() != 0) note += Acked(a);
+    std::printf("  %8s  %s%s  %-16s  %-18s  %5s  %-19s  %-13s  %s\n", std::to_string(a.seq()).c_str(),
+                (a.acked_seq() != 0 ? st.Dim(kind) : st.Red(kind)).c_str(), pad.c_str(),
+                who.empty() ? "-" : who.c_str(),
+                a.location().empty() ? "-" : Printable(a.location()).c_str(),
+                remove ? FormatCount(a.qty()).c_str() : "-",
+                a.since() > 0 ? FormatLocalTime(a.since()).c_str() : "-",
+                SinceAge(s, a.since()).c_str(), note.c_str());
+  }
+}
+
+// The next batches by due time (overdue first), as the gateway sends them.
+void PrintDueNext(const v1::GatewayStatus& s, const Style& st) {
+  std::printf("next batches due: %s out, %s overdue%s\n", FormatCount(s.batches_open()).c_str(),
+              FormatCount(s.batches_overdue()).c_str(),
+              s.batches_open() > static_cast<uint64_t>(s.due_next_size())
+                  ? (" (the next " + std::to_string(s.due_next_size()) + " below)").c_str()
+                  : "");
+  std::printf("  %8s  %-16s  %-18s  %5s  %-19s  %s\n", "SEQ", "SKU", "LOCATION", "QTY", "DUE AT",
+              "IN");
+  for (const auto& b : s.due_next()) {
+    const int64_t left_us = b.due_at() - s.updated_at();
+    std::string in = left_us > 0 ? FormatAge(static_cast<uint64_t>(left_us / 1000000))
+                                 : st.Red("overdue " + SinceAge(s, b.due_at()));
+    if (b.escalated()) in += " " + st.Red("ESCALATED");
+    std::printf("  %8s  %-16s  %-18s  %5s  %-19s  %s\n", std::to_string(b.seq()).c_str(),
+                Printable(b.sku()).c_str(),
+                b.location().empty() ? "-" : Printable(b.location()).c_str(),
+                FormatCount(b.qty()).c_str(), FormatLocalTime(b.due_at()).c_str(), in.c_str());
+  }
+}
+
+// "4 sensors, 1 out of limits, 1 silent, 7 excursions in all" or "".
+std::string ColdChainLine(const v1::GatewayStatus& s) {
+  if (s.sensors_size() == 0) return "";
+  int exc = 0, silent = 0;
+  uint64_t total = 0;
+  for (const auto& x : s.sensors()) {
+    exc += x.excursion_alert_seq() != 0;
+    silent += x.silent_alert_seq() != 0;
+    total += x.excursions();
+  }
+  std::string out = std::to_string(s.sensors_size()) + (s.sensors_size() == 1 ? " sensor" : " sensors");
+  if (exc > 0) out += ", " + std::to_string(exc) + " out of limits";
+  if (silent > 0) out += ", " + std::to_string(silent) + " silent";
+  return out + ", " + FormatCount(total) + (total == 1 ? " excursion" : " excursions") + " in all";
+}
+
 void PrintAlerts(const v1::GatewayStatus& s, const Style& st) {
+  bool stock = false, other = false;
+  for (const auto& a : s.alerts()) (IsStockKind(a.kind()) ? stock : other) = true;
+  if (other) PrintPerishableAlerts(s, st);
+  if (!stock) return;
+  if (other) std::printf("\n");
   std::printf("  %8s  %-19s  %-17s  %-16s  %8s  %s\n", "SEQ", "WHEN", "KIND", "SKU", "ON HAND",
               "MESSAGE");
   for (const auto& a : s.alerts()) {
+    if (!IsStockKind(a.kind())) continue;
     std::string kind = AlertKind(a.kind());
     std::string when = a.raised_at() > 0 ? FormatLocalTime(a.raised_at()) : "-";
     std::string painted_kind =
@@ -262,13 +374,10 @@ void PrintAlerts(const v1::GatewayStatus& s, const Style& st) {
     // Pad before painting so the escape codes do not upset the columns.
     std::string pad(kind.size() < 17 ? 17 - kind.size() : 0, ' ');
     std::string message = a.message();
-    if (a.acked_seq() != 0) {
-      message += " [acknowledged by " + a.acked_by() + " at " + FormatLocalTime(a.acked_at()) +
-                 (a.ack_note().empty() ? "" : ": " + a.ack_note()) + "]";
-    }
+    if (a.acked_seq() != 0) message += Acked(a);
     std::printf("  %8s  %-19s  %s%s  %-16s  %8s  %s\n", std::to_string(a.seq()).c_str(),
                 when.c_str(), painted_kind.c_str(), pad.c_str(),
-                a.sku().empty() ? "-" : a.sku().c_str(), FormatCount(a.on_hand()).c_str(),
+                a.sku().empty() ? "-" : Printable(a.sku()).c_str(), FormatCount(a.on_hand()).c_str(),
                 message.c_str());
   }
 }
@@ -395,6 +504,12 @@ int RunStatus(const StatusFlags& f) {
   }
   Row("Last error", last_error);
   if (!UntrackedLine(*s).empty()) Row("Untracked", UntrackedLine(*s));
+  if (s->batches_open() > 0) {
+    const std::string overdue = FormatCount(s->batches_overdue()) + " overdue";
+    Row("Perishables", FormatCount(s->batches_open()) + " batches out, " +
+                           (s->batches_overdue() > 0 ? st.Red(overdue) : overdue));
+  }
+  if (!ColdChainLine(*s).empty()) Row("Cold chain", ColdChainLine(*s));
   if (s->alerts_size() == 0) {
     Row("Alerts", "none open");
   } else {
@@ -412,10 +527,20 @@ int RunAlerts(const CommonFlags& f) {
   auto s = FetchForCommand("alerts", f, /*target_out=*/nullptr, &exit_code);
   if (!s) return exit_code;
   const Style st = StdoutStyle();
+  // What is not an alert yet: the batches still out, the sensors.
+  auto trailer = [&] {
+    if (s->due_next_size() > 0) {
+      std::printf("\n");
+      PrintDueNext(*s, st);
+    }
+    if (!ColdChainLine(*s).empty()) std::printf("cold chain: %s\n", ColdChainLine(*s).c_str());
+  };
   if (s->alerts_size() == 0) {
     std::printf("no open alerts (store %s, gateway %s)\n", s->store_id().c_str(),
                 s->gateway_id().c_str());
     if (!UntrackedLine(*s).empty()) std::printf("%s\n", UntrackedLine(*s).c_str());
+    trailer();
+    std::fflush(stdout);
     return kExitHealthy;
   }
   std::printf("alerts: %s (store %s, gateway %s)\n", AlertsLine(*s).c_str(),
@@ -423,6 +548,7 @@ int RunAlerts(const CommonFlags& f) {
   if (!UntrackedLine(*s).empty()) std::printf("%s\n", UntrackedLine(*s).c_str());
   PrintAlerts(*s, st);
   std::printf("acknowledge one with: storegw alerts ack SEQ --by NAME\n");
+  trailer();
   std::fflush(stdout);
   return kExitDegraded;
 }
@@ -752,7 +878,8 @@ void AddStatusCommands(CLI::App& app, int* exit_code) {
   auto af = std::make_shared<CommonFlags>();
   auto* alerts = app.add_subcommand(
       "alerts",
-      "List open stock alerts; exit 0 none, 1 some, 2 down (token: STOREGW_STATUS_TOKEN)");
+      "List open alerts (stock, perishables, cold chain) and the next batches due; exit 0 "
+      "none, 1 some, 2 down (token: STOREGW_STATUS_TOKEN)");
   AddCommon(alerts, *af);
   auto kf_ack = std::make_shared<AckFlags>();
   auto* ack = alerts->add_subcommand(

@@ -86,6 +86,28 @@ std::string FormatPercent(uint64_t part, uint64_t whole) {
   return std::to_string(static_cast<uint64_t>(std::floor(pct))) + "%";
 }
 
+std::string FormatSensorValue(int64_t value, std::string_view metric) {
+  if (metric.empty() || metric == "temp_mc") {
+    // Tenths of a degree, rounded half away from zero, in integers: no
+    // "-0.0" and no binary-fraction surprises. The magnitude is unsigned
+    // so that INT64_MIN does not overflow.
+    const bool neg = value < 0;
+    const uint64_t mag_mc =
+        neg ? static_cast<uint64_t>(-(value + 1)) + 1 : static_cast<uint64_t>(value);
+    const uint64_t tenths = mag_mc / 100 + (mag_mc % 100 >= 50 ? 1 : 0);
+    std::string out = neg && tenths > 0 ? "-" : "";
+    out += std::to_string(tenths / 10);
+    out += '.';
+    out += static_cast<char>('0' + tenths % 10);
+    out += " \xc2\xb0" "C";  // U+00B0 DEGREE SIGN, UTF-8
+    return out;
+  }
+  std::string out = FormatCount(value);
+  out += ' ';
+  out += metric;
+  return out;
+}
+
 std::string FormatLocalTime(int64_t unix_us) {
   std::time_t t = static_cast<std::time_t>(unix_us / 1000000);
   std::tm tm{};

@@ -228,12 +228,14 @@ std::string RenderMetrics(const MetricsInput& in) {
     }
   }
   w.Family("storegw_alerts_open", "gauge",
-           "Open stock alerts, by kind (acknowledged ones included).");
+           "Open alerts, by kind: stock (oversell, count_mismatch, snapshot_rejected, "
+           "low_stock), perishables (remove_from_shelf) and cold chain "
+           "(temperature_excursion, sensor_silent); acknowledged ones included.");
   for (const auto& [kind, c] : counts) {
     w.Sample("storegw_alerts_open", {{"kind", KindLabel(kind)}}, c.open());
   }
   w.Family("storegw_alerts_acknowledged", "gauge",
-           "Open stock alerts someone acknowledged, by kind.");
+           "Open alerts someone acknowledged, by kind.");
   for (const auto& [kind, c] : counts) {
     w.Sample("storegw_alerts_acknowledged", {{"kind", KindLabel(kind)}}, c.acknowledged());
   }
@@ -243,6 +245,53 @@ std::string RenderMetrics(const MetricsInput& in) {
            "Skus without a baseline yet (no snapshot, count or receipt): they raise no stock "
            "alert.");
   w.Sample("storegw_skus_untracked", {}, s.skus_untracked());
+
+  // Perishables: production batches out at the counters.
+  w.Gauge("storegw_perishable_batches_open",
+          "Production batches still out (neither sold nor wasted), due or not.",
+          s.batches_open());
+  w.Gauge("storegw_perishable_batches_overdue",
+          "Open production batches past their hold time (each has a remove_from_shelf alert).",
+          s.batches_overdue());
+
+  // Cold chain: one series per watched sensor (a store has a few dozen).
+  w.Family("storegw_temperature_excursions_total", "counter",
+           "Temperature excursions raised per sensor (outside its limits past the grace), "
+           "ever: kept in the journal, so it survives restarts.");
+  for (const auto& x : s.sensors()) {
+    w.Sample("storegw_temperature_excursions_total",
+             {{"sensor", x.sensor_id()}, {"location", x.location()}}, x.excursions());
+  }
+  w.Family("storegw_sensor_in_excursion", "gauge",
+           "1 while the sensor has an open temperature_excursion alert, else 0.");
+  for (const auto& x : s.sensors()) {
+    w.Sample("storegw_sensor_in_excursion", {{"sensor", x.sensor_id()}},
+             x.excursion_alert_seq() != 0 ? 1 : 0);
+  }
+  w.Family("storegw_sensor_silent", "gauge",
+           "1 while the sensor has an open sensor_silent alert (no reading for its "
+           "silent_after), else 0.");
+  for (const auto& x : s.sensors()) {
+    w.Sample("storegw_sensor_silent", {{"sensor", x.sensor_id()}},
+             x.silent_alert_seq() != 0 ? 1 : 0);
+  }
+  w.Family("storegw_sensor_last_reading", "gauge",
+           "The sensor's last reading, in the metric's unit (temp_mc: milli-degrees Celsius); "
+           "no sample before its first reading.");
+  for (const auto& x : s.sensors()) {
+    if (x.last_at() <= 0) continue;
+    w.Sample("storegw_sensor_last_reading",
+             {{"sensor", x.sensor_id()}, {"metric", x.metric()}}, std::to_string(x.last_value()));
+  }
+  w.Family("storegw_sensor_last_reading_age_seconds", "gauge",
+           "Seconds since the sensor's last reading, at the time of the scrape; no sample "
+           "before its first reading.");
+  for (const auto& x : s.sensors()) {
+    if (x.last_at() <= 0) continue;
+    const int64_t age_us = std::max<int64_t>(0, s.updated_at() - x.last_at());
+    w.Sample("storegw_sensor_last_reading_age_seconds", {{"sensor", x.sensor_id()}},
+             PromNumber(static_cast<double>(age_us / 1000) / 1e3));
+  }
 
   // Devices: one label per device for the busiest max_metric_devices
   // (requests), the rest summed under device="other", so a store with

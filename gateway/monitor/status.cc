@@ -8,6 +8,7 @@ namespace storegw::gateway {
 namespace {
 
 constexpr size_t kMaxAlerts = 50;
+constexpr size_t kNextDue = 10;  // GatewayStatus.due_next
 constexpr auto kRateWindow = std::chrono::seconds(60);
 
 }  // namespace
@@ -99,6 +100,17 @@ v1::GatewayStatus StatusReporter::Build() {
     s.set_skus_untracked(sum->skus_untracked);
   } else {
     s.set_last_error("status: counting alerts failed: " + sum.status().message());
+    s.set_last_error_at(now);
+  }
+  // Perishables: open batches, the next kNextDue by due time (overdue
+  // first) and the watched cold-chain sensors.
+  if (auto p = journal_.Perishables(kNextDue); p.ok()) {
+    s.set_batches_open(p->batches_open);
+    s.set_batches_overdue(p->batches_overdue);
+    for (auto& b : p->due_next) *s.add_due_next() = std::move(b);
+    for (auto& x : p->sensors) *s.add_sensors() = std::move(x);
+  } else {
+    s.set_last_error("status: reading perishables failed: " + p.status().message());
     s.set_last_error_at(now);
   }
   s.set_online(true);

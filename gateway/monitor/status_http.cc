@@ -237,7 +237,9 @@ std::optional<devices::HttpResponse> StatusHttp::Handle(const devices::HttpReque
     if (!Authorized(req, /*allow_query_token=*/false)) return Unauthorized(false);
     return Acknowledge(req, *seq);
   }
-  const bool page = p == "/" || p == "/index.html";
+  // The page; /kitchen is the same page in its kitchen-screen view (the
+  // script picks the view from the path, or from ?view=kitchen).
+  const bool page = p == "/" || p == "/index.html" || p == "/kitchen";
   if (!page && p != "/v1/status" && p != "/v1/status/history" && p != "/v1/devices" &&
       p != "/metrics") {
     return std::nullopt;

@@ -4,11 +4,13 @@
 //   FormatBytes(3355443)      "3.2 MB"   (1024-based, like `ls -h`)
 //   FormatAge(8040)           "2 h 14 min"
 //   FormatRate(4.25)          "4.3/s"
+//   FormatSensorValue(4500, "temp_mc")  "4.5 °C"
 // Pure functions, any thread.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace storegw::gateway {
 
@@ -32,6 +34,12 @@ std::string FormatRate(double per_second);
 // A percentage of `part` in `whole` with no decimals, "0%".."100%"; "-"
 // when whole is 0. Rounds down, so 99.6% full does not read as "100%".
 std::string FormatPercent(uint64_t part, uint64_t whole);
+
+// A sensor reading in its unit: temp_mc (milli-degrees Celsius, also for an
+// empty metric) in degrees with one decimal, 4500 -> "4.5 °C",
+// -18250 -> "-18.3 °C"; any other metric as a count and its name,
+// 1234 "rh_pm" -> "1,234 rh_pm".
+std::string FormatSensorValue(int64_t value, std::string_view metric);
 
 // "2026-11-27 14:02:05" in local time for a Unix time in microseconds.
 std::string FormatLocalTime(int64_t unix_us);

@@ -2,6 +2,8 @@
 //
 //   GET /                    the status page (one self-contained HTML file,
 //                            status_page.html, compiled into the binary)
+//   GET /kitchen             the same page in its kitchen-screen view
+//                            (also /?view=kitchen): perishables only, big
 //   GET /v1/status           storegw.v1.GatewayStatus as proto3 JSON
 //   GET /v1/status/history   the last hour of backlog and rates, for the
 //                            page's chart (?since=UNIX_MS for newer points)
