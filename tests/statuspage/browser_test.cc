@@ -249,3 +249,139 @@ TEST_CASE("statuspage browser: an alert acknowledged in headless Chromium is jou
   REQUIRE(e);
   CHECK(e->ok());
 }
+
+TEST_CASE("statuspage browser: perishables, cold chain and the kitchen screen in headless Chromium") {
+  REQUIRE_MESSAGE(std::filesystem::exists(kChromium),
+                  "the browser test needs Debian's chromium: run packaging/install-deps.sh");
+  TempDir tmp;
+  std::string why;
+  auto d = StartPerishablesDaemon(tmp / "gw", "browser-perishables", &why);
+  REQUIRE_MESSAGE(d, why);
+
+  TempDir profile;
+  CdpBrowser b;
+  std::vector<std::string> args = ChromiumArgs(profile, {"--window-size=1600,1200"});
+  std::erase_if(args, [](const std::string& a) { return a.rfind("--virtual-time-budget", 0) == 0; });
+  REQUIRE_MESSAGE(b.Start(args, (tmp / "chromium.log").string(), &why), why);
+  const std::filesystem::path out_dir = std::filesystem::path(STOREGW_BINARY_DIR) / "statuspage";
+  std::filesystem::create_directories(out_dir);
+
+  // The same checks on the page and on the kitchen screen.
+  for (const std::string path : {"/", "/kitchen"}) {
+    CAPTURE(path);
+    auto page = b.OpenPage(d->url() + path, &why);
+    REQUIRE_MESSAGE(page, why);
+    auto eval = [&](const std::string& js) {
+      auto v = b.Eval(*page, js, &why);
+      REQUIRE_MESSAGE(v, why);
+      return *v;
+    };
+    auto wait_for = [&](const std::string& js) {
+      return WaitFor([&] { return eval(js) == "true"; }, 30s, 100ms);
+    };
+    REQUIRE(wait_for("document.querySelectorAll('#remove-table tbody tr').length === 2 && "
+                     "document.querySelector('#sensor-table') !== null"));
+    const bool kitchen = path == "/kitchen";
+    CHECK(eval("document.body.classList.contains('kitchen')") == (kitchen ? "true" : "false"));
+    CHECK(eval("document.getElementById('batch-count').textContent") == "4 batches out · 2 overdue");
+
+    // Remove from shelf: the escalated tray first, highlighted.
+    const std::string rows = "document.querySelectorAll('#remove-table tbody tr')";
+    CHECK(eval(rows + "[0].classList.contains('escalated')") == "true");
+    CHECK(eval(rows + "[0].querySelector('.sku').textContent") == "SKU-ROLL");
+    CHECK(eval(rows + "[0].querySelector('.where').textContent") == "hot counter 1");
+    CHECK(eval(rows + "[0].querySelector('.num').textContent") == "12");
+    CHECK(eval(rows + "[0].textContent.indexOf('ESCALATED') >= 0") == "true");
+    CHECK(eval("/^\\d\\d:\\d\\d$/.test(" + rows + "[0].querySelector('.when').textContent)") ==
+          "true");
+    CHECK(eval("/^overdue by 4\\d min$/.test(" + rows + "[0].querySelector('.count').textContent)") ==
+          "true");
+    CHECK(eval(rows + "[1].querySelector('.sku').textContent") == "SKU-PIE");
+    CHECK(eval(rows + "[1].classList.contains('escalated')") == "false");
+    CHECK(eval("/^overdue by [5-9] min$/.test(" + rows + "[1].querySelector('.count').textContent)") ==
+          "true");
+
+    // Due next: overdue first, then by due time, with a live countdown.
+    const std::string due = "document.querySelectorAll('#due-table tbody tr')";
+    REQUIRE(eval(due + ".length") == "4");
+    CHECK(eval(due + "[0].querySelector('.sku').textContent") == "SKU-ROLL");
+    CHECK(eval(due + "[1].querySelector('.sku').textContent") == "SKU-PIE");
+    // The markup sku and location are shown as text: no element made of them.
+    CHECK(eval(due + "[2].querySelector('.sku').textContent") == kScriptSku);
+    CHECK(eval(due + "[2].querySelector('.where').textContent") == kImgLocation);
+    CHECK(eval("document.querySelectorAll('#perishables script, #perishables img').length") == "0");
+    CHECK(eval("document.scripts.length") == "1");  // the page's own
+    CHECK(eval("document.getElementById('due-table').innerHTML.indexOf("
+               "'&lt;script&gt;alert(1)&lt;/script&gt;') >= 0") == "true");
+    CHECK(eval(due + "[3].querySelector('.sku').textContent") == "SKU-SOUP");
+    const std::string countdown = due + "[2].querySelector('.count').textContent";
+    const std::string first = eval(countdown);
+    CHECK(std::regex_match(first, std::regex(R"(in (9|10):\d\d)")));
+    CHECK(eval(due + "[2].classList.contains('overdue')") == "false");
+    // It counts down without a new document: the next second shows another value.
+    CHECK(wait_for(countdown + " !== " + "'" + first + "'"));
+    CHECK(std::regex_match(eval(due + "[3].querySelector('.count').textContent"),
+                           std::regex(R"(in (3:59|4:00):\d\d)")));
+
+    // Cold chain: the fridge's excursion in °C, the silent freezer.
+    const std::string fridge = "document.querySelector('#sensor-table tr[data-sensor=\"fridge-2\"]')";
+    const std::string freezer =
+        "document.querySelector('#sensor-table tr[data-sensor=\"freezer-1\"]')";
+    CHECK(eval(fridge + ".classList.contains('sensor-bad')") == "true");
+    CHECK(eval(fridge + ".querySelector('.where').textContent") == "Dairy fridge 2");
+    CHECK(eval(fridge + ".querySelector('.reading .value').textContent") == "9.5 °C");
+    CHECK(eval(fridge + ".querySelector('.limits').textContent") == "0.0 °C to 5.0 °C (config)");
+    const std::string state = eval(fridge + ".querySelector('.state').textContent");
+    CHECK(state.find("EXCURSION") == 0);
+    CHECK(state.find("seen 9.5 °C to 9.5 °C") != std::string::npos);
+    CHECK(std::regex_search(state, std::regex(R"(since \d\d:\d\d for (<1|\d+) min)")));
+    CHECK(eval(fridge + ".querySelector('td.num').textContent") == "1");  // excursions
+    CHECK(eval(freezer + ".querySelector('.state').textContent.indexOf('SILENT') === 0") == "true");
+    CHECK(eval(freezer + ".querySelector('.reading .value').textContent") == "-18.0 °C");
+    CHECK(eval("document.getElementById('sensor-count').textContent") ==
+          "(2 sensors, 1 out of limits, 1 silent)");
+
+    if (kitchen) {
+      // Only the perishables, big and high-contrast.
+      for (const char* hidden : {".banner", ".grid", "#devices", "#alerts", "#chart", "footer"}) {
+        CAPTURE(hidden);
+        CHECK(eval("getComputedStyle(document.querySelector('" + std::string(hidden) +
+                   "').closest('section, div.grid, footer')).display === 'none'") == "true");
+      }
+      CHECK(eval("getComputedStyle(document.getElementById('perishables')).display !== 'none'") ==
+            "true");
+      CHECK(eval("parseFloat(getComputedStyle(document.querySelector('#due-table td.sku')).fontSize) "
+                 ">= 28") == "true");
+      CHECK(eval("getComputedStyle(document.body).backgroundColor") == "rgb(0, 0, 0)");
+      CHECK(eval("getComputedStyle(document.body).color") == "rgb(255, 255, 255)");
+      CHECK(std::regex_match(eval("document.getElementById('clock').textContent"),
+                             std::regex(R"(\d\d:\d\d:\d\d)")));
+    } else {
+      CHECK(eval("getComputedStyle(document.querySelector('.grid')).display !== 'none'") == "true");
+      // The new kinds are in the general alert list too (to acknowledge).
+      CHECK(eval("document.querySelectorAll('#alert-table tr.alert').length") == "4");
+    }
+    auto png = b.Screenshot(*page, &why);
+    REQUIRE_MESSAGE(png, why);
+    const auto file = out_dir / (kitchen ? "status_page_kitchen.png" : "status_page_perishables.png");
+    WriteFile(file, *png);
+    CHECK(IsPng(file));
+    std::printf("status page screenshot (%s): %s\n", path.c_str(), file.c_str());
+  }
+
+  // ?view=kitchen is the kitchen screen too.
+  auto view = b.OpenPage(d->url() + "/?view=kitchen", &why);
+  REQUIRE_MESSAGE(view, why);
+  CHECK(WaitFor(
+      [&] {
+        auto v = b.Eval(*view, "document.body.classList.contains('kitchen') && "
+                               "document.querySelector('#remove-table') !== null", &why);
+        return v && *v == "true";
+      },
+      30s, 100ms));
+
+  d->proc.Signal(SIGTERM);
+  auto e = d->proc.WaitExit(30s);
+  REQUIRE(e);
+  CHECK(e->ok());
+}

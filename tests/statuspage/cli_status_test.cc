@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <regex>
 #include <sstream>
 #include <string>
 
@@ -245,6 +246,76 @@ TEST_CASE(
   RunResult down = Storegw({"status", "--config", (tmp / "storegw.toml").string()});
   CHECK_MESSAGE(down.exit.code == 1, Show(down));
   CHECK(down.out.find("the link to HQ is ") != std::string::npos);
+
+  d->proc.Signal(SIGTERM);
+  REQUIRE(d->proc.WaitExit(30s));
+}
+
+namespace {
+
+// The line of `out` that holds every one of `parts` ("" if none).
+std::string LineWith(const std::string& out, const std::vector<std::string>& parts) {
+  std::istringstream lines(out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (std::all_of(parts.begin(), parts.end(),
+                    [&](const std::string& p) { return line.find(p) != std::string::npos; })) {
+      return line;
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("statuspage cli: alerts lists perishables and cold chain, and the batches due next") {
+  TempDir tmp;
+  std::string why;
+  auto d = StartPerishablesDaemon(tmp / "gw", "cli-perishables", &why);
+  REQUIRE_MESSAGE(d, why);
+
+  RunResult a = Storegw({"alerts", "--url", d->url()});
+  INFO(Show(a));
+  CHECK(a.exit.code == 1);  // open alerts, as for the stock kinds
+  CHECK(a.out.find("alerts: 4 open (store store-0042, gateway gw-01)") == 0);
+  // Kind, sku or sensor, location, qty, due/since, overdue/for, note.
+  const std::string roll = LineWith(a.out, {"remove from shelf", "SKU-ROLL", "hot counter 1"});
+  REQUIRE(!roll.empty());
+  CHECK(std::regex_search(roll, std::regex(R"( 12  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  4\d min)")));
+  CHECK(roll.find("ESCALATED") != std::string::npos);
+  const std::string pie = LineWith(a.out, {"remove from shelf", "SKU-PIE", "deli"});
+  REQUIRE(!pie.empty());
+  CHECK(std::regex_search(pie, std::regex(R"( 4  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  [5-9] min)")));
+  CHECK(pie.find("ESCALATED") == std::string::npos);
+  const std::string exc =
+      LineWith(a.out, {"temperature excursion", "fridge-2", "Dairy fridge 2", "seen 9.5 °C to 9.5 °C"});
+  CHECK_MESSAGE(!exc.empty(), "no excursion line");
+  const std::string silent = LineWith(a.out, {"sensor silent", "freezer-1", "freezer 1"});
+  CHECK_MESSAGE(!silent.empty(), "no silent-sensor line");
+  // The batches still out, due or not, and the sensors.
+  CHECK(a.out.find("next batches due: 4 out, 2 overdue\n") != std::string::npos);
+  CHECK(!LineWith(a.out, {"SKU-ROLL", "overdue 4", "ESCALATED"}).empty());
+  CHECK(std::regex_search(LineWith(a.out, {kScriptSku, kImgLocation}),
+                          std::regex(R"(  3  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  9 min( \d+ s)?$)")));
+  CHECK(std::regex_search(LineWith(a.out, {"SKU-SOUP", "hot counter 1"}),
+                          std::regex(R"(  2  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  3 h 59 min$)")));
+  CHECK(a.out.find("cold chain: 2 sensors, 1 out of limits, 1 silent, 1 excursion in all\n") !=
+        std::string::npos);
+  CHECK(a.out.find("\x1b[") == std::string::npos);  // not a terminal: no colour
+
+  // `storegw status` summarises them (and stays degraded only for the
+  // disabled uplink: store business is not gateway health).
+  RunResult s = Storegw({"status", "--url", d->url()});
+  CHECK_MESSAGE(s.exit.code == 1, Show(s));
+  CHECK(HasRow(s.out, {"Perishables", "4", "batches", "out,", "2", "overdue"}));
+  CHECK(HasRow(s.out, {"Cold", "chain", "2", "sensors,", "1", "out", "of", "limits,", "1", "silent,"}));
+  CHECK(s.out.find("the link to HQ is down (uplink disabled") != std::string::npos);
+  CHECK(!LineWith(s.out, {"remove from shelf", "SKU-ROLL"}).empty());
+
+  // The kitchen screen is served on the device API's address too.
+  HttpResult k = HttpGet(d->port, "/kitchen");
+  CHECK(k.status == 200);
+  CHECK(k.body.find("<!doctype html>") == 0);
 
   d->proc.Signal(SIGTERM);
   REQUIRE(d->proc.WaitExit(30s));

@@ -37,6 +37,21 @@ TEST_CASE("humanize: bytes in 1024 steps, one decimal below ten") {
   CHECK(FormatBytes(10189) == "10 KB");  // 9.95 KB rounds to 10, printed without a decimal
 }
 
+TEST_CASE("humanize: sensor readings, milli-Celsius as degrees with one decimal") {
+  CHECK(FormatSensorValue(4500, "temp_mc") == "4.5 \xc2\xb0" "C");
+  CHECK(FormatSensorValue(4500, "") == "4.5 \xc2\xb0" "C");  // the default metric
+  CHECK(FormatSensorValue(0, "temp_mc") == "0.0 \xc2\xb0" "C");
+  CHECK(FormatSensorValue(4449, "temp_mc") == "4.4 \xc2\xb0" "C");
+  CHECK(FormatSensorValue(4450, "temp_mc") == "4.5 \xc2\xb0" "C");  // half away from zero
+  CHECK(FormatSensorValue(-18250, "temp_mc") == "-18.3 \xc2\xb0" "C");
+  CHECK(FormatSensorValue(-18249, "temp_mc") == "-18.2 \xc2\xb0" "C");
+  CHECK(FormatSensorValue(-40, "temp_mc") == "0.0 \xc2\xb0" "C");  // never "-0.0"
+  CHECK(FormatSensorValue(72000, "temp_mc") == "72.0 \xc2\xb0" "C");
+  CHECK(FormatSensorValue(INT64_MIN, "temp_mc") == "-9223372036854775.8 \xc2\xb0" "C");
+  CHECK(FormatSensorValue(1234, "rh_pm") == "1,234 rh_pm");
+  CHECK(FormatSensorValue(-5, "door") == "-5 door");
+}
+
 TEST_CASE("humanize: ages in at most two units") {
   CHECK(FormatAge(0) == "0 s");
   CHECK(FormatAge(42) == "42 s");

@@ -305,3 +305,97 @@ TEST_CASE("metrics: per-device families, the busiest max_metric_devices by name,
         1795790000);
   CHECK(text.find("device=\"hh-1\"") == std::string::npos);
 }
+
+TEST_CASE("metrics: perishables and cold chain, with device-chosen names escaped") {
+  gateway::MetricsInput in;
+  in.status.set_updated_at(1'795'790'000'000'000);
+  in.status.set_batches_open(7);
+  in.status.set_batches_overdue(2);
+  // A sensor id and a location are device input: quotes, backslashes and a
+  // newline must come out escaped, not break the exposition.
+  const std::string odd_id = "fr\"idge\\2";
+  const std::string odd_loc = "dairy \"B\"\nback";
+  v1::SensorState* a = in.status.add_sensors();
+  a->set_sensor_id(odd_id);
+  a->set_location(odd_loc);
+  a->set_metric("temp_mc");
+  a->set_last_value(-18250);  // negative: a gauge, not an unsigned number
+  a->set_last_at(1'795'790'000'000'000 - 42'500'000);
+  a->set_excursions(3);
+  a->set_excursion_alert_seq(812);
+  v1::SensorState* b = in.status.add_sensors();
+  b->set_sensor_id("freezer-1");
+  b->set_location("freezer 1");
+  b->set_metric("temp_mc");
+  b->set_last_value(-19000);
+  b->set_last_at(1'795'790'000'000'000 - 1200'000'000);
+  b->set_silent_alert_seq(815);
+  v1::SensorState* c = in.status.add_sensors();  // watched, never read
+  c->set_sensor_id("lamp-1");
+  c->set_location("hot counter");
+  c->set_metric("temp_mc");
+  // The alert counts cover the new kinds.
+  for (auto [kind, open] : {std::pair{v1::Alert::REMOVE_FROM_SHELF, 2},
+                            {v1::Alert::TEMPERATURE_EXCURSION, 1},
+                            {v1::Alert::SENSOR_SILENT, 1}}) {
+    v1::AlertCount* n = in.status.add_alert_counts();
+    n->set_kind(kind);
+    n->set_open(static_cast<uint64_t>(open));
+  }
+
+  const std::string text = gateway::RenderMetrics(in);
+  std::string error;
+  auto doc = ParsePrometheus(text, &error);
+  REQUIRE_MESSAGE(doc, error << "\n" << text);
+  CHECK_MESSAGE(test::CheckStoregwConventions(*doc) == "", text);
+  using L = test::PromLabels;
+  CHECK(doc->Value("storegw_perishable_batches_open") == 7);
+  CHECK(doc->Value("storegw_perishable_batches_overdue") == 2);
+  CHECK(doc->families.at("storegw_perishable_batches_open").type == "gauge");
+  CHECK(doc->Value("storegw_temperature_excursions_total",
+                   L{{"sensor", odd_id}, {"location", odd_loc}}) == 3);
+  CHECK(doc->Value("storegw_temperature_excursions_total",
+                   L{{"sensor", "freezer-1"}, {"location", "freezer 1"}}) == 0);
+  CHECK(doc->families.at("storegw_temperature_excursions_total").type == "counter");
+  CHECK(doc->Value("storegw_sensor_in_excursion", L{{"sensor", odd_id}}) == 1);
+  CHECK(doc->Value("storegw_sensor_in_excursion", L{{"sensor", "freezer-1"}}) == 0);
+  CHECK(doc->Value("storegw_sensor_in_excursion", L{{"sensor", "lamp-1"}}) == 0);
+  CHECK(doc->Value("storegw_sensor_silent", L{{"sensor", odd_id}}) == 0);
+  CHECK(doc->Value("storegw_sensor_silent", L{{"sensor", "freezer-1"}}) == 1);
+  CHECK(doc->Value("storegw_sensor_last_reading", L{{"sensor", odd_id}, {"metric", "temp_mc"}}) ==
+        -18250);
+  CHECK(doc->Value("storegw_sensor_last_reading",
+                   L{{"sensor", "freezer-1"}, {"metric", "temp_mc"}}) == -19000);
+  CHECK(doc->Value("storegw_sensor_last_reading_age_seconds", L{{"sensor", odd_id}}) == 42.5);
+  CHECK(doc->Value("storegw_sensor_last_reading_age_seconds", L{{"sensor", "freezer-1"}}) == 1200);
+  // A sensor that never sent a reading has no reading series (not a fake 0).
+  CHECK_FALSE(doc->Has("storegw_sensor_last_reading",
+                       L{{"sensor", "lamp-1"}, {"metric", "temp_mc"}}));
+  CHECK_FALSE(doc->Has("storegw_sensor_last_reading_age_seconds", L{{"sensor", "lamp-1"}}));
+  // The escaping itself, as written on the wire.
+  CHECK(text.find(R"(sensor="fr\"idge\\2",location="dairy \"B\"\nback")") != std::string::npos);
+  CHECK(doc->Value("storegw_alerts_open", L{{"kind", "remove_from_shelf"}}) == 2);
+  CHECK(doc->Value("storegw_alerts_open", L{{"kind", "temperature_excursion"}}) == 1);
+  CHECK(doc->Value("storegw_alerts_open", L{{"kind", "sensor_silent"}}) == 1);
+  CHECK(doc->Value("storegw_alerts_open", L{{"kind", "oversell"}}) == 0);
+  CHECK(doc->Value("storegw_alerts_acknowledged", L{{"kind", "sensor_silent"}}) == 0);
+}
+
+TEST_CASE("metrics: no batches and no sensors still give every perishables family") {
+  std::string error;
+  auto doc = ParsePrometheus(gateway::RenderMetrics(gateway::MetricsInput{}), &error);
+  REQUIRE_MESSAGE(doc, error);
+  CHECK(doc->Value("storegw_perishable_batches_open") == 0);
+  CHECK(doc->Value("storegw_perishable_batches_overdue") == 0);
+  for (const char* f : {"storegw_temperature_excursions_total", "storegw_sensor_in_excursion",
+                        "storegw_sensor_silent", "storegw_sensor_last_reading",
+                        "storegw_sensor_last_reading_age_seconds"}) {
+    INFO(f);
+    REQUIRE(doc->families.count(f) == 1);
+    CHECK(doc->families.at(f).samples.empty());
+  }
+  // Every alert kind is listed at 0, the new ones included.
+  CHECK(doc->Has("storegw_alerts_open", {{"kind", "remove_from_shelf"}}));
+  CHECK(doc->Has("storegw_alerts_open", {{"kind", "temperature_excursion"}}));
+  CHECK(doc->Has("storegw_alerts_open", {{"kind", "sensor_silent"}}));
+}

@@ -2,6 +2,7 @@
 // (history.h), over a real journal in a temp dir, without a server.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <string>
 
 #include "storegw/monitor/history.h"
@@ -123,7 +124,7 @@ TEST_CASE("status routes: with a token, every route needs it and the page also t
   const std::string token = "s3cret-token-0123456789";
   gateway::StatusHttp http(reporter, *journal, token);
 
-  for (const char* path : {"/", "/v1/status", "/v1/status/history", "/metrics"}) {
+  for (const char* path : {"/", "/kitchen", "/v1/status", "/v1/status/history", "/metrics"}) {
     CAPTURE(path);
     auto none = http.Handle(Get(path));
     REQUIRE(none);
@@ -143,7 +144,8 @@ TEST_CASE("status routes: with a token, every route needs it and the page also t
     auto lower = http.Handle(Get(path, "bearer  " + token));
     CHECK(lower->status == 200);
     auto query = http.Handle(Get(path, "", {{"token", token}}));
-    CHECK(query->status == (std::string(path) == "/" ? 200 : 401));
+    const bool page = std::string(path) == "/" || std::string(path) == "/kitchen";
+    CHECK(query->status == (page ? 200 : 401));
     CHECK(query->body.find(token) == std::string::npos);
   }
   CHECK(http.Handle(Get("/", ""))->content_type == "text/html; charset=utf-8");
@@ -218,8 +220,246 @@ TEST_CASE("status page: self-contained, with the elements the browser test reads
   for (const char* id :
        {"id=\"link\"", "id=\"backlog-events\"", "id=\"backlog-bytes\"", "id=\"oldest-age\"",
         "id=\"ingest-rate\"", "id=\"send-rate\"", "id=\"journal-pct\"", "id=\"journal-size\"",
-        "id=\"last-error\"", "id=\"reconnects\"", "id=\"alerts\"", "id=\"chart\""}) {
+        "id=\"last-error\"", "id=\"reconnects\"", "id=\"alerts\"", "id=\"chart\"",
+        "id=\"perishables\"", "id=\"remove\"", "id=\"due-next\"", "id=\"cold-chain\""}) {
     CAPTURE(id);
     CHECK(page.find(id) != std::string_view::npos);
   }
+  // What devices name (skus, counters, sensors) reaches the page as text
+  // only: the script never parses strings as HTML.
+  for (const char* sink : {"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
+                           "DOMParser", "createContextualFragment"}) {
+    CAPTURE(sink);
+    CHECK(page.find(sink) == std::string_view::npos);
+  }
+}
+
+namespace {
+
+constexpr int64_t kMin = 60'000'000;  // microseconds
+
+v1::Event DeviceEvent(const std::string& id, int64_t at) {
+  v1::Event e;
+  e.set_event_id(id);
+  e.set_device_id("kitchen-01");
+  e.set_occurred_at(at);
+  return e;
+}
+
+v1::Event Production(const std::string& id, int64_t at, const std::string& sku, int64_t qty,
+                     const std::string& location) {
+  v1::Event e = DeviceEvent(id, at);
+  e.mutable_production()->set_sku(sku);
+  e.mutable_production()->set_qty(qty);
+  e.mutable_production()->set_location(location);
+  return e;
+}
+
+v1::Event Reading(const std::string& id, int64_t at, const std::string& sensor, int64_t mc) {
+  v1::Event e = DeviceEvent(id, at);
+  e.mutable_sensor()->set_sensor_id(sensor);
+  e.mutable_sensor()->set_metric("temp_mc");
+  e.mutable_sensor()->set_value(mc);
+  return e;
+}
+
+const v1::StatusAlert* FindAlert(const v1::GatewayStatus& s, v1::Alert::Kind kind) {
+  for (const auto& a : s.alerts()) {
+    if (a.kind() == kind) return &a;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+// The journal's perishables, driven by an injected clock, as /v1/status
+// (proto3 JSON), /metrics and the page's routes show them.
+TEST_CASE("status routes: perishables and cold chain in /v1/status and /metrics") {
+  TempDir dir;
+  const int64_t t0 = 1'795'790'000'000'000;
+  std::atomic<int64_t> clock{t0};
+  storage::JournalOptions o;
+  o.data_dir = dir / "data";
+  o.store_id = "store-9";
+  o.gateway_id = "gw-3";
+  o.now_us = [&clock] { return clock.load(); };
+  o.timer_thread = false;
+  o.default_hold = std::chrono::minutes(60);
+  o.escalate_after = std::chrono::minutes(30);
+  storage::JournalOptions::SensorLimits fridge;
+  fridge.location = "dairy fridge 2";
+  fridge.min_value = 0;
+  fridge.max_value = 5000;
+  fridge.grace = std::chrono::minutes(5);
+  o.sensor_limits["fridge-2"] = fridge;
+  storage::JournalOptions::SensorLimits freezer;
+  freezer.location = "freezer 1";
+  freezer.min_value = -25000;
+  freezer.max_value = -15000;
+  freezer.silent_after = std::chrono::minutes(10);
+  o.sensor_limits["freezer-1"] = freezer;
+  auto opened = storage::Journal::Open(o);
+  REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
+  auto& journal = *opened;
+  gateway::Config config;
+  gateway::StatusReporter reporter(*journal, config, [&clock] { return clock.load(); });
+  gateway::StatusHttp http(reporter, *journal, "", [&clock] { return clock.load(); });
+  auto run_timers = [&] {
+    for (int i = 0; i < 10; ++i) {  // until nothing more is due now
+      auto r = journal->RunTimers();
+      REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+      if (r->raised == 0 && r->cleared == 0) return;
+    }
+    FAIL("RunTimers kept raising");
+  };
+
+  // Nothing out yet: zeros, and no sensor read so far.
+  v1::GatewayStatus empty = reporter.Build();
+  CHECK(empty.batches_open() == 0);
+  CHECK(empty.due_next_size() == 0);
+
+  // t0: a tray of rolls (due t0+60 min, escalates at t0+90), both sensors
+  // inside their limits.
+  auto a = journal->Append({Production("p-a", t0, "SKU-ROLL", 12, "hot counter 1"),
+                            Reading("r-1", t0, "fridge-2", 3000),
+                            Reading("r-2", t0, "freezer-1", -18000)});
+  REQUIRE_MESSAGE(a.ok(), a.status().ToString());
+  const uint64_t roll_seq = (*a)[0].seq;
+  clock = t0 + 40 * kMin;
+  REQUIRE(journal->Append({Production("p-b", t0 + 40 * kMin, "SKU-PIE", 4, "deli")}).ok());
+  clock = t0 + 50 * kMin;
+  REQUIRE(journal->Append({Production("p-c", t0 + 50 * kMin, "SKU-SOUP", 2, "hot counter 1"),
+                           Reading("r-3", t0 + 50 * kMin, "freezer-1", -18000),
+                           Reading("r-3b", t0 + 50 * kMin, "fridge-2", 3500)})
+              .ok());
+  run_timers();
+  v1::GatewayStatus before = reporter.Build();
+  CHECK(before.batches_open() == 3);
+  CHECK(before.batches_overdue() == 0);
+  CHECK(before.alerts_size() == 0);
+
+  // t0+85: the fridge goes warm; t0+91 still warm. By then the rolls are
+  // due (t0+60) and escalated (t0+90), the fridge is past its 5 min grace,
+  // the freezer has been silent since t0+50 (10 min allowed).
+  clock = t0 + 85 * kMin;
+  REQUIRE(journal->Append({Reading("r-4", t0 + 85 * kMin, "fridge-2", 9500)}).ok());
+  clock = t0 + 91 * kMin;
+  REQUIRE(journal->Append({Reading("r-5", t0 + 91 * kMin, "fridge-2", 8000)}).ok());
+  run_timers();
+
+  const v1::GatewayStatus s = reporter.Build();
+  INFO(s.DebugString());
+  CHECK(s.batches_open() == 3);
+  CHECK(s.batches_overdue() == 1);
+  REQUIRE(s.due_next_size() == 3);
+  CHECK(s.due_next(0).sku() == "SKU-ROLL");  // overdue first
+  CHECK(s.due_next(0).seq() == roll_seq);
+  CHECK(s.due_next(0).location() == "hot counter 1");
+  CHECK(s.due_next(0).qty() == 12);
+  CHECK(s.due_next(0).due_at() == t0 + 60 * kMin);
+  CHECK(s.due_next(0).escalated());
+  CHECK(s.due_next(0).alert_seq() != 0);
+  CHECK(s.due_next(1).sku() == "SKU-PIE");
+  CHECK(s.due_next(1).due_at() == t0 + 100 * kMin);
+  CHECK(s.due_next(1).alert_seq() == 0);
+  CHECK(s.due_next(2).sku() == "SKU-SOUP");
+
+  const v1::StatusAlert* remove = FindAlert(s, v1::Alert::REMOVE_FROM_SHELF);
+  REQUIRE(remove);
+  CHECK(remove->sku() == "SKU-ROLL");
+  CHECK(remove->location() == "hot counter 1");
+  CHECK(remove->qty() == 12);
+  CHECK(remove->batch_seq() == roll_seq);
+  CHECK(remove->since() == t0 + 60 * kMin);
+  CHECK(remove->escalated());
+  CHECK(remove->seq() == s.due_next(0).alert_seq());
+  const v1::StatusAlert* exc = FindAlert(s, v1::Alert::TEMPERATURE_EXCURSION);
+  REQUIRE(exc);
+  CHECK(exc->sensor_id() == "fridge-2");
+  CHECK(exc->location() == "dairy fridge 2");
+  CHECK(exc->since() == t0 + 85 * kMin);
+  CHECK(exc->max_seen() == 9500);
+  CHECK(exc->min_seen() == 8000);
+  const v1::StatusAlert* silent = FindAlert(s, v1::Alert::SENSOR_SILENT);
+  REQUIRE(silent);
+  CHECK(silent->sensor_id() == "freezer-1");
+  CHECK(silent->location() == "freezer 1");
+  CHECK(silent->since() == t0 + 50 * kMin);
+
+  REQUIRE(s.sensors_size() == 2);  // by sensor_id
+  const v1::SensorState& fz = s.sensors(0);
+  const v1::SensorState& fr = s.sensors(1);
+  CHECK(fz.sensor_id() == "freezer-1");
+  CHECK(fz.silent_alert_seq() == silent->seq());
+  CHECK(fz.excursion_alert_seq() == 0);
+  CHECK(fr.sensor_id() == "fridge-2");
+  CHECK(fr.location() == "dairy fridge 2");
+  CHECK(fr.metric() == "temp_mc");
+  CHECK(fr.has_limits());
+  CHECK(fr.min_value() == 0);
+  CHECK(fr.max_value() == 5000);
+  CHECK(fr.limits_from() == "config");
+  CHECK(fr.last_value() == 8000);
+  CHECK(fr.last_at() == t0 + 91 * kMin);
+  CHECK(fr.excursions() == 1);
+  CHECK(fr.excursion_alert_seq() == exc->seq());
+  CHECK(fr.out_since() == t0 + 85 * kMin);
+
+  // GET /v1/status carries all of it in proto3 JSON, under the .proto's
+  // names (64-bit numbers as strings, kinds by name).
+  auto json = http.Handle(Get("/v1/status"));
+  REQUIRE(json);
+  REQUIRE(json->status == 200);
+  for (const std::string& part :
+       {std::string("\"batches_open\":\"3\""), std::string("\"batches_overdue\":\"1\""),
+        std::string("\"kind\":\"REMOVE_FROM_SHELF\""), std::string("\"kind\":\"SENSOR_SILENT\""),
+        std::string("\"kind\":\"TEMPERATURE_EXCURSION\""), std::string("\"escalated\":true"),
+        std::string("\"location\":\"hot counter 1\""),
+        "\"batch_seq\":\"" + std::to_string(roll_seq) + "\"", std::string("\"qty\":\"12\""),
+        "\"since\":\"" + std::to_string(t0 + 60 * kMin) + "\"",
+        std::string("\"sensor_id\":\"fridge-2\""), std::string("\"min_seen\":\"8000\""),
+        std::string("\"max_seen\":\"9500\""), "\"due_at\":\"" + std::to_string(t0 + 100 * kMin) + "\"",
+        std::string("\"limits_from\":\"config\""), std::string("\"last_value\":\"8000\""),
+        std::string("\"excursions\":\"1\"")}) {
+    CAPTURE(part);
+    CHECK(json->body.find(part) != std::string::npos);
+  }
+  auto parsed = test::FromJson<v1::GatewayStatus>(json->body);
+  REQUIRE(parsed);
+  CHECK(parsed->due_next_size() == 3);
+  CHECK(parsed->sensors_size() == 2);
+  CHECK(parsed->alerts_size() == 3);
+
+  // /metrics.
+  auto metrics = http.Handle(Get("/metrics"));
+  REQUIRE(metrics);
+  std::string error;
+  auto doc = test::ParsePrometheus(metrics->body, &error);
+  REQUIRE_MESSAGE(doc, error);
+  CHECK(test::CheckStoregwConventions(*doc) == "");
+  using L = test::PromLabels;
+  CHECK(doc->Value("storegw_perishable_batches_open") == 3);
+  CHECK(doc->Value("storegw_perishable_batches_overdue") == 1);
+  CHECK(doc->Value("storegw_temperature_excursions_total",
+                   L{{"sensor", "fridge-2"}, {"location", "dairy fridge 2"}}) == 1);
+  CHECK(doc->Value("storegw_temperature_excursions_total",
+                   L{{"sensor", "freezer-1"}, {"location", "freezer 1"}}) == 0);
+  CHECK(doc->Value("storegw_sensor_in_excursion", L{{"sensor", "fridge-2"}}) == 1);
+  CHECK(doc->Value("storegw_sensor_silent", L{{"sensor", "freezer-1"}}) == 1);
+  CHECK(doc->Value("storegw_sensor_silent", L{{"sensor", "fridge-2"}}) == 0);
+  CHECK(doc->Value("storegw_sensor_last_reading", L{{"sensor", "fridge-2"}, {"metric", "temp_mc"}}) ==
+        8000);
+  CHECK(doc->Value("storegw_sensor_last_reading_age_seconds", L{{"sensor", "freezer-1"}}) ==
+        41 * 60);
+  CHECK(doc->Value("storegw_alerts_open", L{{"kind", "remove_from_shelf"}}) == 1);
+  CHECK(doc->Value("storegw_alerts_open", L{{"kind", "temperature_excursion"}}) == 1);
+  CHECK(doc->Value("storegw_alerts_open", L{{"kind", "sensor_silent"}}) == 1);
+
+  // The kitchen screen is the same page.
+  auto kitchen = http.Handle(Get("/kitchen"));
+  REQUIRE(kitchen);
+  CHECK(kitchen->status == 200);
+  CHECK(kitchen->body == gateway::StatusPageHtml());
+  CHECK(Header(*kitchen, "Content-Security-Policy").find("default-src 'none'") !=
+        std::string::npos);
 }
