@@ -236,6 +236,31 @@ TEST_CASE("decode: events the gateway wrote itself are accepted") {
   k->mutable_alert_ack()->set_acked_by("Ana");
   Decoded d = DecodeBatch(b.SerializeAsString(), PayloadEncoding::kIdentity);
   CHECK_MESSAGE(d.ok(), d.detail);
+  // The perishables, cold-chain and prices-in-force events too: each in a
+  // batch of its own (a refusal here stalls the store's uplink).
+  for (int kind = 0; kind < 3; ++kind) {
+    CAPTURE(kind);
+    b = Good();
+    v1::Event* g = b.mutable_events(1)->mutable_event();
+    g->set_event_id("gw:gw-01:12");
+    g->set_device_id("gw-01");
+    if (kind == 0) {
+      g->mutable_alert_cleared()->set_alert_seq(9);
+      g->mutable_alert_cleared()->set_reason("wasted");
+    } else if (kind == 1) {
+      g->mutable_price_in_force()->set_sku("sku-1");
+      g->mutable_price_in_force()->set_update_seq(7);
+    } else {
+      g->mutable_store_rules()->add_hold_times()->set_sku("sku-1");
+    }
+    d = DecodeBatch(b.SerializeAsString(), PayloadEncoding::kIdentity);
+    CHECK_MESSAGE(d.ok(), d.detail);
+    // From a device id they are refused: devices may not write them.
+    g->set_event_id("dev-12");
+    g->set_device_id("till-1");
+    d = DecodeBatch(b.SerializeAsString(), PayloadEncoding::kIdentity);
+    CHECK_FALSE(d.ok());
+  }
   // A sale under a gw: id is still a device event, and refused.
   b = Good();
   b.mutable_events(0)->mutable_event()->set_event_id("gw:gw-01:11");
