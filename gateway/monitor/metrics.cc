@@ -166,10 +166,10 @@ std::string RenderMetrics(const MetricsInput& in) {
     w.Sample("storegw_link_state", {{"state", state}}, s.link() == state ? 1 : 0);
   }
 
-  // Downstream (HQ snapshots and prices).
+  // Downstream (HQ snapshots, prices, store rules).
   const sync::DownstreamCounters down = in.downstream.value_or(sync::DownstreamCounters{});
   w.Family("storegw_downstream_messages_total", "counter",
-           "Downstream messages from HQ handled since start, by topic kind (stock, prices) and "
+           "Downstream messages from HQ handled since start, by topic kind (stock, prices, rules) and "
            "outcome (applied, stale, duplicate, refused).");
   w.Sample("storegw_downstream_messages_total", {{"kind", "stock"}, {"outcome", "applied"}},
            down.snapshots_applied);
@@ -179,6 +179,8 @@ std::string RenderMetrics(const MetricsInput& in) {
            down.prices_applied);
   w.Sample("storegw_downstream_messages_total", {{"kind", "prices"}, {"outcome", "duplicate"}},
            down.prices_duplicate);
+  w.Sample("storegw_downstream_messages_total", {{"kind", "rules"}, {"outcome", "applied"}},
+           down.rules_applied);
   w.Counter("storegw_downstream_accepted_total",
             "Downstream messages accepted since start (applied, stale or duplicate).",
             down.accepted());

@@ -229,6 +229,7 @@ TEST_CASE("metrics: downstream counters by kind, outcome and refusal reason") {
   d.snapshot_lines_stale = 4;
   d.prices_applied = 7;
   d.prices_duplicate = 2;
+  d.rules_applied = 4;
   d.refused = {{"undecodable", 5}, {"invalid_currency", 1}, {"other_epoch", 2}};
   d.queued = 1;
   d.last_snapshot_apply = std::chrono::microseconds(257000);
@@ -243,7 +244,9 @@ TEST_CASE("metrics: downstream counters by kind, outcome and refusal reason") {
                    L{{"kind", "stock"}, {"outcome", "stale"}}) == 1);
   CHECK(doc->Value("storegw_downstream_messages_total",
                    L{{"kind", "prices"}, {"outcome", "duplicate"}}) == 2);
-  CHECK(doc->Value("storegw_downstream_accepted_total") == 13);
+  CHECK(doc->Value("storegw_downstream_messages_total",
+                   L{{"kind", "rules"}, {"outcome", "applied"}}) == 4);
+  CHECK(doc->Value("storegw_downstream_accepted_total") == 17);
   CHECK(doc->Value("storegw_downstream_refused_total", L{{"reason", "undecodable"}}) == 5);
   CHECK(doc->Value("storegw_downstream_refused_total", L{{"reason", "invalid_currency"}}) == 1);
   CHECK(doc->Value("storegw_downstream_refused_total", L{{"reason", "other_epoch"}}) == 2);
