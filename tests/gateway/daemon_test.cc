@@ -412,3 +412,121 @@ TEST_CASE("gateway daemon: tells systemd READY, feeds the watchdog, says STOPPIN
   CHECK(count(msgs, "STOPPING=1") == 1);
   close(fd);
 }
+
+// ------------------------------------------------------------ perishables
+
+namespace {
+
+int64_t WallUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string ProductionJson(const std::string& id, const std::string& sku, int64_t qty,
+                           const std::string& location, int64_t occurred_at) {
+  return R"({"event_id":")" + id + R"(","device_id":"kitchen-1","occurred_at":)" +
+         std::to_string(occurred_at) + R"(,"production":{"sku":")" + sku + R"(","qty":)" +
+         std::to_string(qty) + R"(,"location":")" + location + R"("}})";
+}
+
+std::vector<v1::StatusAlert> AlertsOf(const v1::GatewayStatus& st, v1::Alert::Kind kind) {
+  std::vector<v1::StatusAlert> out;
+  for (const auto& a : st.alerts()) {
+    if (a.kind() == kind) out.push_back(a);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("gateway daemon: a tray due while the uplink is down is called off the shelf on time, "
+          "across a restart, until its waste is recorded; a fridge out of limits alerts") {
+  TempDir dir;
+  const auto data = dir / "data";
+  const auto sensors = dir / "sensors.txt";
+  std::ofstream(sensors) << "fridge-2 0 5000 grace=0s dairy fridge 2\n";
+  const auto cfg = dir / "storegw.toml";
+  // The uplink points where nothing listens: the store is offline.
+  std::ofstream(cfg) << "[uplink]\nurl = \"tcp://127.0.0.1:" << FreePort()
+                     << "\"\nbackoff_initial = \"100ms\"\nbackoff_max = \"1s\"\n"
+                     << "[perishables]\ndefault_hold = \"1m\"\n"
+                     << "[cold_chain]\nsensors_file = \"" << sensors.string() << "\"\n";
+  std::string why;
+  auto d = StartDaemon(data, dir / "logs", "perish", &why, 0, {"--config", cfg.string()});
+  REQUIRE_MESSAGE(d, why);
+
+  // Put out 58 s ago with a 1-minute hold: due in 2 s. Another one later.
+  const int64_t put_out = WallUs() - 58'000'000;
+  const int64_t due = put_out + 60'000'000;
+  HttpResult r = HttpPost(
+      d->port, "/v1/events",
+      BatchJson({ProductionJson("prod-1", "chicken-roast", 6, "hot counter 1", put_out),
+                 ProductionJson("prod-2", "chicken-roast", 6, "hot counter 1", WallUs())}));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  r = HttpPost(d->port, "/v1/events",
+               BatchJson({R"({"event_id":"temp-1","device_id":"fridge-2",)"
+                          R"("occurred_at":1700000000000000,"sensor":{"sensor_id":"fridge-2",)"
+                          R"("metric":"temp_mc","value":9100}})"}));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  std::optional<v1::GatewayStatus> st;
+  REQUIRE(WaitFor([&] {
+    st = Status(d->port);
+    return st && !AlertsOf(*st, v1::Alert::REMOVE_FROM_SHELF).empty() &&
+           !AlertsOf(*st, v1::Alert::TEMPERATURE_EXCURSION).empty();
+  }, 20s));
+  CHECK(st->link() != "up");  // still offline
+  auto rfs = AlertsOf(*st, v1::Alert::REMOVE_FROM_SHELF);
+  REQUIRE(rfs.size() == 1);
+  CHECK(rfs[0].sku() == "chicken-roast");
+  CHECK(rfs[0].location() == "hot counter 1");
+  CHECK(rfs[0].qty() == 6);
+  CHECK(rfs[0].since() == due);
+  CHECK(rfs[0].raised_at() >= due);
+  auto exc = AlertsOf(*st, v1::Alert::TEMPERATURE_EXCURSION);
+  REQUIRE(exc.size() == 1);
+  CHECK(exc[0].sensor_id() == "fridge-2");
+  CHECK(exc[0].location() == "dairy fridge 2");
+  CHECK(exc[0].max_seen() == 9100);
+
+  // A restart neither loses nor repeats the alert.
+  StopWithin5s(*d);
+  d = StartDaemon(data, dir / "logs", "perish2", &why, 0, {"--config", cfg.string()});
+  REQUIRE_MESSAGE(d, why);
+  st = Status(d->port);
+  REQUIRE(st);
+  REQUIRE(AlertsOf(*st, v1::Alert::REMOVE_FROM_SHELF).size() == 1);
+  CHECK(AlertsOf(*st, v1::Alert::REMOVE_FROM_SHELF)[0].seq() == rfs[0].seq());
+
+  // The tray is thrown away: the waste clears the alert (the oldest batch
+  // first: the second tray stays out, not due).
+  r = HttpPost(d->port, "/v1/events",
+               BatchJson({R"({"event_id":"waste-1","device_id":"kitchen-1",)"
+                          R"("occurred_at":1700000000000000,"adjustment":)"
+                          R"({"lines":[{"sku":"chicken-roast","qty":-6,"reason":"waste"}]}})"}));
+  REQUIRE_MESSAGE(r.status == 200, r.body);
+  st = Status(d->port);
+  REQUIRE(st);
+  CHECK(AlertsOf(*st, v1::Alert::REMOVE_FROM_SHELF).empty());
+  StopWithin5s(*d);
+
+  // Everything the store did is in the journal, to go upstream: one alert
+  // per condition, the clear, and nothing twice.
+  auto events = ExportJournal(data, &why);
+  REQUIRE_MESSAGE(events, why);
+  int rfs_alerts = 0, excursions = 0, cleared = 0;
+  for (const auto& je : *events) {
+    if (je.event().has_alert()) {
+      rfs_alerts += je.event().alert().kind() == v1::Alert::REMOVE_FROM_SHELF;
+      excursions += je.event().alert().kind() == v1::Alert::TEMPERATURE_EXCURSION;
+    }
+    if (je.event().has_alert_cleared()) {
+      ++cleared;
+      CHECK(je.event().alert_cleared().alert_seq() == rfs[0].seq());
+      CHECK(je.event().alert_cleared().reason() == "wasted");
+    }
+  }
+  CHECK(rfs_alerts == 1);
+  CHECK(excursions == 1);
+  CHECK(cleared == 1);
+}
