@@ -35,6 +35,7 @@
 #include <spdlog/spdlog.h>
 
 #include "auth.h"
+#include "changes_feed.h"
 #include "ingest_body.h"
 #include "storegw/devices/json_out.h"
 #include "storegw/devices/device_api.h"
@@ -138,7 +139,10 @@ std::string FieldMessage(const std::string& field, const std::string& message) {
 http::ServerOptions ServerOptionsFor(const ApiOptions& o, const std::atomic<bool>& closing) {
   http::ServerOptions so;
   so.name = "device API";
-  so.threads = o.threads;
+  // Every changes feed client holds a thread for as long as it is
+  // connected: they get threads of their own, so that POST /v1/events
+  // never waits behind them.
+  so.threads = o.threads + std::max(0, o.changes.max_clients);
   so.keep_alive_timeout_s = o.keep_alive_timeout_s;
   so.keep_alive_max_count = 100000;  // tills keep their connection
   so.io_timeout_s = o.io_timeout_s;
@@ -156,6 +160,7 @@ class DeviceApiImpl final : public DeviceApi {
         extra_(std::move(extra)),
         tokens_(std::move(tokens)),
         registry_(options.devices),
+        feed_(journal, options.changes, options.retry_after_s, options.io_timeout_s),
         server_(ServerOptionsFor(options, shutting_down_)) {}
 
   ~DeviceApiImpl() override { Stop(); }
@@ -168,6 +173,7 @@ class DeviceApiImpl final : public DeviceApi {
   void SetReady(bool ready) override { ready_.store(ready); }
   ApiCounters counters() const override;
   v1::DeviceList Devices() const override { return registry_.List(); }
+  FeedStats feed_stats() const override { return feed_.Stats(); }
 
  private:
   // What PostEvents learnt of a request, for the device registry.
@@ -190,6 +196,7 @@ class DeviceApiImpl final : public DeviceApi {
   void GetStockSku(const httplib::Request& req, httplib::Response& res);
   void GetStockList(const httplib::Request& req, httplib::Response& res);
   void GetPrice(const httplib::Request& req, httplib::Response& res);
+  void GetChanges(const httplib::Request& req, httplib::Response& res);
   void Readyz(httplib::Response& res);
   void Other(const httplib::Request& req, httplib::Response& res, std::string body);
   void OtherWithBody(const httplib::Request& req, httplib::Response& res,
@@ -229,6 +236,7 @@ class DeviceApiImpl final : public DeviceApi {
   std::thread saver_;
 
   std::atomic<bool> shutting_down_{false};
+  feed::ChangesFeed feed_;  // before server_: handlers use it until server_ stops
   http::Server server_;  // after shutting_down_: its options read it
   httplib::Server& svr_ = server_.raw();
   std::atomic<bool> ready_{false};
@@ -255,6 +263,7 @@ Status DeviceApiImpl::Listen(const ListenAddress& addr) {
                  s.message());
   }
   Routes();
+  feed_.Start();
   if (Status s = server_.Start(addr); !s.ok()) return s;
   saver_ = std::thread([this] { SaverLoop(); });
   return {};
@@ -287,6 +296,9 @@ void DeviceApiImpl::Stop() {
   // first. Idle keep-alive connections end after keep_alive_timeout_s.
   shutting_down_.store(true);
   ready_.store(false);
+  // Changes feed streams never end on their own: end them first (each
+  // finishes its chunked answer and closes), then the server can stop.
+  feed_.Stop();
   server_.Stop();
   {
     std::lock_guard lk(saver_mu_);
@@ -352,6 +364,7 @@ void DeviceApiImpl::Routes() {
            [this](const Request& req, Response& res) { GetStockSku(req, res); });
   svr_.Get("/v1/stock", [this](const Request& req, Response& res) { GetStockList(req, res); });
   svr_.Get(R"(/v1/prices/(.+))", [this](const Request& req, Response& res) { GetPrice(req, res); });
+  svr_.Get("/v1/changes", [this](const Request& req, Response& res) { GetChanges(req, res); });
   svr_.Get("/healthz",
            [](const Request&, Response& res) { res.set_content("{\"status\":\"ok\"}", kJson); });
   svr_.Get("/readyz", [this](const Request&, Response& res) { Readyz(res); });
@@ -838,6 +851,20 @@ void DeviceApiImpl::GetPrice(const httplib::Request& req, httplib::Response& res
   res.set_content(PriceJson(*row, now_us), kJson);
 }
 
+// GET /v1/changes: shutdown and token here, the rest in changes_feed.cc.
+void DeviceApiImpl::GetChanges(const httplib::Request& req, httplib::Response& res) {
+  if (shutting_down_.load()) {
+    Unavailable(res, "unavailable",
+                "the gateway is shutting down: reconnect after Retry-After seconds");
+    return;
+  }
+  std::optional<std::string> device;
+  if (!Authenticate(req, res, &device)) return;
+  feed_.Serve(req, res);
+  if (res.status == 400) c_.rejected_invalid.fetch_add(1, std::memory_order_relaxed);
+  if (res.status == 503) c_.rejected_unavailable.fetch_add(1, std::memory_order_relaxed);
+}
+
 void DeviceApiImpl::Readyz(httplib::Response& res) {
   if (shutting_down_.load()) {
     Error(res, 503, "unavailable", "shutting down");
@@ -871,7 +898,8 @@ void DeviceApiImpl::Other(const httplib::Request& req, httplib::Response& res, s
     }
   }
   const std::string& p = req.path;
-  const bool ours = p == "/v1/events" || p == "/v1/stock" || p == "/healthz" || p == "/readyz" ||
+  const bool ours = p == "/v1/events" || p == "/v1/stock" || p == "/v1/changes" ||
+                    p == "/healthz" || p == "/readyz" ||
                     p.rfind("/v1/stock/", 0) == 0 || p.rfind("/v1/prices/", 0) == 0;
   if (ours) {
     res.set_header("Allow", p == "/v1/events" ? "POST" : "GET, HEAD");
@@ -908,6 +936,38 @@ Result<std::unique_ptr<DeviceApi>> DeviceApi::Start(const ApiOptions& options,
                                          "io_timeout_s must be " +
                                              std::to_string(L::kMinSeconds) + ".." +
                                              std::to_string(L::kMaxSeconds) + " s");
+    }
+  }
+  {
+    using F = ChangesFeedLimits;
+    const ChangesFeedOptions& c = options.changes;
+    if (c.max_clients < 0 || c.max_clients > F::kMaxClients) {
+      return Status::InvalidArgument("changes.max_clients",
+                                     "device API: changes.max_clients must be 0.." +
+                                         std::to_string(F::kMaxClients) + ", got " +
+                                         std::to_string(c.max_clients));
+    }
+    if (c.max_lag < F::kMinLag || c.max_lag > F::kMaxLag) {
+      return Status::InvalidArgument("changes.max_lag", "device API: changes.max_lag must be " +
+                                                            std::to_string(F::kMinLag) + ".." +
+                                                            std::to_string(F::kMaxLag) + ", got " +
+                                                            std::to_string(c.max_lag));
+    }
+    if (c.keep_alive < F::kMinKeepAlive || c.keep_alive > F::kMaxKeepAlive) {
+      return Status::InvalidArgument("changes.keep_alive",
+                                     "device API: changes.keep_alive must be 100 ms .. 1 h, got " +
+                                         std::to_string(c.keep_alive.count()) + " ms");
+    }
+    if (c.retry.count() < 0 || c.retry > F::kMaxRetry) {
+      return Status::InvalidArgument("changes.retry",
+                                     "device API: changes.retry must be 0 .. 1 h, got " +
+                                         std::to_string(c.retry.count()) + " ms");
+    }
+    if (c.ring_max_bytes < F::kMinRingBytes || c.ring_max_bytes > F::kMaxRingBytes) {
+      return Status::InvalidArgument("changes.ring_max_bytes",
+                                     "device API: changes.ring_max_bytes must be 1 MiB .. 1 GiB, "
+                                     "got " +
+                                         std::to_string(c.ring_max_bytes));
     }
   }
   std::optional<TokenTable> tokens;

@@ -1,5 +1,6 @@
-// The in-store device API: POST /v1/events, GET /v1/stock..., /healthz,
-// /readyz, served over HTTP/1.1 on the configured listen address.
+// The in-store device API: POST /v1/events, GET /v1/stock...,
+// GET /v1/changes, /healthz, /readyz, served over HTTP/1.1 on the
+// configured listen address.
 //
 // Threads: Start() spawns the server's own threads; every public method may
 // be called from any thread. Handlers call into storage::Journal, which is
@@ -39,6 +40,57 @@ struct ApiLimits {
   static constexpr int kMaxSeconds = 3600;
 };
 
+// GET /v1/changes, the changes feed (devices/API.md, "GET /v1/changes").
+struct ChangesFeedOptions {
+  // Feed clients at once (SSE streams and long polls together); one more is
+  // answered 503 + Retry-After. Each holds a server thread for as long as it
+  // is connected: Start() adds max_clients to `threads`, so that feed
+  // clients never take the threads of POST /v1/events. 0: the feed is off
+  // (every request 503).
+  int max_clients = 256;
+  // A client more than this many changes (journal events that carry a
+  // change) behind the newest is dropped (`event: drop`, reason
+  // slow_client). The ring of recent changes holds max_lag + 1 of them.
+  size_t max_lag = 10000;
+  // A `: keep-alive` comment after this long without anything sent.
+  std::chrono::milliseconds keep_alive{15000};
+  // The `retry:` sent first (how long an EventSource waits to reconnect).
+  std::chrono::milliseconds retry{2000};
+  // Memory bound of the ring of recent changes (older changes are read
+  // from the journal by the clients that still need them).
+  size_t ring_max_bytes = size_t{64} << 20;
+};
+
+// The limits of ChangesFeedOptions, checked by DeviceApi::Start().
+struct ChangesFeedLimits {
+  static constexpr int kMaxClients = 4096;
+  static constexpr size_t kMinLag = 1;
+  static constexpr size_t kMaxLag = 1000000;
+  static constexpr std::chrono::milliseconds kMinKeepAlive{100};
+  static constexpr std::chrono::milliseconds kMaxKeepAlive{3600 * 1000};
+  static constexpr std::chrono::milliseconds kMaxRetry{3600 * 1000};
+  static constexpr size_t kMinRingBytes = size_t{1} << 20;
+  static constexpr size_t kMaxRingBytes = size_t{1} << 30;
+};
+
+// Figures of the changes feed (for /metrics).
+struct FeedStats {
+  uint64_t clients = 0;        // connected now (streams and long polls)
+  uint64_t clients_total = 0;  // accepted since start
+  uint64_t rejected_busy = 0;  // 503: max_clients were connected
+  uint64_t long_polls = 0;     // long-poll answers since start
+  uint64_t changes_sent = 0;   // change events written (SSE) or answered (long poll)
+  uint64_t resets = 0;         // `reset` events: a resume from a pruned id
+  // Clients dropped, by reason, every reason listed (0 included):
+  // "slow_client" (more than max_lag behind), "write_timeout" (a write
+  // blocked longer than io_timeout_s).
+  std::vector<std::pair<std::string, uint64_t>> drops_by_reason;
+  // The ring of recent changes.
+  uint64_t ring_entries = 0;
+  uint64_t ring_bytes = 0;
+  uint64_t head_seq = 0;  // the newest seq the feed has read
+};
+
 struct ApiOptions {
   // "HOST:PORT"; IPv6 as "[::1]:8080". Port 0 picks a free port (tests).
   std::string listen = "127.0.0.1:8080";
@@ -68,6 +120,8 @@ struct ApiOptions {
   // devices_save_interval and on Stop().
   DeviceRegistryOptions devices;
   std::chrono::milliseconds devices_save_interval{5000};
+  // GET /v1/changes.
+  ChangesFeedOptions changes;
 };
 
 // Listen addresses are parsed by the shared HTTP layer (storegw/http/listen.h).
@@ -134,6 +188,8 @@ class DeviceApi {
   virtual ApiCounters counters() const = 0;
   // Every device that sent POST /v1/events, worst first (device_registry.h).
   virtual v1::DeviceList Devices() const = 0;
+  // The changes feed (GET /v1/changes): clients, drops, changes sent.
+  virtual FeedStats feed_stats() const = 0;
 };
 
 }  // namespace storegw::devices
