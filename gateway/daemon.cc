@@ -164,6 +164,9 @@ devices::ApiOptions ApiOptionsFrom(const Config& c) {
   if (auto h = devices::ParseOpeningHours(c.devices.opening_hours); h.ok()) {
     o.devices.opening_hours = *h;
   }
+  o.changes.max_clients = c.changes.max_clients;
+  o.changes.max_lag = static_cast<size_t>(c.changes.max_lag);
+  o.changes.keep_alive = c.changes.keep_alive;
   return o;
 }
 
@@ -418,6 +421,7 @@ int RunDaemon(const RunFlags& flags) {
     return StartFailure(api.status().message(), "device API");
   }
   status_http.SetApiCounters([a = api->get()] { return a->counters(); });
+  status_http.SetFeedStats([a = api->get()] { return a->feed_stats(); });
   status_http.SetDevices([a = api->get()] { return a->Devices(); },
                          static_cast<size_t>(config->metrics.max_devices));
   std::unique_ptr<StatusServer> status_server;

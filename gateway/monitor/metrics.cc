@@ -166,6 +166,30 @@ std::string RenderMetrics(const MetricsInput& in) {
     w.Sample("storegw_link_state", {{"state", state}}, s.link() == state ? 1 : 0);
   }
 
+  // The changes feed (GET /v1/changes).
+  {
+    const devices::FeedStats f = in.feed.value_or(devices::FeedStats{});
+    w.Gauge("storegw_changes_clients", "Clients of GET /v1/changes connected now.", f.clients);
+    w.Counter("storegw_changes_clients_total", "Clients of GET /v1/changes accepted since start.",
+              f.clients_total);
+    w.Counter("storegw_changes_rejected_busy_total",
+              "GET /v1/changes answered 503 since start: changes.max_clients were connected.",
+              f.rejected_busy);
+    w.Counter("storegw_changes_sent_total",
+              "Changes written to feed clients (SSE events and long-poll items) since start.",
+              f.changes_sent);
+    w.Counter("storegw_changes_resets_total",
+              "Feed clients told to resync (they resumed from a pruned id) since start.", f.resets);
+    std::map<std::string, uint64_t> drops = {{"slow_client", 0}, {"write_timeout", 0}};
+    for (const auto& [reason, n] : f.drops_by_reason) drops[reason] = n;
+    w.Family("storegw_changes_dropped_total", "counter",
+             "Feed clients dropped since start, by reason (slow_client: more than "
+             "changes.max_lag behind; write_timeout: a write blocked too long).");
+    for (const auto& [reason, n] : drops) {
+      w.Sample("storegw_changes_dropped_total", {{"reason", reason}}, n);
+    }
+  }
+
   // Downstream (HQ snapshots, prices, store rules).
   const sync::DownstreamCounters down = in.downstream.value_or(sync::DownstreamCounters{});
   w.Family("storegw_downstream_messages_total", "counter",

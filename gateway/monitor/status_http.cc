@@ -115,6 +115,11 @@ void StatusHttp::SetDownstreamCounters(std::function<sync::DownstreamCounters()>
   downstream_counters_ = std::move(source);
 }
 
+void StatusHttp::SetFeedStats(std::function<devices::FeedStats()> source) {
+  std::lock_guard lock(mu_);
+  feed_stats_ = std::move(source);
+}
+
 void StatusHttp::SetExtraResponseCounts(
     std::function<std::vector<std::pair<int, uint64_t>>()> source) {
   std::lock_guard lock(mu_);
@@ -131,6 +136,7 @@ MetricsInput StatusHttp::CollectMetrics() {
   std::function<std::vector<std::pair<int, uint64_t>>()> extra;
   std::function<sync::DownstreamCounters()> downstream;
   std::function<v1::DeviceList()> devices;
+  std::function<devices::FeedStats()> feed;
   {
     std::lock_guard lock(mu_);
     devices = devices_;
@@ -138,6 +144,7 @@ MetricsInput StatusHttp::CollectMetrics() {
     uplink = uplink_status_;
     downstream = downstream_counters_;
     extra = extra_responses_;
+    feed = feed_stats_;
   }
   MetricsInput in;
   in.journal = journal_.Stats();
@@ -148,6 +155,7 @@ MetricsInput StatusHttp::CollectMetrics() {
   }
   if (uplink) in.uplink = uplink();
   if (downstream) in.downstream = downstream();
+  if (feed) in.feed = feed();
   if (devices) {
     in.devices = devices();
     std::lock_guard lock(mu_);

@@ -90,6 +90,11 @@ count_mismatch_threshold = 5
 low_stock_default = 3
 low_stock_file = "/etc/storegw/low-stock.txt"
 
+[changes]
+max_clients = 64
+max_lag = 500
+keep_alive = "30s"
+
 [perishables]
 default_hold = "3h"
 escalate_after = "45m"
@@ -205,6 +210,9 @@ TEST_CASE("gateway config: every key is parsed") {
   CHECK(c.devices.silent_after == 15min);
   CHECK(c.devices.opening_hours == "22:00-06:00");
   CHECK(c.metrics.max_devices == 7);
+  CHECK(c.changes.max_clients == 64);
+  CHECK(c.changes.max_lag == 500);
+  CHECK(c.changes.keep_alive == 30s);
   CHECK(c.perishables.default_hold == 3h);
   CHECK(c.perishables.escalate_after == 45min);
   CHECK(c.perishables.hold_times_file == "/etc/storegw/hold-times.txt");

@@ -230,6 +230,13 @@ TEST_CASE("metrics: downstream counters by kind, outcome and refusal reason") {
   d.prices_applied = 7;
   d.prices_duplicate = 2;
   d.rules_applied = 4;
+  devices::FeedStats feed;
+  feed.clients = 3;
+  feed.clients_total = 9;
+  feed.rejected_busy = 2;
+  feed.changes_sent = 1234;
+  feed.drops_by_reason = {{"slow_client", 5}};
+  in.feed = feed;
   d.refused = {{"undecodable", 5}, {"invalid_currency", 1}, {"other_epoch", 2}};
   d.queued = 1;
   d.last_snapshot_apply = std::chrono::microseconds(257000);
@@ -247,6 +254,12 @@ TEST_CASE("metrics: downstream counters by kind, outcome and refusal reason") {
   CHECK(doc->Value("storegw_downstream_messages_total",
                    L{{"kind", "rules"}, {"outcome", "applied"}}) == 4);
   CHECK(doc->Value("storegw_downstream_accepted_total") == 17);
+  CHECK(doc->Value("storegw_changes_clients") == 3);
+  CHECK(doc->Value("storegw_changes_clients_total") == 9);
+  CHECK(doc->Value("storegw_changes_rejected_busy_total") == 2);
+  CHECK(doc->Value("storegw_changes_sent_total") == 1234);
+  CHECK(doc->Value("storegw_changes_dropped_total", L{{"reason", "slow_client"}}) == 5);
+  CHECK(doc->Value("storegw_changes_dropped_total", L{{"reason", "write_timeout"}}) == 0);
   CHECK(doc->Value("storegw_downstream_refused_total", L{{"reason", "undecodable"}}) == 5);
   CHECK(doc->Value("storegw_downstream_refused_total", L{{"reason", "invalid_currency"}}) == 1);
   CHECK(doc->Value("storegw_downstream_refused_total", L{{"reason", "other_epoch"}}) == 2);

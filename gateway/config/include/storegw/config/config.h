@@ -146,6 +146,16 @@ struct Config {
     std::string low_stock_file;
   } alerts;
 
+  struct Changes {
+    // GET /v1/changes (price, stock and alert changes pushed to in-store
+    // devices): clients at once (0: the feed is off), how far behind the
+    // newest change (journal events) a client may fall before it is
+    // dropped, and the keep-alive interval of an idle stream.
+    int max_clients = 256;
+    int max_lag = 10000;
+    Millis keep_alive{15'000};
+  } changes;
+
   struct Perishables {
     // Hold time of a `production` batch whose sku has no hold time from HQ
     // (nor in hold_times_file): REMOVE_FROM_SHELF when it runs out.

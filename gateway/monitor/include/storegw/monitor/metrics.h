@@ -54,6 +54,8 @@ struct MetricsInput {
   std::optional<sync::UplinkStatus> uplink;  // nullopt: no uplink configured
   // nullopt: no downlink (uplink not MQTT); the families then show zeros.
   std::optional<sync::DownstreamCounters> downstream;
+  // The changes feed (nullopt: no device API yet; the families show zeros).
+  std::optional<devices::FeedStats> feed;
   // The device table (nullopt: no device API yet); the first
   // max_metric_devices devices by requests get their own `device` label,
   // the rest are summed under device="other".

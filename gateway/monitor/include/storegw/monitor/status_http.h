@@ -77,6 +77,8 @@ class StatusHttp {
   void SetDevices(std::function<v1::DeviceList()> source, size_t max_metric_devices);
   void SetUplinkStatus(std::function<sync::UplinkStatus()> source);
   void SetDownstreamCounters(std::function<sync::DownstreamCounters()> source);
+  // The changes feed's figures (DeviceApi::feed_stats).
+  void SetFeedStats(std::function<devices::FeedStats()> source);
   // Responses by HTTP code of another listener (status.listen), added to
   // storegw_http_requests_total.
   void SetExtraResponseCounts(std::function<std::vector<std::pair<int, uint64_t>>()> source);
@@ -107,6 +109,7 @@ class StatusHttp {
   size_t max_metric_devices_ = 50;
   std::function<sync::UplinkStatus()> uplink_status_;
   std::function<sync::DownstreamCounters()> downstream_counters_;
+  std::function<devices::FeedStats()> feed_stats_;
   std::function<std::vector<std::pair<int, uint64_t>>()> extra_responses_;
 };
 
