@@ -441,7 +441,7 @@ std::vector<v1::StatusAlert> AlertsOf(const v1::GatewayStatus& st, v1::Alert::Ki
 }  // namespace
 
 TEST_CASE("gateway daemon: a tray due while the uplink is down is called off the shelf on time, "
-          "across a restart, until its waste is recorded; a fridge out of limits alerts") {
+          "across a restart, until its waste is recorded, and a fridge out of limits alerts") {
   TempDir dir;
   const auto data = dir / "data";
   const auto sensors = dir / "sensors.txt";

@@ -393,7 +393,7 @@ TEST_CASE("cold chain: an excursion shorter than the grace raises nothing, a lon
   }
 }
 
-TEST_CASE("cold chain: a silent sensor raises SENSOR_SILENT; its next reading clears it") {
+TEST_CASE("cold chain: a silent sensor raises SENSOR_SILENT, its next reading clears it") {
   Rig r([](JournalOptions& o) {
     o.silent_after = minutes(15);
     o.sensor_limits["freezer-1"] = {.location = "freezer aisle",
