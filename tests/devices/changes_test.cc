@@ -1,20 +1,12 @@
 // GET /v1/changes: the changes feed over real HTTP on 127.0.0.1 against a
-// real DeviceApi and Journal in a temporary directory. The SSE client is a
-// plain socket with its own parser (HTTP/1.1 chunked framing, then the SSE
-// rules of the HTML standard: an `id:` line sets the last event id, a blank
-// line dispatches, an event without data only moves the id).
+// real DeviceApi and Journal in a temporary directory. The SSE client
+// (plain socket, own HTTP/1.1 chunked and SSE parser; one poll() for many
+// clients) is tests/common/sse_client.h.
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <functional>
 #include <future>
 #include <map>
@@ -25,6 +17,7 @@
 #include <vector>
 
 #include "common/ids.h"
+#include "common/sse_client.h"
 #include "devices_test_util.h"
 
 namespace storegw::devices {
@@ -32,238 +25,12 @@ namespace {
 
 using namespace testing;
 using Clock = std::chrono::steady_clock;
+using test::PumpUntil;
+using test::SseClient;
+using test::SseEvent;
 
 // A hang guard, not a timing threshold: only a broken feed comes near it.
 constexpr auto kGuard = std::chrono::seconds(60);
-
-struct SseEvent {
-  std::string id;  // the last event id when it was dispatched
-  std::string event;
-  std::string data;
-};
-
-// One HTTP/1.1 GET on its own socket, read incrementally: the status line
-// and headers, then the body (chunked or not), parsed as an event stream.
-class SseClient {
- public:
-  // `rcvbuf` / `mss` > 0: a small receive buffer and segment size (set
-  // before connect), so that a client that stops reading fills the
-  // server's socket buffers after a few tens of KiB.
-  SseClient(uint16_t port, const std::string& target, const std::vector<std::string>& headers = {},
-            int rcvbuf = 0, int mss = 0) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd_ >= 0);
-    if (rcvbuf > 0) REQUIRE(::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) == 0);
-    if (mss > 0) REQUIRE(::setsockopt(fd_, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss) == 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
-    REQUIRE_MESSAGE(::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0,
-                    "connect: " << std::strerror(errno));
-    std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
-    for (const std::string& h : headers) req += h + "\r\n";
-    req += "\r\n";
-    REQUIRE(::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
-  }
-  ~SseClient() { Close(); }
-  SseClient(const SseClient&) = delete;
-  SseClient& operator=(const SseClient&) = delete;
-
-  void Close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  int fd() const { return fd_; }
-
-  // Reads what the socket has (waiting up to timeout_ms); false at EOF.
-  bool ReadSome(int timeout_ms) {
-    if (fd_ < 0 || eof) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return true;
-    return ReadNow();
-  }
-  bool ReadNow() {
-    char buf[65536];
-    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) {
-      eof = true;
-      return false;
-    }
-    Feed(buf, static_cast<size_t>(n));
-    return true;
-  }
-
-  // Reads until `pred` holds; fails the test past the guard.
-  template <class P>
-  void ReadUntil(P pred, const char* what) {
-    const auto deadline = Clock::now() + kGuard;
-    while (!pred()) {
-      REQUIRE_MESSAGE(Clock::now() < deadline, "gave up waiting for " << std::string(what));
-      if (!ReadSome(50) && !pred()) {
-        FAIL("the stream ended while waiting for " << std::string(what) << " (status " << status << ", "
-                                                   << events.size() << " events, body " << body
-                                                   << ")");
-      }
-    }
-  }
-  void ReadHeaders() {
-    ReadUntil([&] { return head_done; }, "the response headers");
-  }
-  // Reads until the answer is complete (its last chunk, or Content-Length
-  // bytes) or the server closes.
-  void ReadToEnd() {
-    const auto deadline = Clock::now() + kGuard;
-    while (!Complete() && ReadSome(50)) {
-      REQUIRE_MESSAGE(Clock::now() < deadline, "the answer did not end");
-    }
-  }
-  bool Complete() const {
-    if (chunked_end) return true;
-    auto it = headers.find("content-length");
-    return head_done && !chunked_ && it != headers.end() && body.size() >= std::stoul(it->second);
-  }
-  // Reads until the server closes the connection.
-  void ReadToEof() {
-    const auto deadline = Clock::now() + kGuard;
-    while (ReadSome(50)) REQUIRE_MESSAGE(Clock::now() < deadline, "the server kept the connection");
-  }
-  size_t Count(const std::string& event) const {
-    return static_cast<size_t>(std::count_if(events.begin(), events.end(),
-                                             [&](const SseEvent& e) { return e.event == event; }));
-  }
-
-  int status = 0;
-  std::map<std::string, std::string> headers;  // names in lower case
-  bool head_done = false;
-  bool eof = false;
-  bool chunked_end = false;  // the last chunk (0) arrived
-  std::string body;          // the decoded body of a non-stream answer
-  std::vector<SseEvent> events;
-  std::vector<std::string> comments;
-  std::string last_event_id;
-  std::string retry;
-
- private:
-  void Feed(const char* p, size_t n) {
-    raw_.append(p, n);
-    if (!head_done) {
-      const size_t end = raw_.find("\r\n\r\n");
-      if (end == std::string::npos) return;
-      ParseHead(raw_.substr(0, end));
-      raw_.erase(0, end + 4);
-      head_done = true;
-    }
-    if (!chunked_) {
-      body += raw_;
-      if (stream_) ParseSse(raw_);
-      raw_.clear();
-      return;
-    }
-    // Chunked framing.
-    while (!chunked_end) {
-      if (chunk_left_ == 0) {
-        const size_t eol = raw_.find("\r\n");
-        if (eol == std::string::npos) return;
-        const std::string line = raw_.substr(0, eol);
-        if (line.empty()) {  // the CRLF after a chunk's data
-          raw_.erase(0, 2);
-          continue;
-        }
-        chunk_left_ = std::stoul(line, nullptr, 16);
-        raw_.erase(0, eol + 2);
-        if (chunk_left_ == 0) {
-          chunked_end = true;
-          return;
-        }
-      }
-      if (raw_.empty()) return;
-      const size_t take = std::min(chunk_left_, raw_.size());
-      const std::string data = raw_.substr(0, take);
-      raw_.erase(0, take);
-      chunk_left_ -= take;
-      body += data;
-      if (stream_) ParseSse(data);
-    }
-  }
-  void ParseHead(const std::string& head) {
-    const size_t sp = head.find(' ');
-    status = std::stoi(head.substr(sp + 1, 3));
-    size_t pos = head.find("\r\n");
-    while (pos != std::string::npos) {
-      const size_t next = head.find("\r\n", pos + 2);
-      const std::string line = head.substr(pos + 2, next == std::string::npos ? next : next - pos - 2);
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) {
-        std::string name = line.substr(0, colon);
-        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        std::string value = line.substr(colon + 1);
-        while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-        headers[name] = value;
-      }
-      pos = next;
-    }
-    chunked_ = headers["transfer-encoding"] == "chunked";
-    stream_ = headers["content-type"] == "text/event-stream";
-  }
-  void ParseSse(const std::string& text) {
-    line_ += text;
-    size_t eol;
-    while ((eol = line_.find('\n')) != std::string::npos) {
-      std::string line = line_.substr(0, eol);
-      line_.erase(0, eol + 1);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.empty()) {  // dispatch
-        last_event_id = id_buffer_;
-        if (!data_.empty()) {
-          data_.pop_back();  // the last '\n'
-          events.push_back({last_event_id, type_.empty() ? "message" : type_, data_});
-        }
-        data_.clear();
-        type_.clear();
-        continue;
-      }
-      if (line[0] == ':') {
-        comments.push_back(line.substr(1));
-        continue;
-      }
-      const size_t colon = line.find(':');
-      std::string field = line.substr(0, colon);
-      std::string value = colon == std::string::npos ? "" : line.substr(colon + 1);
-      if (!value.empty() && value[0] == ' ') value.erase(0, 1);
-      if (field == "event") type_ = value;
-      if (field == "data") data_ += value + "\n";
-      if (field == "id") id_buffer_ = value;
-      if (field == "retry") retry = value;
-    }
-  }
-
-  int fd_ = -1;
-  std::string raw_;
-  bool chunked_ = false, stream_ = false;
-  size_t chunk_left_ = 0;
-  std::string line_, data_, type_, id_buffer_;
-};
-
-// Reads from every client at once (one poll) until `done` holds.
-void PumpUntil(const std::vector<SseClient*>& clients, const std::function<bool()>& done,
-               const char* what) {
-  const auto deadline = Clock::now() + kGuard;
-  std::vector<pollfd> fds;
-  while (!done()) {
-    REQUIRE_MESSAGE(Clock::now() < deadline, "gave up waiting for " << std::string(what));
-    fds.clear();
-    for (SseClient* c : clients) fds.push_back({c->fd(), POLLIN, 0});
-    if (::poll(fds.data(), fds.size(), 50) <= 0) continue;
-    for (size_t i = 0; i < clients.size(); ++i) {
-      if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-        if (!clients[i]->ReadNow()) {
-          FAIL("a stream ended while waiting for " << std::string(what));
-        }
-      }
-    }
-  }
-}
 
 std::string AuthHeader(const std::string& token) { return "Authorization: Bearer " + token; }
 
