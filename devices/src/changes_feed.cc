@@ -525,7 +525,10 @@ void Hub::Run() {
                                    [](uint64_t seq, const EntryPtr& e) { return seq < e->seq; });
         lag = static_cast<size_t>(ring_.end() - it);
       }
-      if (lag > options_.max_lag) c->drop.store(kSlowClient);
+      int none = kNoDrop;
+      if (lag > options_.max_lag && c->drop.compare_exchange_strong(none, kSlowClient)) {
+        slow_marked_.fetch_add(1);
+      }
     }
     cursor = through;
   }
@@ -718,7 +721,7 @@ FeedStats ChangesFeed::Stats() const {
   s.long_polls = long_polls_.load();
   s.changes_sent = changes_sent_.load();
   s.resets = resets_.load();
-  s.drops_by_reason = {{"slow_client", drops_slow_.load()},
+  s.drops_by_reason = {{"slow_client", hub_.slow_marked()},
                        {"write_timeout", drops_write_timeout_.load()}};
   const Hub::RingView r = hub_.ring();
   s.ring_entries = r.entries;
@@ -947,7 +950,6 @@ bool ChangesFeed::RunStreamOn(Stream& s, httplib::DataSink& sink) {
   const auto finish = [&](bool ok) {
     int reason = s.slot->drop.load();
     if (reason == kNoDrop && timed_out) reason = kWriteTimeout;
-    if (reason == kSlowClient) drops_slow_.fetch_add(1, std::memory_order_relaxed);
     if (reason == kWriteTimeout) drops_write_timeout_.fetch_add(1, std::memory_order_relaxed);
     if (reason != kNoDrop) {
       spdlog::info("changes feed: dropped the client at {} ({}); it may resume with "

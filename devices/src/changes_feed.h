@@ -148,6 +148,11 @@ class Hub {
   };
   RingView ring() const;
 
+  // Clients found more than max_lag behind (each counted once, when the
+  // hub marks it: its thread may still be blocked in a write to it, and
+  // ends the stream at its next step).
+  uint64_t slow_marked() const { return slow_marked_.load(); }
+
  private:
   void Run();
   void FillOnHand(ChangeEntry* e);
@@ -157,6 +162,7 @@ class Hub {
   storage::Journal& journal_;
   const ChangesFeedOptions options_;
   std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> slow_marked_{0};
   std::thread thread_;
   std::mutex stop_mu_;  // Stop() once
   bool stopped_ = false;
@@ -205,7 +211,7 @@ class ChangesFeed {
 
   std::atomic<int> clients_{0};
   std::atomic<uint64_t> clients_total_{0}, rejected_busy_{0}, changes_sent_{0}, resets_{0},
-      long_polls_{0}, drops_slow_{0}, drops_write_timeout_{0};
+      long_polls_{0}, drops_write_timeout_{0};
 };
 
 }  // namespace storegw::devices::feed
