@@ -29,6 +29,8 @@
 #include "journal_impl.h"
 
 namespace storegw::storage {
+
+using internal::Request;
 namespace {
 
 constexpr int64_t kUs = 1'000'000;

@@ -437,7 +437,7 @@ TEST_CASE("changes feed: 200 SSE clients while a producer ingests at full rate")
   }
   const FeedStats st = gw.api().feed_stats();
   CHECK(st.changes_sent == want.size() * kClients);
-  for (const auto& [reason, n] : st.drops_by_reason) CHECK_MESSAGE(n == 0, reason);
+  for (const auto& drop : st.drops_by_reason) CHECK_MESSAGE(drop.second == 0, drop.first);
   MESSAGE(posted.load() << " events posted, " << want.size() << " changes to each of " << kClients
                         << " clients");
 }
@@ -686,7 +686,9 @@ TEST_CASE("changes feed: bad parameters are a 400 naming the field, nothing star
       {"/v1/changes?since=4", "since"},
       {"/v1/changes?after=1&after=2", "after"},
   };
-  for (const auto& [target, field] : cases) {
+  for (const auto& c : cases) {
+    const std::string& target = c.first;
+    const std::string& field = c.second;
     CAPTURE(target);
     auto r = http->Get(target);
     REQUIRE(r);
