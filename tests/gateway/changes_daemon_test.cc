@@ -249,7 +249,11 @@ TEST_CASE(
   TempDir dir;
   const auto data = dir / "data";
   std::string why;
-  auto d = StartDaemon(data, dir / "logs", "feed", &why);
+  // 200 clients: more than the default changes.max_clients (64).
+  const auto cfg = dir / "feed.toml";
+  std::ofstream(cfg) << "[uplink]\nurl = \"tcp://127.0.0.1:" << FreePort()
+                     << "\"\n[changes]\nmax_clients = 256\n";
+  auto d = StartDaemon(data, dir / "logs", "feed", &why, 0, {"--config", cfg.string()});
   REQUIRE_MESSAGE(d, why);
 
   // Each client lists kSkusPerClient distinct skus (stock changes only).

@@ -91,7 +91,7 @@ low_stock_default = 3
 low_stock_file = "/etc/storegw/low-stock.txt"
 
 [changes]
-max_clients = 64
+max_clients = 128
 max_lag = 500
 keep_alive = "30s"
 
@@ -210,7 +210,7 @@ TEST_CASE("gateway config: every key is parsed") {
   CHECK(c.devices.silent_after == 15min);
   CHECK(c.devices.opening_hours == "22:00-06:00");
   CHECK(c.metrics.max_devices == 7);
-  CHECK(c.changes.max_clients == 64);
+  CHECK(c.changes.max_clients == 128);
   CHECK(c.changes.max_lag == 500);
   CHECK(c.changes.keep_alive == 30s);
   CHECK(c.perishables.default_hold == 3h);

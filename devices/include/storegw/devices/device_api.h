@@ -47,7 +47,7 @@ struct ChangesFeedOptions {
   // is connected: Start() adds max_clients to `threads`, so that feed
   // clients never take the threads of POST /v1/events. 0: the feed is off
   // (every request 503).
-  int max_clients = 256;
+  int max_clients = 64;
   // A client more than this many changes (journal events that carry a
   // change) behind the newest is dropped (`event: drop`, reason
   // slow_client). The ring of recent changes holds max_lag + 1 of them.

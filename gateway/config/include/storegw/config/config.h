@@ -151,7 +151,7 @@ struct Config {
     // devices): clients at once (0: the feed is off), how far behind the
     // newest change (journal events) a client may fall before it is
     // dropped, and the keep-alive interval of an idle stream.
-    int max_clients = 256;
+    int max_clients = 64;
     int max_lag = 10000;
     Millis keep_alive{15'000};
   } changes;
