@@ -309,7 +309,7 @@ TEST_CASE("gateway daemon: kill -9 under storegw simulate loses nothing the simu
   const auto accepted_log = dir / "accepted.log";
   Process sim =
       Process::Spawn(StoregwArgs({"simulate", "--url", d->url(), "--lanes", "4", "--rate", "400",
-                                  "--batch", "5", "--duration", "5s", "--grace", "20s", "--seed",
+                                  "--batch", "5", "--duration", "10s", "--grace", "20s", "--seed",
                                   "11", "--accepted-log", accepted_log.string()}),
                      logs / "sim.out", logs / "sim.err");
   auto first_epoch = Status(port);
