@@ -267,7 +267,7 @@ struct Journal::Impl {
   // ---- perishables (perishables.cc)
   Status PreparePerishables();
   Status SeedSensors(int64_t now);  // Open: rows for the configured sensors
-  Result<int64_t> NextDue(int64_t now);
+  Result<int64_t> NextDue(std::optional<int64_t> sensors_due = std::nullopt);
   void LowerTimerDue(int64_t at);
   Status ApplyPerishables(const v1::Event& e, uint64_t seq, int64_t now);
   Status ConsumeBatches(const std::string& sku, int64_t qty, const char* reason, uint64_t seq,

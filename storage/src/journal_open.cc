@@ -457,7 +457,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& options) {
   if (Status p = impl->SeedSensors(impl->Now()); !p.ok()) return p;
   {
     // What is due first (after a restart: possibly already).
-    auto due = impl->NextDue(impl->Now());
+    auto due = impl->NextDue();
     if (!due.ok()) return due.status();
     impl->timer_due = *due;
   }

@@ -277,6 +277,19 @@ Status StoreSensor(sql::Db& db, sql::Stmt& q, const SensorRow& s) {
   return {};
 }
 
+// Every row of the sensors table, by sensor_id.
+Status LoadSensors(sql::Db& db, sql::Stmt& q, std::vector<SensorRow>& out) {
+  sql::ResetGuard g(q);
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    SensorRow row;
+    row.id = std::string(q.Text(0));
+    ReadSensorCols(q, 1, row);
+    out.push_back(std::move(row));
+  }
+  return rc == SQLITE_DONE ? Status() : db.Error(rc, "journal: read sensors");
+}
+
 // The next time a sensor's state needs the clock (INT64_MAX: never).
 int64_t SensorDeadline(const SensorRow& s, const Limits& l) {
   int64_t due = INT64_MAX;
@@ -538,8 +551,10 @@ Status Journal::Impl::PriceComesIntoForce(const v1::PriceUpdate& p, uint64_t upd
   return {};
 }
 
-// The earliest future time a timer run has something to do.
-Result<int64_t> Journal::Impl::NextDue(int64_t now) {
+// The earliest future time a timer run has something to do. `sensors_due`:
+// the sensors' earliest deadline when the caller has it (a timer run just
+// went through them all), else nullopt and they are read here.
+Result<int64_t> Journal::Impl::NextDue(std::optional<int64_t> sensors_due) {
   int64_t due = INT64_MAX;
   auto min_of = [&](sql::Stmt& q, int64_t add, const char* what) -> Status {
     sql::ResetGuard g(q);
@@ -555,24 +570,14 @@ Result<int64_t> Journal::Impl::NextDue(int64_t now) {
     return s;
   }
   if (Status s = min_of(ps.next_price, 0, "journal: next price"); !s.ok()) return s;
+  if (sensors_due) return std::min(due, *sensors_due);
   std::vector<SensorRow> sensors;
-  {
-    sql::ResetGuard g(ps.all_sensors);
-    int rc;
-    while ((rc = ps.all_sensors.Step()) == SQLITE_ROW) {
-      SensorRow s;
-      s.id = std::string(ps.all_sensors.Text(0));
-      ReadSensorCols(ps.all_sensors, 1, s);
-      sensors.push_back(std::move(s));
-    }
-    if (rc != SQLITE_DONE) return wdb.Error(rc, "journal: read sensors");
-  }
-  for (const SensorRow& s : sensors) {
-    auto l = ResolveLimits(wdb, ps.get_limits, opt, s.id);
+  if (Status st = LoadSensors(wdb, ps.all_sensors, sensors); !st.ok()) return st;
+  for (const SensorRow& row : sensors) {
+    auto l = ResolveLimits(wdb, ps.get_limits, opt, row.id);
     if (!l.ok()) return l.status();
-    due = std::min(due, SensorDeadline(s, *l));
+    due = std::min(due, SensorDeadline(row, *l));
   }
-  (void)now;
   return due;
 }
 
@@ -676,17 +681,8 @@ Status Journal::Impl::DoTimers(Request& r, int64_t now) {
 
   // Cold chain.
   std::vector<SensorRow> sensors;
-  {
-    sql::ResetGuard g(ps.all_sensors);
-    int rc;
-    while ((rc = ps.all_sensors.Step()) == SQLITE_ROW) {
-      SensorRow s;
-      s.id = std::string(ps.all_sensors.Text(0));
-      ReadSensorCols(ps.all_sensors, 1, s);
-      sensors.push_back(std::move(s));
-    }
-    if (rc != SQLITE_DONE) return wdb.Error(rc, "journal: read sensors");
-  }
+  if (Status st = LoadSensors(wdb, ps.all_sensors, sensors); !st.ok()) return st;
+  int64_t sensors_due = INT64_MAX;  // after this run's changes
   for (SensorRow& s : sensors) {
     auto lim = ResolveLimits(wdb, ps.get_limits, opt, s.id);
     if (!lim.ok()) return lim.status();
@@ -751,6 +747,7 @@ Status Journal::Impl::DoTimers(Request& r, int64_t now) {
     if (changed) {
       if (Status st = StoreSensor(wdb, ps.put_sensor, s); !st.ok()) return st;
     }
+    sensors_due = std::min(sensors_due, SensorDeadline(s, l));
   }
 
   // Prices whose effective_from has come.
@@ -782,7 +779,7 @@ Status Journal::Impl::DoTimers(Request& r, int64_t now) {
     ++out.prices;
   }
 
-  auto next = NextDue(now);
+  auto next = NextDue(sensors_due);
   if (!next.ok()) return next.status();
   out.next_due_us = more ? now : (*next == INT64_MAX ? 0 : *next);
   timer_due.store(more ? now : *next);
