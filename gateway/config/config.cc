@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
@@ -215,7 +216,9 @@ const std::vector<KeySpec>& Keys() {
        .field = FIELD(devices.silent_after),
        .min = 10 * kSec,
        .max = 7 * kDay},
-      {.name = "devices.opening_hours", .kind = Kind::kHours, .field = FIELD(devices.opening_hours)},
+      {.name = "devices.opening_hours",
+       .kind = Kind::kHours,
+       .field = FIELD(devices.opening_hours)},
       {.name = "metrics.max_devices",
        .kind = Kind::kInt,
        .field = FIELD(metrics.max_devices),
@@ -533,7 +536,7 @@ std::string ApplyNode(const KeySpec& spec, const toml::node& node, Config& confi
   } else {
     std::string want = (spec.kind == Kind::kInt || spec.kind == Kind::kSize) ? "an integer"
                        : spec.kind == Kind::kDuration ? "a duration string (e.g. \"5s\")"
-                                                       : "a string";
+                                                      : "a string";
     return "expected " + want + ", got " + std::string(TypeName(node));
   }
   return Apply(spec, v, config);
@@ -602,8 +605,8 @@ void ReportRetired(const RetiredKey& r, const toml::node& node, const std::strin
     }
     return;
   }
-  const std::string renamed = "key '" + r.key + "' was renamed to '" + r.renamed_to + "'" +
-                              InRelease(r);
+  const std::string renamed =
+      "key '" + r.key + "' was renamed to '" + r.renamed_to + "'" + InRelease(r);
   const KeySpec* spec = FindKey(r.renamed_to);
   if (!spec) {
     problem(renamed + ", which this storegw does not know either");
@@ -613,8 +616,8 @@ void ReportRetired(const RetiredKey& r, const toml::node& node, const std::strin
   // meant is not for us to guess.
   if (auto it = st.keys.find(r.renamed_to); it != st.keys.end()) {
     problem(renamed + ", and '" + r.renamed_to + "' is set too" +
-            (it->second > 0 ? " (line " + std::to_string(it->second) + ")" : "") +
-            ": delete '" + r.key + "'");
+            (it->second > 0 ? " (line " + std::to_string(it->second) + ")" : "") + ": delete '" +
+            r.key + "'");
     return;
   }
   for (const auto& other : st.retired) {
@@ -689,8 +692,9 @@ std::string_view Scheme(std::string_view url) {
 void CrossChecks(const Config& c, std::string_view source, std::vector<std::string>& problems) {
   std::string where(source);
   if (c.cold_chain.metric.empty()) {
-    problems.push_back(where + ": cold_chain.metric: must not be empty (the sensor metric the "
-                               "limits apply to, e.g. \"temp_mc\")");
+    problems.push_back(where +
+                       ": cold_chain.metric: must not be empty (the sensor metric the "
+                       "limits apply to, e.g. \"temp_mc\")");
   }
   if (c.uplink.backoff_initial > c.uplink.backoff_max) {
     problems.push_back(
@@ -815,8 +819,7 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source_name,
   return config;
 }
 
-Result<Config> LoadConfigFile(const std::filesystem::path& path,
-                              std::vector<std::string>* problems,
+Result<Config> LoadConfigFile(const std::filesystem::path& path, std::vector<std::string>* problems,
                               const ConfigParseOptions& options) {
   if (options.warnings) options.warnings->clear();
   std::error_code ec;
@@ -891,36 +894,52 @@ Status CheckConfigFiles(const Config& config) {
   return Status::Ok();
 }
 
-Result<std::map<std::string, int64_t>> LoadLowStockFile(const std::filesystem::path& path) {
+namespace {
+
+// Reads a list file named by config key `key`, a line at a time: '#'
+// comments and blank lines are skipped; `each` gets the line (comment cut)
+// and its words and returns "" or what is wrong with it, which becomes
+// "KEY: FILE:LINE: problem".
+Status ForEachListLine(
+    const std::filesystem::path& path, const std::string& key,
+    const std::function<std::string(const std::string& line, std::istringstream& words)>& each) {
   std::ifstream in(path);
-  if (!in) {
-    return Status::NotFound("alerts.low_stock_file: " + path.string() + ": cannot be read");
-  }
-  std::map<std::string, int64_t> out;
+  if (!in) return Status::NotFound(key + ": " + path.string() + ": cannot be read");
   std::string line;
-  int lineno = 0;
-  auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument(
-        "alerts.low_stock_file",
-        "alerts.low_stock_file: " + path.string() + ":" + std::to_string(lineno) + ": " + why);
-  };
-  while (std::getline(in, line)) {
-    ++lineno;
+  for (int lineno = 1; std::getline(in, line); ++lineno) {
     if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     std::istringstream words(line);
-    std::string sku, number, extra;
-    if (!(words >> sku)) continue;  // blank or comment
-    if (!(words >> number) || (words >> extra)) {
-      return bad("expected \"SKU THRESHOLD\" (two words), got " + Quote(line));
+    if (std::string why = each(line, words); !why.empty()) {
+      return Status::InvalidArgument(
+          key, key + ": " + path.string() + ":" + std::to_string(lineno) + ": " + why);
     }
-    if (sku.size() > 64) return bad("sku longer than 64 characters");
-    int64_t n = 0;
-    auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), n);
-    if (ec != std::errc() || ptr != number.data() + number.size() || n < -1 || n > 1000000000) {
-      return bad("threshold must be an integer from -1 (off) to 1000000000, got " + Quote(number));
-    }
-    if (!out.emplace(sku, n).second) return bad("sku " + Quote(sku) + " is listed twice");
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::map<std::string, int64_t>> LoadLowStockFile(const std::filesystem::path& path) {
+  std::map<std::string, int64_t> out;
+  Status st = ForEachListLine(
+      path, "alerts.low_stock_file",
+      [&](const std::string& line, std::istringstream& words) -> std::string {
+        std::string sku, number, extra;
+        words >> sku;
+        if (!(words >> number) || (words >> extra)) {
+          return "expected \"SKU THRESHOLD\" (two words), got " + Quote(line);
+        }
+        if (sku.size() > 64) return "sku longer than 64 characters";
+        int64_t n = 0;
+        auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), n);
+        if (ec != std::errc() || ptr != number.data() + number.size() || n < -1 || n > 1000000000) {
+          return "threshold must be an integer from -1 (off) to 1000000000, got " + Quote(number);
+        }
+        if (!out.emplace(sku, n).second) return "sku " + Quote(sku) + " is listed twice";
+        return "";
+      });
+  if (!st.ok()) return st;
   return out;
 }
 
@@ -940,95 +959,81 @@ bool ParseInt64(const std::string& text, int64_t& v) {
 }  // namespace
 
 Result<std::map<std::string, Millis>> LoadHoldTimesFile(const std::filesystem::path& path) {
-  const std::string key = "perishables.hold_times_file";
-  std::ifstream in(path);
-  if (!in) return Status::NotFound(key + ": " + path.string() + ": cannot be read");
   std::map<std::string, Millis> out;
-  std::string line;
-  int lineno = 0;
-  auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument(
-        key, key + ": " + path.string() + ":" + std::to_string(lineno) + ": " + why);
-  };
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-    std::istringstream words(line);
-    std::string sku, hold, extra;
-    if (!(words >> sku)) continue;
-    if (!(words >> hold) || (words >> extra)) {
-      return bad("expected \"SKU DURATION\" (two words, e.g. \"chicken-roast 2h\"), got " +
-                 Quote(line));
-    }
-    if (!PrintableWord(sku, 64)) return bad("sku must be 1..64 printable characters");
-    auto d = ParseDuration(hold);
-    if (!d.ok()) return bad(d.status().message());
-    if (d->count() < 60 * kSec || d->count() > 7 * kDay) {
-      return bad("hold time must be between 1m and 7d, got " + Quote(hold));
-    }
-    if (!out.emplace(sku, *d).second) return bad("sku " + Quote(sku) + " is listed twice");
-  }
+  Status st = ForEachListLine(
+      path, "perishables.hold_times_file",
+      [&](const std::string& line, std::istringstream& words) -> std::string {
+        std::string sku, hold, extra;
+        words >> sku;
+        if (!(words >> hold) || (words >> extra)) {
+          return "expected \"SKU DURATION\" (two words, e.g. \"chicken-roast 2h\"), got " +
+                 Quote(line);
+        }
+        if (!PrintableWord(sku, 64)) return "sku must be 1..64 printable characters";
+        auto d = ParseDuration(hold);
+        if (!d.ok()) return d.status().message();
+        if (d->count() < 60 * kSec || d->count() > 7 * kDay) {
+          return "hold time must be between 1m and 7d, got " + Quote(hold);
+        }
+        if (!out.emplace(sku, *d).second) return "sku " + Quote(sku) + " is listed twice";
+        return "";
+      });
+  if (!st.ok()) return st;
   return out;
 }
 
 Result<std::map<std::string, SensorLimitLine>> LoadSensorsFile(const std::filesystem::path& path) {
-  const std::string key = "cold_chain.sensors_file";
-  std::ifstream in(path);
-  if (!in) return Status::NotFound(key + ": " + path.string() + ": cannot be read");
   std::map<std::string, SensorLimitLine> out;
-  std::string line;
-  int lineno = 0;
-  auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument(
-        key, key + ": " + path.string() + ":" + std::to_string(lineno) + ": " + why);
-  };
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-    std::istringstream words(line);
-    std::string id, min_text, max_text;
-    if (!(words >> id)) continue;
-    if (!(words >> min_text >> max_text)) {
-      return bad("expected \"SENSOR_ID MIN MAX [grace=DUR] [silent_after=DUR] [metric=NAME] "
-                 "[LOCATION...]\", got " + Quote(line));
-    }
-    if (!PrintableWord(id, 64)) return bad("sensor id must be 1..64 printable characters");
-    SensorLimitLine l;
-    if (!ParseInt64(min_text, l.min_value)) {
-      return bad("MIN must be an integer (milli-Celsius for temp_mc), got " + Quote(min_text));
-    }
-    if (!ParseInt64(max_text, l.max_value)) {
-      return bad("MAX must be an integer (milli-Celsius for temp_mc), got " + Quote(max_text));
-    }
-    if (l.min_value > l.max_value) {
-      return bad("MIN " + min_text + " is above MAX " + max_text);
-    }
-    std::string word, location;
-    while (words >> word) {
-      auto opt_duration = [&](std::string_view name, std::optional<Millis>& field) -> std::string {
-        auto d = ParseDuration(word.substr(name.size() + 1));
-        if (!d.ok()) return std::string(name) + ": " + d.status().message();
-        if (d->count() < 0 || d->count() > 7 * kDay) {
-          return std::string(name) + " must be between 0s and 7d, got " + Quote(word);
+  Status st = ForEachListLine(
+      path, "cold_chain.sensors_file",
+      [&](const std::string& line, std::istringstream& words) -> std::string {
+        std::string id, min_text, max_text;
+        words >> id;
+        if (!(words >> min_text >> max_text)) {
+          return "expected \"SENSOR_ID MIN MAX [grace=DUR] [silent_after=DUR] [metric=NAME] "
+                 "[LOCATION...]\", got " +
+                 Quote(line);
         }
-        field = *d;
+        if (!PrintableWord(id, 64)) return "sensor id must be 1..64 printable characters";
+        SensorLimitLine l;
+        if (!ParseInt64(min_text, l.min_value)) {
+          return "MIN must be an integer (milli-Celsius for temp_mc), got " + Quote(min_text);
+        }
+        if (!ParseInt64(max_text, l.max_value)) {
+          return "MAX must be an integer (milli-Celsius for temp_mc), got " + Quote(max_text);
+        }
+        if (l.min_value > l.max_value) {
+          return "MIN " + min_text + " is above MAX " + max_text;
+        }
+        std::string word, location;
+        while (words >> word) {
+          auto opt_duration = [&](std::string_view name,
+                                  std::optional<Millis>& field) -> std::string {
+            auto d = ParseDuration(word.substr(name.size() + 1));
+            if (!d.ok()) return std::string(name) + ": " + d.status().message();
+            if (d->count() < 0 || d->count() > 7 * kDay) {
+              return std::string(name) + " must be between 0s and 7d, got " + Quote(word);
+            }
+            field = *d;
+            return "";
+          };
+          if (location.empty() && word.rfind("grace=", 0) == 0) {
+            if (auto why = opt_duration("grace", l.grace); !why.empty()) return why;
+          } else if (location.empty() && word.rfind("silent_after=", 0) == 0) {
+            if (auto why = opt_duration("silent_after", l.silent_after); !why.empty()) return why;
+          } else if (location.empty() && word.rfind("metric=", 0) == 0) {
+            l.metric = word.substr(7);
+            if (!PrintableWord(l.metric, 64)) return "metric must be 1..64 printable characters";
+          } else {
+            location += location.empty() ? word : " " + word;
+          }
+        }
+        if (location.size() > 64) return "location is longer than 64 bytes";
+        l.location = location;
+        if (!out.emplace(id, l).second) return "sensor " + Quote(id) + " is listed twice";
         return "";
-      };
-      if (location.empty() && word.rfind("grace=", 0) == 0) {
-        if (auto why = opt_duration("grace", l.grace); !why.empty()) return bad(why);
-      } else if (location.empty() && word.rfind("silent_after=", 0) == 0) {
-        if (auto why = opt_duration("silent_after", l.silent_after); !why.empty()) return bad(why);
-      } else if (location.empty() && word.rfind("metric=", 0) == 0) {
-        l.metric = word.substr(7);
-        if (!PrintableWord(l.metric, 64)) return bad("metric must be 1..64 printable characters");
-      } else {
-        location += location.empty() ? word : " " + word;
-      }
-    }
-    if (location.size() > 64) return bad("location is longer than 64 bytes");
-    l.location = location;
-    if (!out.emplace(id, l).second) return bad("sensor " + Quote(id) + " is listed twice");
-  }
+      });
+  if (!st.ok()) return st;
   return out;
 }
 
