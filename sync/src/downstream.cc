@@ -271,18 +271,39 @@ class Downstream::Impl {
     if (took > c_.max_snapshot_apply) c_.max_snapshot_apply = took;
   }
 
-  Status HandlePrice(std::string_view payload, bool last_attempt) {
-    const auto kind = DownstreamKind::kPrices;
+  // The payload as a `Msg` (named `name` in the refusal), or the refusal:
+  // an empty message and undecodable bytes are refused and counted here.
+  template <typename Msg>
+  Status Decode(DownstreamKind kind, std::string_view payload, const char* name, Msg* out) {
     if (payload.empty()) {
       return Refuse(kind, 0, "empty",
-                    Status::InvalidArgument("payload", "empty message (expected a PriceUpdate)"));
+                    Status::InvalidArgument(
+                        "payload", std::string("empty message (expected a ") + name + ")"));
     }
-    v1::PriceUpdate up;
     if (payload.size() > INT_MAX ||
-        !up.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+        !out->ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
       return Refuse(kind, payload.size(), "undecodable",
-                    Status::InvalidArgument("payload", "not a PriceUpdate protobuf message"));
+                    Status::InvalidArgument(
+                        "payload", std::string("not a ") + name + " protobuf message"));
     }
+    return {};
+  }
+
+  // What a failed journal apply becomes: a refusal when the journal found
+  // the message invalid; else the error itself (retried when transient),
+  // counted as journal_error on the last attempt or when it is not transient.
+  Status ApplyFailed(DownstreamKind kind, size_t bytes, const Status& s, bool last_attempt) {
+    if (s.code() == StatusCode::kInvalidArgument) {
+      return Refuse(kind, bytes, ReasonForField(s.field()), s);
+    }
+    if (last_attempt || !Transient(s)) (void)Refuse(kind, bytes, "journal_error", s);
+    return s;
+  }
+
+  Status HandlePrice(std::string_view payload, bool last_attempt) {
+    const auto kind = DownstreamKind::kPrices;
+    v1::PriceUpdate up;
+    if (Status d = Decode(kind, payload, "PriceUpdate", &up); !d.ok()) return d;
     if (Status v = storage::ValidatePriceUpdate(up); !v.ok()) {
       return Refuse(kind, payload.size(), ReasonForField(v.field()), v);
     }
@@ -293,14 +314,7 @@ class Downstream::Impl {
                                                             journal_->store_id() + "\""));
     }
     auto r = journal_->ApplyPriceUpdate(up);
-    if (!r.ok()) {
-      const Status& s = r.status();
-      if (s.code() == StatusCode::kInvalidArgument) {
-        return Refuse(kind, payload.size(), ReasonForField(s.field()), s);
-      }
-      if (last_attempt || !Transient(s)) (void)Refuse(kind, payload.size(), "journal_error", s);
-      return s;
-    }
+    if (!r.ok()) return ApplyFailed(kind, payload.size(), r.status(), last_attempt);
     std::lock_guard lk(mu_);
     if (r->duplicate) {
       ++c_.prices_duplicate;
@@ -316,16 +330,8 @@ class Downstream::Impl {
 
   Status HandleRules(std::string_view payload, bool last_attempt) {
     const auto kind = DownstreamKind::kRules;
-    if (payload.empty()) {
-      return Refuse(kind, 0, "empty",
-                    Status::InvalidArgument("payload", "empty message (expected a StoreRules)"));
-    }
     v1::StoreRules rules;
-    if (payload.size() > INT_MAX ||
-        !rules.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-      return Refuse(kind, payload.size(), "undecodable",
-                    Status::InvalidArgument("payload", "not a StoreRules protobuf message"));
-    }
+    if (Status d = Decode(kind, payload, "StoreRules", &rules); !d.ok()) return d;
     if (Status v = storage::ValidateStoreRules(rules); !v.ok()) {
       return Refuse(kind, payload.size(), ReasonForField(v.field()), v);
     }
@@ -336,14 +342,7 @@ class Downstream::Impl {
                                         "\", this is store \"" + journal_->store_id() + "\""));
     }
     auto r = journal_->ApplyStoreRules(rules);
-    if (!r.ok()) {
-      const Status& s = r.status();
-      if (s.code() == StatusCode::kInvalidArgument) {
-        return Refuse(kind, payload.size(), ReasonForField(s.field()), s);
-      }
-      if (last_attempt || !Transient(s)) (void)Refuse(kind, payload.size(), "journal_error", s);
-      return s;
-    }
+    if (!r.ok()) return ApplyFailed(kind, payload.size(), r.status(), last_attempt);
     std::lock_guard lk(mu_);
     ++c_.rules_applied;
     spdlog::info("downstream: store rules applied ({} hold times, {} sensor limits), seq {}",
