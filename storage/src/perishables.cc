@@ -593,6 +593,18 @@ Status Journal::Impl::DoTimers(Request& r, int64_t now) {
     std::string sku, location;
     int64_t remaining, produced_at, due_at;
     uint64_t alert_seq;
+    // Its REMOVE_FROM_SHELF alert, without the message.
+    v1::Alert Alert() const {
+      v1::Alert a;
+      a.set_kind(v1::Alert::REMOVE_FROM_SHELF);
+      a.set_sku(sku);
+      a.set_location(location);
+      a.set_batch_seq(seq);
+      a.set_qty(remaining);
+      a.set_since(due_at);
+      a.set_cause_seq(seq);
+      return a;
+    }
   };
   std::vector<Due> due;
   {
@@ -608,14 +620,7 @@ Status Journal::Impl::DoTimers(Request& r, int64_t now) {
   }
   more = more || static_cast<int64_t>(due.size()) == kTimerChunk;
   for (const Due& b : due) {
-    v1::Alert a;
-    a.set_kind(v1::Alert::REMOVE_FROM_SHELF);
-    a.set_sku(b.sku);
-    a.set_location(b.location);
-    a.set_batch_seq(b.seq);
-    a.set_qty(b.remaining);
-    a.set_since(b.due_at);
-    a.set_cause_seq(b.seq);
+    v1::Alert a = b.Alert();
     a.set_message("remove " + std::to_string(b.remaining) + " of " + b.sku + " from " +
                   b.location + ": put out at " + ClockText(b.produced_at, now) +
                   " (seq " + std::to_string(b.seq) + "), its hold time of " +
@@ -648,14 +653,7 @@ Status Journal::Impl::DoTimers(Request& r, int64_t now) {
   }
   more = more || static_cast<int64_t>(due.size()) == kTimerChunk;
   for (const Due& b : due) {
-    v1::Alert a;
-    a.set_kind(v1::Alert::REMOVE_FROM_SHELF);
-    a.set_sku(b.sku);
-    a.set_location(b.location);
-    a.set_batch_seq(b.seq);
-    a.set_qty(b.remaining);
-    a.set_since(b.due_at);
-    a.set_cause_seq(b.seq);
+    v1::Alert a = b.Alert();
     a.set_escalated(true);
     a.set_duration_s((now - b.due_at) / kUs);
     a.set_message("STILL OUT: " + std::to_string(b.remaining) + " of " + b.sku + " at " +
